@@ -59,9 +59,11 @@ export const PROVIDERS_USAGE = `Usage: backstop providers show <providerId> [--j
   list      every provider (or those quoting --market), ordered by id: markets, capital, discount, lot, and
             its lifetime totals (a consistent Scan of the providers table: tens of items). A provider whose
             record does not read is named with why on stderr, the others listed: exit 1
-  --market SYMBOL        list: only the providers quoting this market, and only its totals: a market of the risk
-                         configuration (eth-usd is ETH-USD), or one it no longer has that a provider still quotes
-                         (said so); exit 2 for another
+  --market SYMBOL        list: only the providers quoting this market, or holding fills won in it (those that
+                         no longer quote it said so), and only its totals: a market of the risk configuration
+                         (eth-usd is ETH-USD), or one it no longer has that a provider still quotes or holds
+                         fills in (said so); exit 2 for another, unless a record did not read (it may quote it:
+                         named, exit 1)
   --config FILE.json     list --market: the risk configuration deployed, for its markets (local: what local up runs
                          with; aws: the deployed one, default the built-in defaults):
 ${CONFIG_FILE_HELP}  --json                 JSON instead of text: show prints ProviderShow, list ProvidersList (cli/ops/providers.ts);
@@ -153,6 +155,8 @@ export interface ProvidersList {
   /** --market is not a market of the risk configuration (no longer): providers still quote it. */
   readonly marketNotConfigured?: true;
   readonly providers: readonly (ShownProvider & {
+    /** --market's: it holds fills won there, but quotes it no more (providers50-list-dropped-market). */
+    readonly noLongerQuotes?: true;
     /** Fills counted (0: none recorded), in every market or --market's. */
     readonly fills: number;
     readonly since?: string;
@@ -228,16 +232,31 @@ export function providerShow(p: ProviderRecord): ProviderShow {
   };
 }
 
+/** Its fills' totals in `symbol`, when its record counts any there (one it no longer quotes included). */
+const totalsIn = (p: ProviderRecord, symbol: string): ProviderMarketTotals | undefined =>
+  providerFillsRead(p.fills) && Object.hasOwn(p.fills.byMarket, symbol)
+    ? p.fills.byMarket[symbol]
+    : undefined;
+
+/** The markets a provider quotes, and those it holds fills won in (its totals by market). */
+const marketsOf = (p: ProviderRecord): readonly string[] => [
+  ...p.symbols,
+  ...(providerFillsRead(p.fills) ? Object.keys(p.fills.byMarket) : []),
+];
+
 /**
  * `--market`'s symbol: a market of the risk configuration, as replay and inject take one (a typo or lower case listed
- * "no provider quotes" it); or one it no longer has that a provider still quotes, by symbol or its base alone
- * (providers49-list-unconfigured: refused, those providers could not be listed by market). Otherwise resolveSymbol's
- * usage error, the configured markets named.
+ * "no provider quotes" it); or one it no longer has that a provider still quotes or holds fills won in, by symbol or
+ * its base alone (providers49-list-unconfigured; providers50-list-dropped-market: one that dropped it too). Otherwise
+ * resolveSymbol's usage error, the configured markets named; but while some records did not read (`unread`), one of
+ * them may quote it: taken as given, a market not configured, for those records to be named as any unreadable record
+ * is (providers50-list-unreadable-market).
  */
 export function listedMarket(
   config: RiskConfig,
   given: string,
   providers: readonly ProviderRecord[],
+  unread = 0,
 ): { readonly symbol: string; readonly configured: boolean } {
   try {
     return { symbol: resolveSymbol(config, given, undefined, false, '--market'), configured: true };
@@ -247,10 +266,11 @@ export function listedMarket(
     const configured = config.markets.map((m) => m.symbol);
     // A base several configured markets share stays the usage error it is.
     if (configured.some((s) => s === wanted || baseOf(s) === wanted)) throw error;
-    const quoted = [...new Set(providers.flatMap((p) => p.symbols))].filter((s) => !configured.includes(s));
+    const quoted = [...new Set(providers.flatMap(marketsOf))].filter((s) => !configured.includes(s));
     const found = quoted.includes(wanted) ? [wanted] : quoted.filter((s) => baseOf(s) === wanted);
-    if (found.length !== 1) throw error;
-    return { symbol: found[0]!, configured: false };
+    if (found.length === 1) return { symbol: found[0]!, configured: false };
+    if (found.length === 0 && unread > 0) return { symbol: wanted, configured: false };
+    throw error;
   }
 }
 
@@ -264,13 +284,14 @@ export function providersList(
     ...(market === undefined ? {} : { market }),
     ...(market !== undefined && marketNotConfigured ? { marketNotConfigured: true as const } : {}),
     providers: providers
-      .filter((p) => market === undefined || p.symbols.includes(market))
+      .filter((p) => market === undefined || p.symbols.includes(market) || totalsIn(p, market) !== undefined)
       .map((p) => {
         const fills = providerFillsRead(p.fills) ? p.fills : undefined;
         const totals = fills ? bySymbol(fills.byMarket, market) : [];
         const unreadable = (p.fills !== undefined && !fills) || setAsideList(p.fillsSetAside).length > 0;
         return {
           ...shownProvider(p),
+          ...(market !== undefined && !p.symbols.includes(market) ? { noLongerQuotes: true as const } : {}),
           fills: totals.reduce((n, t) => n + t.fills, 0),
           ...(fills ? { since: iso(fills.sinceMs) } : {}),
           totals,
@@ -341,15 +362,22 @@ function renderProvider(r: ProviderShow): string {
 }
 
 function renderProviders(r: ProvidersList): string {
+  const notConfigured = r.marketNotConfigured
+    ? ` (${r.market} is not a market of the risk configuration)`
+    : '';
   if (r.providers.length === 0)
-    return r.market === undefined ? 'no provider\n' : `no provider quotes ${r.market}\n`;
+    return r.market === undefined
+      ? 'no provider\n'
+      : `no provider${r.unreadable ? ' whose record reads' : ''} quotes ${r.market}${notConfigured}\n`;
+  const dropped = r.providers.filter((p) => p.noLongerQuotes).length;
   const out = [
-    `${counted(r.providers.length, 'provider', 'providers')}${r.market === undefined ? '' : ` quoting ${r.market}`}${r.marketNotConfigured ? ` (${r.market} is not a market of the risk configuration)` : ''}:`,
+    `${counted(r.providers.length, 'provider', 'providers')}${r.market === undefined ? '' : ` quoting ${r.market}`}${dropped > 0 ? ` or holding fills won in it (${dropped} no longer quoting it)` : ''}${notConfigured}:`,
   ];
   for (const p of r.providers) {
     out.push(
       `  ${p.id} (${p.symbols.join(', ')}): capital ${money(p.capital, p.quote)} unused; ${termsLine(p)}`,
     );
+    if (p.noLongerQuotes) out.push(`    no longer quotes ${r.market}`);
     for (const t of p.totals) out.push(`    ${t.symbol}  ${totalsLine(t, p.quote)}`);
     if (p.totals.length === 0) out.push('    no fill recorded');
     if (p.unreadableFills)
@@ -400,7 +428,7 @@ export const runProviders: Command = operatorCommand(async (argv, io) => {
       deployment.names.tables.providers,
       (id, reason) => unreadable.push({ id, reason }),
     );
-    const market = given === undefined ? undefined : listedMarket(config!, given, all);
+    const market = given === undefined ? undefined : listedMarket(config!, given, all, unreadable.length);
     const listed = providersList(all, market?.symbol, unreadable, market?.configured === false);
     io.stdout.write(
       values.json ? `${printableJson(listed)}\n` : printable(renderProviders(printableFields(listed)), true),

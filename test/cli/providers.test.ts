@@ -328,4 +328,101 @@ describe('providers show and list', () => {
     expect([unknown.code, unknown.stdout]).toEqual([2, '']);
     expect(unknown.stderr).toMatch(/^backstop: --market: "SHIB-USD" is not a configured market/);
   });
+
+  // providers50-list-dropped-market: a provider that stopped quoting a market, which was then taken out of the risk
+  // configuration, could not be listed by it (exit 2), though its record holds what it won there; nor by a configured
+  // market it dropped (not listed).
+  it('lists by a market the providers that no longer quote it but hold fills won in it, saying so', async () => {
+    const { names, at } = await emulator.newStage('pdrp');
+    const fill = (symbol: string, step: number) => ({
+      liquidationId: `long-${symbol}:1`,
+      step,
+      symbol,
+      direction: 'SELL' as const,
+      size: 10_000_000n,
+      price: 180_000_000_000n,
+      cost: 18_000_000n,
+      mark: 185_000_000_000n,
+      edge: 500_000n,
+      atMs: 1_584_050_040_000 + step,
+    });
+    const provider = {
+      id: 'lp-was-doge',
+      capital: 1_000_000_000n,
+      maxDiscountPpm: 50_000n,
+      maxLot: 100_000_000n,
+      symbols: ['ETH-USD'],
+      fills: withProviderFill(withProviderFill(undefined, fill('DOGE-USD', 0)), fill('BTC-USD', 1)),
+      version: 2,
+    };
+    await emulator.clients.dynamo.send(
+      new PutItemCommand({ TableName: names.tables.providers, Item: providerItem(provider) }),
+    );
+    const text = await cli('providers', 'list', '--market', 'doge', ...at);
+    expect([text.code, text.stderr]).toEqual([0, '']);
+    // Before: exit 2, "DOGE" is not a configured market.
+    expect(text.stdout).toBe(
+      '1 provider quoting DOGE-USD or holding fills won in it (1 no longer quoting it) (DOGE-USD is not a market of the risk configuration):\n' +
+        '  lp-was-doge (ETH-USD): capital 1,000.00 USD unused; bids 5 % from the mark, takes up to 1 ETH of an auction\n' +
+        '    no longer quotes DOGE-USD\n' +
+        '    DOGE-USD  1 fill: bought 0.1 DOGE for 18.00 USD; edge 0.50 USD at the marks\n',
+    );
+    const json = JSON.parse((await cli('providers', 'list', '--market', 'DOGE-USD', '--json', ...at)).stdout);
+    expect(json).toMatchObject({
+      market: 'DOGE-USD',
+      marketNotConfigured: true,
+      providers: [{ id: 'lp-was-doge', noLongerQuotes: true, fills: 1, totals: [{ symbol: 'DOGE-USD' }] }],
+    });
+    // A configured market it dropped: listed, said so (before: "no provider quotes BTC-USD").
+    const btc = JSON.parse((await cli('providers', 'list', '--market', 'btc', '--json', ...at)).stdout);
+    expect(btc).toMatchObject({
+      market: 'BTC-USD',
+      providers: [{ id: 'lp-was-doge', noLongerQuotes: true }],
+    });
+    expect(btc.marketNotConfigured).toBeUndefined();
+    // One it quotes: as before.
+    const eth = JSON.parse((await cli('providers', 'list', '--market', 'eth', '--json', ...at)).stdout);
+    expect(eth.providers).toEqual([expect.objectContaining({ id: 'lp-was-doge', fills: 0, totals: [] })]);
+    expect(eth.providers[0].noLongerQuotes).toBeUndefined();
+    // A market neither configured nor held by anyone: still the usage error.
+    expect((await cli('providers', 'list', '--market', 'SHIB-USD', ...at)).code).toBe(2);
+  });
+
+  // providers50-list-unreadable-market: --market S, not configured, whose only provider's record does not read was
+  // refused as a usage error (exit 2), the record unnamed: that record may be the one quoting S.
+  it('names a record that does not read when no provider that reads quotes an unconfigured --market', async () => {
+    const { names, at } = await emulator.newStage('punr');
+    const provider = {
+      id: 'lp-doge',
+      capital: 1_000_000_000n,
+      maxDiscountPpm: 50_000n,
+      maxLot: 100_000_000n,
+      symbols: ['DOGE-USD'],
+      version: 0,
+    };
+    await emulator.clients.dynamo.send(
+      new PutItemCommand({
+        TableName: names.tables.providers,
+        Item: { ...providerItem(provider), capital: { S: 'lots' } },
+      }),
+    );
+    const run = await cli('providers', 'list', '--market', 'DOGE-USD', ...at);
+    // Before: exit 2, `--market: "DOGE-USD" is not a configured market`, lp-doge unnamed.
+    expect([run.code, run.stdout, run.stderr]).toEqual([
+      1,
+      'no provider whose record reads quotes DOGE-USD (DOGE-USD is not a market of the risk configuration)\n',
+      'providers list: provider lp-doge cannot be read (adapter/not-an-integer: capital), not listed: every auction step of its markets fails on it\n',
+    ]);
+    const json = await cli('providers', 'list', '--market', 'doge-usd', '--json', ...at);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual({
+      market: 'DOGE-USD',
+      marketNotConfigured: true,
+      providers: [],
+      unreadable: [{ id: 'lp-doge', reason: 'adapter/not-an-integer: capital' }],
+    });
+    // A configured market: listed as before, the record named too.
+    const eth = await cli('providers', 'list', '--market', 'eth', ...at);
+    expect([eth.code, eth.stdout]).toEqual([1, 'no provider whose record reads quotes ETH-USD\n']);
+  });
 });
