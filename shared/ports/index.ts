@@ -288,8 +288,9 @@ export interface RefusalNote {
 
 /**
  * What continueSequenceJump wrote: 'written', the continuation and the note given (if any) in one write; 'note-refused',
- * the continuation alone, the note's condition having failed (written apart it would fail again: feed50-jump-note-failed);
- * 'not-held', nothing, another jump or none being held (the note's condition not judged).
+ * the continuation alone, the note's condition having failed (written apart it would fail again: feed50-jump-note-failed),
+ * or nothing when a continuation as late or later stands (review50-feed-jump-continued-back); 'not-held', nothing,
+ * another jump or none being held (the note's condition not judged).
  */
 export type JumpContinued = 'written' | 'note-refused' | 'not-held';
 
@@ -441,7 +442,8 @@ export interface MarketRepository {
   /**
    * Records that a print continued from the held jump numbered `heldSequence` (its continuedAtMs, `atMs`); a no-op
    * when another is held, or none. Given `note`, notes it in the same write while both conditions hold, else records
-   * the continuation alone when only the note's fails (JumpContinued).
+   * the continuation alone when only the note's fails, and then never sets an earlier continuedAtMs over a later one
+   * (JumpContinued).
    */
   continueSequenceJump(
     symbol: string,

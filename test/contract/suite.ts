@@ -985,6 +985,13 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           heldJump: { tick: far, heldAtMs: 9_000, continuedAtMs: 9_200 },
           refusals: { 'tick/sequence-jump': trace(far.sequence), 'tick/sequence-confirming': trace(3) },
         });
+        // review50-feed-jump-own-by-value: a twin judged on the same read at the same millisecond (another delivery
+        // of the print) writes nothing, and says so; the AWS store took the same values stored for its own write.
+        const stateAfterWrite = await a.markets.get('ETH-USD');
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_200, confirming)).toBe(
+          'note-refused',
+        );
+        expect(await a.markets.get('ETH-USD')).toEqual(stateAfterWrite);
         // feed50-jump-note-failed: the note's condition fails: the continuation alone, said so (its caller writes no
         // note, which would fail again); before, nothing, and the caller wrote each apart.
         const again = { ...confirming, trace: trace(3, { count: 2 }) };
@@ -997,6 +1004,13 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           heldJump: { tick: far, heldAtMs: 9_000, continuedAtMs: 9_300 },
           refusals: { 'tick/sequence-jump': trace(far.sequence), 'tick/sequence-confirming': trace(3) },
         });
+        // review50-feed-jump-continued-back: one judged earlier, landing after it, sets no earlier continuation over
+        // it (before, 9_250).
+        const earlier = { ...confirming, trace: trace(3, { count: 3 }) };
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_250, earlier)).toBe(
+          'note-refused',
+        );
+        expect((await a.markets.get('ETH-USD'))?.heldJump?.continuedAtMs).toBe(9_300);
         // Alone, as before.
         expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_400)).toBe('written');
         expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
 import {
   type AttributeValue,
   type DynamoDBClient,
@@ -129,6 +128,11 @@ const lastResortFillsAttr = (direction: 'BUY' | 'SELL'): string => `lastResortFi
 const wakeAttr = (direction: 'BUY' | 'SELL'): string => `wakeMark${direction}`;
 const coversAttr = (direction: 'BUY' | 'SELL'): string => `wakeCovers${direction}`;
 
+/**
+ * In `heldJump`: the token of the last continuation written with its note (writerToken), beside the hold's `writer`
+ * (review50-feed-jump-own-by-value).
+ */
+const CONTINUED_WRITER = 'continuedWriter';
 /** The token of the last claimSegment that wrote (writerToken). */
 const SEGMENT_WRITER_ATTR = 'pendingSegmentWriter';
 /** The token of the side's last replaceWakeMark that wrote (coverWakeMark writes none: its covers only need to grow). */
@@ -613,8 +617,9 @@ export class DynamoMarketRepository implements MarketRepository {
   /**
    * One write with the note, and on its failure none spent on a part that cannot land (feed50-jump-note-failed): the
    * item as the condition met it (ALL_OLD) says which failed. Still holding the jump, the note's failed: the
-   * continuation goes alone. A lost answer's retry fails on this call's own write (its continuedAtMs and its trace,
-   * exactly): written, nothing more (feed50-jump-note-lost-answer).
+   * continuation goes alone, unless one as late or later stands. A lost answer's retry fails on this call's own write,
+   * known by its token (`continuedWriter`), not by its values, which a twin judged on the same read at the same
+   * millisecond writes too: written, nothing more (feed50-jump-note-lost-answer, review50-feed-jump-own-by-value).
    */
   async continueSequenceJump(
     symbol: string,
@@ -622,44 +627,65 @@ export class DynamoMarketRepository implements MarketRepository {
     atMs: number,
     note?: RefusalNote,
   ): Promise<JumpContinued> {
-    const values: Record<string, AttributeValue> = { ':at': N(atMs), ':held': N(heldSequence) };
-    const names: Record<string, string> = { '#tick': 'tick', '#seq': 'sequence' };
-    const input = (noted?: { set: string; condition: string }): UpdateItemCommandInput => ({
+    const input = (
+      values: Record<string, AttributeValue>,
+      names: Record<string, string>,
+      set: string,
+      condition: string,
+    ): UpdateItemCommandInput => ({
       TableName: this.table,
       Key: { symbol: S(symbol) },
-      UpdateExpression: `SET heldJump.continuedAtMs = :at${noted ? `, ${noted.set}` : ''}`,
-      ConditionExpression: `heldJump.#tick.#seq = :held${noted ? ` AND ${noted.condition}` : ''}`,
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: values,
+      UpdateExpression: `SET heldJump.continuedAtMs = :at${set}`,
+      ConditionExpression: `heldJump.#tick.#seq = :held${condition}`,
+      ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence', ...names },
+      ExpressionAttributeValues: { ':at': N(atMs), ':held': N(heldSequence), ...values },
     });
     if (!note) {
-      const done = await this.updateIf(input());
+      const done = await this.updateIf(input({}, {}, '', ''));
       if (done) this.crash('markets.continueSequenceJump');
       return done ? 'written' : 'not-held';
     }
+    const writer = writerToken();
+    const values: Record<string, AttributeValue> = { ':writer': S(writer) };
+    const names: Record<string, string> = {};
     const noted = noteParts(note, values, names);
     try {
       await this.dynamo.send(
-        new UpdateItemCommand({ ...input(noted), ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }),
+        new UpdateItemCommand({
+          ...input(
+            values,
+            names,
+            `, heldJump.${CONTINUED_WRITER} = :writer, ${noted.set}`,
+            ` AND ${noted.condition}`,
+          ),
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
       );
     } catch (error) {
       const failed = failedCondition(error);
       if (!failed) throw error;
       const jump = failed.item?.heldJump?.M;
       if (jump?.tick?.M?.sequence?.N !== String(heldSequence)) return 'not-held';
-      const trace = failed.item?.[refusalAttr(note.reason)];
-      if (jump.continuedAtMs?.N === String(atMs) && isDeepStrictEqual(trace, values[':trace'])) {
+      if (jump[CONTINUED_WRITER]?.S === writer) {
         this.crash('markets.continueSequenceJump');
         return 'written';
       }
-      // Only the note's condition failed: the continuation alone (its own values and names).
-      const alone = await this.updateIf({
-        ...input(),
-        ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
-        ExpressionAttributeValues: { ':at': N(atMs), ':held': N(heldSequence) },
-      });
-      if (!alone) return 'not-held';
-      this.crash('markets.continueSequenceJump');
+      // Only the note's condition failed, and written alone it would fail again. A continuation as late or later
+      // stands (the next print's, this one's twin): set back, the span a glitch may not replace the held jump in
+      // would end early (review50-feed-jump-continued-back); the same guards the write alone against one landing
+      // since. Held no more by then, the note still fails: note-refused either way.
+      const stored = jump.continuedAtMs?.N;
+      if (stored === undefined || Number(stored) < atMs) {
+        const alone = await this.updateIf(
+          input(
+            {},
+            {},
+            '',
+            ' AND (attribute_not_exists(heldJump.continuedAtMs) OR heldJump.continuedAtMs <= :at)',
+          ),
+        );
+        if (alone) this.crash('markets.continueSequenceJump');
+      }
       return 'note-refused';
     }
     this.crash('markets.continueSequenceJump');

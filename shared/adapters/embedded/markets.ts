@@ -52,8 +52,8 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  *   held jump's tick are the judged prints, and, given a note, notes it too only while noteRefusal would. Returns
  *   whether it wrote. rebaseSequence removes it too.
  * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence`, and a note
- *   given as holdSequenceJump does, or that alone when noteRefusal would not note it. Returns what it wrote
- *   (JumpContinued).
+ *   given as holdSequenceJump does, or that alone when noteRefusal would not note it, unless the stored continuedAtMs
+ *   is as late or later (then nothing). Returns what it wrote (JumpContinued).
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
  *   and the side's covers are still `covers`.
@@ -193,6 +193,9 @@ export class EmbeddedMarketRepository implements MarketRepository {
     if (current?.heldJump?.tick.sequence !== heldSequence) return 'not-held';
     const continued: MarketState = { ...current, heldJump: { ...current.heldJump, continuedAtMs: atMs } };
     const written = note ? withNote(continued, note) : continued;
+    // The note refused, a continuation as late or later stands: not set back (review50-feed-jump-continued-back).
+    const stored = current.heldJump.continuedAtMs;
+    if (!written && stored !== undefined && stored >= atMs) return 'note-refused';
     this.#set(written ?? continued);
     fire(this.#hook, 'markets.continueSequenceJump');
     return written ? 'written' : 'note-refused';
