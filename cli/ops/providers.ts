@@ -63,7 +63,7 @@ export const PROVIDERS_USAGE = `Usage: backstop providers show <providerId> [--j
                          no longer quote it said so), and only its totals: a market of the risk configuration
                          (eth-usd is ETH-USD), or one it no longer has that a provider still quotes or holds
                          fills in (said so); exit 2 for another, unless a record did not read (it may quote it:
-                         named, exit 1)
+                         named, exit 1, the market said a typo or that record's)
   --config FILE.json     list --market: the risk configuration deployed, for its markets (local: what local up runs
                          with; aws: the deployed one, default the built-in defaults):
 ${CONFIG_FILE_HELP}  --json                 JSON instead of text: show prints ProviderShow, list ProvidersList (cli/ops/providers.ts);
@@ -154,6 +154,12 @@ export interface ProvidersList {
   readonly market?: string;
   /** --market is not a market of the risk configuration (no longer): providers still quote it. */
   readonly marketNotConfigured?: true;
+  /**
+   * --market taken as given, with marketNotConfigured: no provider whose record reads quotes it or holds fills in it,
+   * while a record does not read: a typo, or that record's market, which cannot tell; the markets configured
+   * (review50-feed-providers-typo).
+   */
+  readonly marketUnconfirmed?: { readonly configured: readonly string[] };
   readonly providers: readonly (ShownProvider & {
     /** --market's: it holds fills won there, but quotes it no more (providers50-list-dropped-market). */
     readonly noLongerQuotes?: true;
@@ -250,14 +256,15 @@ const marketsOf = (p: ProviderRecord): readonly string[] => [
  * its base alone (providers49-list-unconfigured; providers50-list-dropped-market: one that dropped it too). Otherwise
  * resolveSymbol's usage error, the configured markets named; but while some records did not read (`unread`), one of
  * them may quote it: taken as given, a market not configured, for those records to be named as any unreadable record
- * is (providers50-list-unreadable-market).
+ * is (providers50-list-unreadable-market), and `unconfirmed`: a typo too, for all that can tell (exit 1 for the record
+ * all the same, not 2: review50-feed-providers-typo).
  */
 export function listedMarket(
   config: RiskConfig,
   given: string,
   providers: readonly ProviderRecord[],
   unread = 0,
-): { readonly symbol: string; readonly configured: boolean } {
+): { readonly symbol: string; readonly configured: boolean; readonly unconfirmed?: true } {
   try {
     return { symbol: resolveSymbol(config, given, undefined, false, '--market'), configured: true };
   } catch (error) {
@@ -269,7 +276,7 @@ export function listedMarket(
     const quoted = [...new Set(providers.flatMap(marketsOf))].filter((s) => !configured.includes(s));
     const found = quoted.includes(wanted) ? [wanted] : quoted.filter((s) => baseOf(s) === wanted);
     if (found.length === 1) return { symbol: found[0]!, configured: false };
-    if (found.length === 0 && unread > 0) return { symbol: wanted, configured: false };
+    if (found.length === 0 && unread > 0) return { symbol: wanted, configured: false, unconfirmed: true };
     throw error;
   }
 }
@@ -279,10 +286,15 @@ export function providersList(
   market?: string,
   unreadable: readonly { readonly id: string; readonly reason: string }[] = [],
   marketNotConfigured = false,
+  /** The markets configured, when --market was taken as given (ProvidersList.marketUnconfirmed). */
+  unconfirmed?: readonly string[],
 ): ProvidersList {
   return {
     ...(market === undefined ? {} : { market }),
     ...(market !== undefined && marketNotConfigured ? { marketNotConfigured: true as const } : {}),
+    ...(market !== undefined && marketNotConfigured && unconfirmed
+      ? { marketUnconfirmed: { configured: unconfirmed } }
+      : {}),
     providers: providers
       .filter((p) => market === undefined || p.symbols.includes(market) || totalsIn(p, market) !== undefined)
       .map((p) => {
@@ -362,8 +374,12 @@ function renderProvider(r: ProviderShow): string {
 }
 
 function renderProviders(r: ProvidersList): string {
+  // Taken as given: said a typo as much as a market of the record that does not read (review50-feed-providers-typo).
+  const unconfirmed = r.marketUnconfirmed
+    ? `, ${r.marketUnconfirmed.configured.join(', ')}: a typo, or a market of a record that does not read`
+    : '';
   const notConfigured = r.marketNotConfigured
-    ? ` (${r.market} is not a market of the risk configuration)`
+    ? ` (${r.market} is not a market of the risk configuration${unconfirmed})`
     : '';
   if (r.providers.length === 0)
     return r.market === undefined
@@ -429,7 +445,13 @@ export const runProviders: Command = operatorCommand(async (argv, io) => {
       (id, reason) => unreadable.push({ id, reason }),
     );
     const market = given === undefined ? undefined : listedMarket(config!, given, all, unreadable.length);
-    const listed = providersList(all, market?.symbol, unreadable, market?.configured === false);
+    const listed = providersList(
+      all,
+      market?.symbol,
+      unreadable,
+      market?.configured === false,
+      market?.unconfirmed ? config!.markets.map((m) => m.symbol) : undefined,
+    );
     io.stdout.write(
       values.json ? `${printableJson(listed)}\n` : printable(renderProviders(printableFields(listed)), true),
     );

@@ -410,7 +410,7 @@ describe('providers show and list', () => {
     // Before: exit 2, `--market: "DOGE-USD" is not a configured market`, lp-doge unnamed.
     expect([run.code, run.stdout, run.stderr]).toEqual([
       1,
-      'no provider whose record reads quotes DOGE-USD (DOGE-USD is not a market of the risk configuration)\n',
+      'no provider whose record reads quotes DOGE-USD (DOGE-USD is not a market of the risk configuration, ETH-USD, BTC-USD: a typo, or a market of a record that does not read)\n',
       'providers list: provider lp-doge cannot be read (adapter/not-an-integer: capital), not listed: every auction step of its markets fails on it\n',
     ]);
     const json = await cli('providers', 'list', '--market', 'doge-usd', '--json', ...at);
@@ -418,11 +418,20 @@ describe('providers show and list', () => {
     expect(JSON.parse(json.stdout)).toEqual({
       market: 'DOGE-USD',
       marketNotConfigured: true,
+      marketUnconfirmed: { configured: ['ETH-USD', 'BTC-USD'] },
       providers: [],
       unreadable: [{ id: 'lp-doge', reason: 'adapter/not-an-integer: capital' }],
     });
     // A configured market: listed as before, the record named too.
     const eth = await cli('providers', 'list', '--market', 'eth', ...at);
     expect([eth.code, eth.stdout]).toEqual([1, 'no provider whose record reads quotes ETH-USD\n']);
+    // review50-feed-providers-typo: a typo of a configured market cannot be told from that record's market: exit 1 for
+    // the record, the typo said as likely (before, only "not a market of the risk configuration").
+    const typo = await cli('providers', 'list', '--market', 'ETHH-USD', ...at);
+    expect([typo.code, typo.stdout]).toEqual([
+      1,
+      'no provider whose record reads quotes ETHH-USD (ETHH-USD is not a market of the risk configuration, ETH-USD, BTC-USD: a typo, or a market of a record that does not read)\n',
+    ]);
+    expect(typo.stderr).toContain('provider lp-doge cannot be read');
   });
 });
