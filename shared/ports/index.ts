@@ -289,7 +289,8 @@ export interface RefusalNote {
 /**
  * What continueSequenceJump wrote: 'written', the continuation and the note given (if any) in one write; 'note-refused',
  * the continuation alone, the note's condition having failed (written apart it would fail again: feed50-jump-note-failed),
- * or nothing when a continuation as late or later stands (review50-feed-jump-continued-back); 'not-held', nothing,
+ * or nothing when a continuation as late or later stands (review50-feed-jump-continued-back) or, in a race, the jump
+ * was no longer held by then; 'not-held', nothing,
  * another jump or none being held (the note's condition not judged).
  */
 export type JumpContinued = 'written' | 'note-refused' | 'not-held';
