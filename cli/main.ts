@@ -50,8 +50,8 @@ The operator commands but local take --target local|localstack|aws, --endpoint, 
 --stage and --region).
 
 Exit codes: 0 done; 2 a bad argument or input; 1 a failure (the target, the emulator, what a command found wrong,
-an internal error); 130 interrupted (Ctrl-C); inject tick (3, 4) and fund statement (3) say what their others
-mean in their help.
+an internal error); 130 interrupted (Ctrl-C); inject tick (3, 4), replay (4) and fund statement (3) say what their
+others mean in their help.
 
 Run "backstop <command> --help" for the options of a command.
 `;

@@ -18,6 +18,7 @@ import {
   type AdviceTarget,
   awsClockOf,
   backstopCommand,
+  shellWord,
   withTargetFlags,
 } from '../../shared/local/deployment.ts';
 import {
@@ -230,15 +231,18 @@ keeps no order between ticks in flight together: the older, landing second, woul
 and the replay stops with a clear error when the stack handles none for 60 s, when EventBridge refuses a
 call whole (the caller's credentials, the bus's policy), which it would every next call too, or on any other
 error (a PutEvents call that failed without an answer, or that left no request for want of credentials, its
-ticks then said NOT sent): its outcome so far is printed first, exit 1.
+ticks then said NOT sent): its outcome so far is printed first, exit 1. Exit 4 when ticks are of unknown fate
+(a PutEvents call that got no answer, or an answer that said nothing of them: on the bus or not) and none was
+refused: replay/unknown-fate names them and how to find out, as inject tick does; 130 when Ctrl-C stops it before
+the file's end.
   --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
   --source S             feed id (default ${TICK_SOURCE})
   --hold                 after the file, send its last price every ${HOLD_EVERY_SECONDS} s (the first ${HOLD_EVERY_SECONDS} s after it) for
                          as long as a liquidation is not terminal, as a live feed would: the work a crash
                          leaves acts only on a mark at most maxMarkAgeSeconds old (120 s by default) and
-                         otherwise waits for a tick. Ctrl-C ends it (exit 0; 1 if a tick was refused or is of
-                         unknown fate, as after the file); work left with no message to move
+                         otherwise waits for a tick. Ctrl-C ends it (exit 0; 1 if a tick was refused, 4 if one
+                         is of unknown fate, as after the file); work left with no message to move
                          it (dead-lettered, or lost; not while a tick is still starting it, as status judges),
                          found so by its looks for ${STRANDED_CONFIRM_MS / 1000} s on end (SQS's counts are approximate), ends it
                          with exit 1 and the way on. Each held tick is a line on stderr when it is not
@@ -374,8 +378,7 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
         fate: { outcome: 'unknown', ...fate },
       };
       io.stdout.write(`${printable(JSON.stringify(said, null, 2), true)}\n`);
-      io.stderr.write(`backstop: ${printable(unknownFateLine(symbol, sequence, why, deployment))}\n`);
-      return 4;
+      return unknownFateExit(io.stderr, unknownFateLine(symbol, sequence, why, deployment));
     };
     let outcome: PutOutcome;
     try {
@@ -455,10 +458,68 @@ function noResultWords(unknown: UnknownEntry): string {
 export function unknownFateLine(symbol: string, sequence: number, why: string, target: AdviceTarget): string {
   return (
     `inject/unknown-fate: ${symbol} tick ${sequence} is of unknown fate, on the bus or not: ${why}. ` +
+    lastTickAdvice(symbol, sequence, `with --sequence ${sequence}`, target)
+  );
+}
+
+/** The exit code of ticks of unknown fate, inject's and replay's (see their usage). */
+export const UNKNOWN_FATE_EXIT = 4;
+
+/** Says an unknown-fate line (`inject/unknown-fate`, `replay/unknown-fate`) on stderr, escaped: the exit code. */
+export function unknownFateExit(stderr: { write(text: string): unknown }, line: string): number {
+  stderr.write(`backstop: ${printable(line)}\n`);
+  return UNKNOWN_FATE_EXIT;
+}
+
+/**
+ * How to find out what became of the last tick a command sent, of unknown fate, and send it again (`resend`: how).
+ * Only the last: once the market took a later one, a tick sent again is refused as out of order.
+ */
+function lastTickAdvice(symbol: string, sequence: number, resend: string, target: AdviceTarget): string {
+  return (
     `\`${backstopCommand(target, 'status')}\` shows ` +
     `${symbol}'s last sequence and any print its breaker holds: ${sequence} there is this tick, on the bus; sending it ` +
-    `again with --sequence ${sequence} is safe (margin-check takes a sequence once)`
+    `again ${resend} is safe (margin-check takes a sequence once)`
   );
+}
+
+/**
+ * A replay's ticks of unknown fate, as inject says its own (cli50-replay-unknown-fate): by sequence, and what to do. The
+ * last one, when no later tick was sent, is found out and sent again as inject's is (`inject tick` with its price and
+ * sequence, `flags` the replay's --source and --config); one the replay sent later ticks after is past resending.
+ */
+export function replayUnknownFateLine(
+  symbol: string,
+  unknown: ReplayOutcome['unknown'],
+  lastSequence: number,
+  priceOf: (index: number) => PriceE8 | undefined,
+  target: AdviceTarget,
+  flags = '',
+): string {
+  const last = unknown.at(-1)!;
+  const price = priceOf(last.index);
+  const resendable = last.sequence === lastSequence && price !== undefined;
+  const earlier = resendable ? unknown.length - 1 : unknown.length;
+  const advice = [
+    ...(resendable
+      ? [
+          lastTickAdvice(
+            symbol,
+            last.sequence,
+            `(\`${backstopCommand(target, `inject tick --symbol ${symbol} --price ${formatPrice(price)} --sequence ${last.sequence}${flags}`)}\`)`,
+            target,
+          ),
+        ]
+      : []),
+    ...(earlier > 0
+      ? [
+          `${resendable ? `the ${earlier === 1 ? 'other was' : `other ${earlier} were`}` : earlier === 1 ? 'It was' : 'They were'} ` +
+            'followed by later ticks of the replay: once the market takes one, a tick sent again behind it is refused ' +
+            `as out of order, so ${earlier === 1 ? 'it is' : 'they are'}, if not on the bus, prices of the file the market did not see`,
+        ]
+      : []),
+  ];
+  return `replay/unknown-fate: ${symbol}: ${unknownLine(unknown)}. ${advice.join('; ')}`;
 }
 
 function waitOption(value: string): number {
@@ -696,6 +757,25 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
           'next print within the band of the last mark (and of its price window, if any), or of this one once the move has persisted for the ' +
           `market's breakerConfirmSeconds, closes the breaker (${backstopCommand(deployment, 'status')})\n`,
       );
+    // Said whatever else ended the replay: what to do about them (cli50-replay-unknown-fate).
+    if (outcome.unknown.length > 0) {
+      const flags = [
+        ...(values.source === undefined ? [] : ['--source', values.source]),
+        ...(values.config === undefined ? [] : ['--config', values.config]),
+      ];
+      io.stderr.write(
+        `backstop: ${printable(
+          replayUnknownFateLine(
+            symbol,
+            outcome.unknown,
+            outcome.lastSequence,
+            (index) => points[index]?.price ?? lastPrice,
+            deployment,
+            flags.map((f) => ` ${shellWord(f)}`).join(''),
+          ),
+        )}\n`,
+      );
+    }
     if (failed) {
       io.stderr.write(
         `backstop: replay/failed: ${printable(failed)}; the replay stopped there, its outcome so far above\n`,
@@ -718,8 +798,9 @@ export const runReplay: Command = operatorCommand(async (argv, io) => {
     // Ctrl-C during a hold ends it, the file sent: the documented way to stop holding, not an interruption.
     if (abort.signal.aborted && outcome.sent < outcome.total) return 130;
     // A tick of unknown fate may not be on the bus either: the file did not surely reach the stack (review47-replay-
-    // unknown-exit).
-    return outcome.rejected.length > 0 || outcome.unknown.length > 0 ? 1 : 0;
+    // unknown-exit); said as inject says its own, exit 4, a refused one's 1 first (cli50-replay-unknown-fate).
+    if (outcome.rejected.length > 0) return 1;
+    return outcome.unknown.length > 0 ? UNKNOWN_FATE_EXIT : 0;
   });
 });
 

@@ -29,7 +29,13 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
 import { environmentFailure, parseCommand, refreshFailure, riskConfigFor } from '../../cli/ops/common.ts';
-import { holdFailuresAllowed, holdLooks, replayedLine, unknownLine } from '../../cli/ops/events.ts';
+import {
+  holdFailuresAllowed,
+  holdLooks,
+  replayedLine,
+  replayUnknownFateLine,
+  unknownLine,
+} from '../../cli/ops/events.ts';
 import { renderStatement, statementJson } from '../../cli/ops/fund-statement.ts';
 import { notResentLine, overdueHeadline } from '../../cli/ops/liquidations.ts';
 import { upIndexShards, venueKeyOption } from '../../cli/ops/local.ts';
@@ -455,6 +461,32 @@ describe('replay --hold: its looks at the stack', () => {
     expect(many).toMatch(/, 60 \(TimeoutError\), \.\.\. 3 more$/);
     expect(many).not.toContain('61 (');
     expect(unknownLine(unknown(20))).toMatch(/, 60 \(TimeoutError\)$/);
+  });
+
+  // cli50-replay-unknown-fate: what to do about a replay's ticks of unknown fate, as inject says it of its own.
+  it("says how to find out and resend a replay's last tick of unknown fate, and why the earlier ones are past it", () => {
+    const target = { kind: 'aws', stage: 'prod', region: 'eu-west-1' } as const;
+    const tick = (sequence: number, index: number) => ({
+      index,
+      code: 'NoResult',
+      message: 'no result for the entry',
+      attempts: 5,
+      sequence,
+    });
+    const price = (index: number) => [parsePrice('150'), parsePrice('151.5')][index];
+    const flags = '--target aws --stage prod --region eu-west-1';
+    expect(replayUnknownFateLine('ETH-USD', [tick(42, 1)], 42, price, target, ' --source feed-a')).toBe(
+      'replay/unknown-fate: ETH-USD: 1 tick of unknown fate, on the bus or not: sequence 42 (NoResult). ' +
+        `\`backstop status ${flags}\` shows ETH-USD's last sequence and any print its breaker holds: 42 there is this ` +
+        `tick, on the bus; sending it again (\`backstop inject tick --symbol ETH-USD --price 151.5 --sequence 42 --source ` +
+        `feed-a ${flags}\`) is safe (margin-check takes a sequence once)`,
+    );
+    expect(replayUnknownFateLine('ETH-USD', [tick(41, 0), tick(42, 1)], 42, price, target)).toMatch(
+      /--sequence 42 --target aws .*\(margin-check takes a sequence once\); the other was followed by later ticks of the replay: once the market takes one, a tick sent again behind it is refused as out of order, so it is, if not on the bus, prices of the file the market did not see$/,
+    );
+    const past = replayUnknownFateLine('ETH-USD', [tick(40, 0), tick(41, 1)], 43, price, target);
+    expect(past).toMatch(/sequences 40 \(NoResult\), 41 \(NoResult\)\. They were followed by later ticks/);
+    expect(past).not.toContain('inject tick');
   });
 
   it("says a period closed by time and why, an empty journal's opening, and a statement the index's lag holds back", async () => {

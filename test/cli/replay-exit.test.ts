@@ -15,9 +15,10 @@ afterEach(() => {
 
 // review47-replay-unknown-exit: feed47-publish-error-fates moved an entry answered with neither an id nor a code out
 // of `rejected` into `unknown`, and replay's exit code counted `rejected` alone: such a tick, perhaps never on the
-// bus, ended the run with exit 0 (it was 1).
+// bus, ended the run with exit 0 (it was 1). cli50-replay-unknown-fate: exit 1 said it as a failure, where inject tick
+// says its own with exit 4 and what to do: replay says the same now.
 describe('backstop replay: a tick of unknown fate', () => {
-  it('ends with exit 1, as a refused one does', async () => {
+  it('ends with exit 4 and replay/unknown-fate, as inject tick does, naming the tick and what to do', async () => {
     const { at } = await emulator.newStage('unknown');
     const file = path.join(emulator.dir, 'one.csv');
     // One price: nothing runs margin-check here, and a replay waits for the market to handle a tick before the next.
@@ -39,7 +40,15 @@ describe('backstop replay: a tick of unknown fate', () => {
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
     const summary = JSON.parse(run.stdout);
     expect(summary).toMatchObject({ sent: 1, accepted: 0, rejected: 0, unknownFate: 1 });
-    expect(run.code, run.stderr).toBe(1);
+    expect(run.code, run.stderr).toBe(4);
+    // The tick by its sequence, how to find out and how to send it again: inject tick's words, its price and sequence.
+    const s = summary.firstSequence;
+    expect(run.stderr).toContain(
+      `backstop: replay/unknown-fate: ETH-USD: 1 tick of unknown fate, on the bus or not: sequence ${s} (NoResult). ` +
+        `\`backstop status${at.map((w) => ` ${w}`).join('')}\` shows ETH-USD's last sequence and any print its breaker ` +
+        `holds: ${s} there is this tick, on the bus; sending it again (\`backstop inject tick --symbol ETH-USD --price 150 ` +
+        `--sequence ${s}${at.map((w) => ` ${w}`).join('')}\`) is safe (margin-check takes a sequence once)\n`,
+    );
     // feed48-unknown-sequences: by the sequence each tick carried, not by the code alone (before: no unknownTicks,
     // and the text listed "NoResult" once a tick).
     expect(summary.unknownTicks).toEqual([
@@ -51,7 +60,11 @@ describe('backstop replay: a tick of unknown fate', () => {
     expect(text.stdout).toContain(
       `\n  1 tick of unknown fate, on the bus or not: sequence ${sequence} (NoResult)\n`,
     );
-    expect(text.code).toBe(1);
+    expect(text.code).toBe(4);
+    expect(text.stderr).toContain(`backstop: replay/unknown-fate: ETH-USD: 1 tick of unknown fate`);
+    // Listed where the exit codes are.
+    expect((await cli('replay', '--help')).stdout).toMatch(/Exit 4 when ticks are of unknown fate/);
+    expect((await cli('--help')).stdout).toMatch(/replay \(4\)/);
   });
 });
 
@@ -117,6 +130,10 @@ describe('backstop replay: a PutEvents call that fails without an answer', () =>
     expect(calls).toBe(2);
     expect(run.stderr).toContain(
       `backstop: replay/failed: ${said}; the replay stopped there, its outcome so far above\n`,
+    );
+    // Its tick of unknown fate said as at the end, what to do included; the failure's exit kept (cli50-replay-unknown-fate).
+    expect(run.stderr).toContain(
+      `backstop: replay/unknown-fate: ETH-USD: 1 tick of unknown fate, on the bus or not: sequence ${summary.firstSequence + 1} (TimeoutError). `,
     );
     expect(run.code).toBe(1);
   });
