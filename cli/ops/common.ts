@@ -107,6 +107,37 @@ export function subcommand<C extends string>(
   return word as C;
 }
 
+/**
+ * The options of a command that belong to some of its subcommands only, by subcommand: each takes those it names and
+ * every option no subcommand names (the target's, --help, those all share). What `refuseOthersOptions` holds a run to,
+ * and the help test README's and docs' command lines (cli50-help-subcommands).
+ */
+export type SubcommandOptions = Readonly<Record<string, readonly string[]>>;
+
+/** The options `action` takes, of `spec` (the command's parser) as `owned` shares them out. */
+export function subcommandTakes(spec: OptionSpec, owned: SubcommandOptions, action: string): string[] {
+  const named = new Set(Object.values(owned).flat());
+  return Object.keys(spec).filter((name) => !named.has(name) || (owned[action] ?? []).includes(name));
+}
+
+/** Refuses an option `action` does not take, naming the subcommands that do (`fund deposit and withdraw`). */
+export function refuseOthersOptions(
+  command: string,
+  action: string,
+  values: Readonly<Record<string, unknown>>,
+  spec: OptionSpec,
+  owned: SubcommandOptions,
+): void {
+  const takes = subcommandTakes(spec, owned, action);
+  for (const [name, value] of Object.entries(values)) {
+    if (value === undefined || takes.includes(name)) continue;
+    const takers = Object.keys(owned).filter((s) => owned[s]!.includes(name));
+    const listed =
+      takers.length > 1 ? `${takers.slice(0, -1).join(', ')} and ${takers.at(-1)}` : (takers[0] ?? '');
+    throw new UsageError(`${command} ${action}: --${name} is an option of ${command} ${listed}`);
+  }
+}
+
 export function noMorePositionals(command: string, positionals: readonly string[], expected: number): void {
   if (positionals.length > expected) {
     throw new UsageError(`${command}: unexpected argument "${positionals[expected]}"`);

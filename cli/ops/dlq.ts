@@ -21,6 +21,8 @@ import {
   noMorePositionals,
   operatorCommand,
   parseCommand,
+  refuseOthersOptions,
+  type SubcommandOptions,
   subcommand,
   TARGET_OPTIONS,
   TARGET_USAGE,
@@ -177,6 +179,9 @@ export const DLQ_OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
+/** --message-id is discard's alone. */
+export const DLQ_SUBCOMMANDS: SubcommandOptions = { list: [], redrive: [], discard: ['message-id'] };
+
 export const runDlq: Command = operatorCommand(async (argv, io) => {
   const { positionals, values } = parseCommand(argv, DLQ_OPTIONS);
   if (values.help) {
@@ -185,6 +190,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
   }
   const action = subcommand('dlq', positionals, ['list', 'redrive', 'discard'] as const);
   noMorePositionals('dlq', positionals, 1);
+  refuseOthersOptions('dlq', action, values, DLQ_OPTIONS, DLQ_SUBCOMMANDS);
   const only = choiceOption('queue', values.queue, DLQ_IDS);
   if (action === 'discard') {
     if (!only) throw new UsageError('dlq discard: --queue is required');
@@ -251,8 +257,6 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
       return outcome.notFound.length > 0 || outcome.notDeleted || stopped !== undefined ? 1 : 0;
     });
   }
-  if (values['message-id'] !== undefined)
-    throw new UsageError('dlq: --message-id is an option of dlq discard');
   const queues: readonly DlqId[] = only ? [only] : DLQ_IDS;
   const max = intOption('max', values.max, 1, 100_000) ?? (action === 'list' ? LIST_MAX : 1000);
   return withTarget(values, async (deployment) => {

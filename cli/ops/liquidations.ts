@@ -15,6 +15,8 @@ import {
   OperatorInputError,
   operatorCommand,
   parseCommand,
+  refuseOthersOptions,
+  type SubcommandOptions,
   subcommand,
   TARGET_OPTIONS,
   TARGET_USAGE,
@@ -148,12 +150,12 @@ export const LIQUIDATIONS_OPTIONS = {
 
 type Values = ReturnType<typeof parseCommand<typeof LIQUIDATIONS_OPTIONS>>['values'];
 
-function refuseOverdueOptions(action: string, values: Values): void {
-  for (const name of ['all', 'resend', 'max', 'config'] as const) {
-    if (values[name] !== undefined)
-      throw new UsageError(`liquidations ${action}: --${name} is an option of liquidations overdue`);
-  }
-}
+/** liquidations' options of one of its subcommands: index takes none of them. */
+export const LIQUIDATIONS_SUBCOMMANDS: SubcommandOptions = {
+  overdue: ['all', 'resend', 'max', 'config'],
+  index: [],
+  show: ['position'],
+};
 
 /** `liquidations show`: read-only, by key (a liquidation, or a position's by the ids of its versions). */
 async function show(
@@ -161,7 +163,6 @@ async function show(
   values: Values,
   io: Parameters<Command>[1],
 ): Promise<number> {
-  refuseOverdueOptions('show', values);
   const id = positionals[1];
   const positionId = values.position;
   if (positionId !== undefined) {
@@ -211,12 +212,10 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
     return 0;
   }
   const action = subcommand('liquidations', positionals, ['overdue', 'index', 'show'] as const);
+  refuseOthersOptions('liquidations', action, values, LIQUIDATIONS_OPTIONS, LIQUIDATIONS_SUBCOMMANDS);
   if (action === 'show') return show(positionals, values, io);
   noMorePositionals('liquidations', positionals, 1);
   if (action === 'index') {
-    refuseOverdueOptions('index', values);
-    if (values.position !== undefined)
-      throw new UsageError('liquidations index: --position is an option of liquidations show');
     return withTarget(values, async (deployment) => {
       const outcome = await indexOpenLiquidations(
         deployment.clients.dynamo,
@@ -236,8 +235,6 @@ export const runLiquidations: Command = operatorCommand(async (argv, io) => {
       return 1;
     });
   }
-  if (values.position !== undefined)
-    throw new UsageError('liquidations overdue: --position is an option of liquidations show');
   // --all means all: a purge's every liquidation, not the first 100 again and again.
   const max = intOption('max', values.max, 1, MAX_OPTION) ?? (values.all ? Number.MAX_SAFE_INTEGER : 100);
   return withTarget(values, async (deployment) => {

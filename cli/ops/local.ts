@@ -40,6 +40,8 @@ import {
   noMorePositionals,
   operatorCommand,
   parseCommand,
+  refuseOthersOptions,
+  type SubcommandOptions,
   subcommand,
 } from './common.ts';
 
@@ -95,6 +97,12 @@ export const LOCAL_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/** local down takes none of up's options. */
+export const LOCAL_SUBCOMMANDS: SubcommandOptions = {
+  up: ['port', 'stage', 'region', 'config', 'index-shards', 'venue-key', 'lambda-retries', 'detach'],
+  down: [],
+};
+
 interface UpOptions {
   readonly port: number;
   readonly stage: string;
@@ -117,21 +125,8 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
   const action = subcommand('local', positionals, ['up', 'down'] as const);
   noMorePositionals('local', positionals, 1);
   const dir = stateDir();
-  if (action === 'down') {
-    for (const name of [
-      'port',
-      'stage',
-      'region',
-      'config',
-      'index-shards',
-      'venue-key',
-      'detach',
-      'lambda-retries',
-    ] as const) {
-      if (values[name] !== undefined) throw new UsageError(`local down: --${name} is an option of local up`);
-    }
-    return down(dir, io);
-  }
+  refuseOthersOptions('local', action, values, LOCAL_OPTIONS, LOCAL_SUBCOMMANDS);
+  if (action === 'down') return down(dir, io);
   if (values.stage !== undefined && !/^[a-z][a-z0-9-]{0,30}$/.test(values.stage)) {
     throw new UsageError(`--stage: "${values.stage}" is not a stage name (lower-case letters, digits, -)`);
   }

@@ -33,7 +33,9 @@ import {
   OperatorInputError,
   operatorCommand,
   parseCommand,
+  refuseOthersOptions,
   riskConfigFor,
+  type SubcommandOptions,
   subcommand,
   TARGET_OPTIONS,
   TARGET_USAGE,
@@ -77,6 +79,9 @@ export const PROVIDERS_OPTIONS = {
   config: { type: 'string' },
   json: { type: 'boolean' },
 } as const;
+
+/** --market and --config are list's. */
+export const PROVIDERS_SUBCOMMANDS: SubcommandOptions = { show: [], list: ['market', 'config'] };
 
 /** A provider's terms and capital, as `show` and `list` print them. */
 export interface ShownProvider {
@@ -409,13 +414,11 @@ export const runProviders: Command = operatorCommand(async (argv, io) => {
     return 0;
   }
   const action = subcommand('providers', positionals, ['show', 'list'] as const);
+  refuseOthersOptions('providers', action, values, PROVIDERS_OPTIONS, PROVIDERS_SUBCOMMANDS);
   if (action === 'show') {
     const id = positionals[1];
     if (id === undefined || id.trim() === '') throw new UsageError('providers show: a provider id');
     noMorePositionals('providers show', positionals, 2);
-    for (const name of ['market', 'config'] as const)
-      if (values[name] !== undefined)
-        throw new UsageError(`providers show: --${name} is an option of providers list`);
     return withTarget(values, async (deployment) => {
       const p = await adaptersOf(deployment).providers.get(id);
       if (!p)

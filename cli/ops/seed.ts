@@ -52,7 +52,9 @@ import {
   OperatorInputError,
   operatorCommand,
   parseCommand,
+  refuseOthersOptions,
   riskConfigFor,
+  type SubcommandOptions,
   subcommand,
   TARGET_OPTIONS,
   TARGET_USAGE,
@@ -145,6 +147,9 @@ export const POSITIONS_OPTIONS = {
   config: { type: 'string' },
 } as const;
 
+/** positions index takes none of reindex's options. */
+export const POSITIONS_SUBCOMMANDS: SubcommandOptions = { reindex: ['symbol', 'config'], index: [] };
+
 export const runPositions: Command = operatorCommand(async (argv, io) => {
   const { positionals, values } = parseCommand(argv, POSITIONS_OPTIONS);
   if (values.help) {
@@ -153,11 +158,8 @@ export const runPositions: Command = operatorCommand(async (argv, io) => {
   }
   const action = subcommand('positions', positionals, ['reindex', 'index'] as const);
   noMorePositionals('positions', positionals, 1);
+  refuseOthersOptions('positions', action, values, POSITIONS_OPTIONS, POSITIONS_SUBCOMMANDS);
   if (action === 'index') {
-    for (const name of ['symbol', 'config'] as const) {
-      if (values[name] !== undefined)
-        throw new UsageError(`positions index: --${name} is an option of positions reindex`);
-    }
     return withTarget(values, async (deployment) => {
       const outcome = await indexAdlLeverage(deployment.clients.dynamo, deployment.names.tables.positions);
       io.stdout.write(
@@ -249,7 +251,21 @@ export const FUND_OPTIONS = {
 } as const;
 
 /** The options only `fund statement` takes. */
+/** seed's options of one of its subcommands. */
+export const SEED_SUBCOMMANDS: SubcommandOptions = {
+  positions: ['file', 'leverage-median', 'leverage-sigma', 'long-share'],
+  providers: ['capital'],
+};
+
 const STATEMENT_ONLY = ['from', 'to', 'from-sequence', 'to-sequence', 'max', 'csv'] as const;
+
+/** fund's options of some of its subcommands: index-journal takes none of them. */
+export const FUND_SUBCOMMANDS: SubcommandOptions = {
+  deposit: ['amount', 'key', 'config'],
+  withdraw: ['amount', 'key', 'config'],
+  'index-journal': [],
+  statement: ['config', ...STATEMENT_ONLY],
+};
 
 const DEFAULT_POSITIONS = 1000;
 const DEFAULT_PROVIDERS = 8;
@@ -422,14 +438,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
   }
   const what = subcommand('seed', positionals, ['positions', 'providers'] as const);
   noMorePositionals('seed', positionals, 1);
-  if (what === 'providers') {
-    for (const name of ['file', 'leverage-median', 'leverage-sigma', 'long-share'] as const) {
-      if (values[name] !== undefined)
-        throw new UsageError(`seed providers: --${name} is an option of seed positions`);
-    }
-  } else if (values.capital !== undefined) {
-    throw new UsageError('seed positions: --capital is an option of seed providers');
-  }
+  refuseOthersOptions('seed', what, values, SEED_OPTIONS, SEED_SUBCOMMANDS);
   if (values.file !== undefined) {
     for (const name of [
       'count',
@@ -568,19 +577,9 @@ export const runFund: Command = operatorCommand(async (argv, io) => {
     'statement',
   ] as const);
   noMorePositionals('fund', positionals, 1);
-  if (action === 'statement') {
-    for (const name of ['amount', 'key'] as const)
-      if (values[name] !== undefined)
-        throw new UsageError(`fund statement: --${name} is an option of fund deposit and withdraw`);
-    return runFundStatement(values, io);
-  }
-  for (const name of STATEMENT_ONLY)
-    if (values[name] !== undefined)
-      throw new UsageError(`fund ${action}: --${name} is an option of fund statement`);
+  refuseOthersOptions('fund', action, values, FUND_OPTIONS, FUND_SUBCOMMANDS);
+  if (action === 'statement') return runFundStatement(values, io);
   if (action === 'index-journal') {
-    for (const name of ['amount', 'key', 'config'] as const)
-      if (values[name] !== undefined)
-        throw new UsageError(`fund index-journal: --${name} is an option of fund deposit and withdraw`);
     return withTarget(values, async (deployment) => {
       const { entries, indexed } = await indexJournal(
         deployment.clients.dynamo,

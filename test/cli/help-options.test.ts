@@ -2,12 +2,21 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { OptionSpec } from '../../cli/args.ts';
-import { DLQ_OPTIONS } from '../../cli/ops/dlq.ts';
+import { type SubcommandOptions, subcommandTakes } from '../../cli/ops/common.ts';
+import { DLQ_OPTIONS, DLQ_SUBCOMMANDS } from '../../cli/ops/dlq.ts';
 import { INJECT_OPTIONS, REPLAY_OPTIONS } from '../../cli/ops/events.ts';
-import { LIQUIDATIONS_OPTIONS } from '../../cli/ops/liquidations.ts';
-import { LOCAL_OPTIONS } from '../../cli/ops/local.ts';
-import { PROVIDERS_OPTIONS } from '../../cli/ops/providers.ts';
-import { FEED_OPTIONS, FUND_OPTIONS, POSITIONS_OPTIONS, SEED_OPTIONS } from '../../cli/ops/seed.ts';
+import { LIQUIDATIONS_OPTIONS, LIQUIDATIONS_SUBCOMMANDS } from '../../cli/ops/liquidations.ts';
+import { LOCAL_OPTIONS, LOCAL_SUBCOMMANDS } from '../../cli/ops/local.ts';
+import { PROVIDERS_OPTIONS, PROVIDERS_SUBCOMMANDS } from '../../cli/ops/providers.ts';
+import {
+  FEED_OPTIONS,
+  FUND_OPTIONS,
+  FUND_SUBCOMMANDS,
+  POSITIONS_OPTIONS,
+  POSITIONS_SUBCOMMANDS,
+  SEED_OPTIONS,
+  SEED_SUBCOMMANDS,
+} from '../../cli/ops/seed.ts';
 import { STATUS_OPTIONS } from '../../cli/ops/status.ts';
 import { SIMULATE_OPTIONS } from '../../cli/simulate.ts';
 import { cli } from '../support/cli.ts';
@@ -40,6 +49,27 @@ const PARSERS: Readonly<Record<string, OptionSpec>> = {
   providers: PROVIDERS_OPTIONS,
 };
 
+/** Each command's options its subcommands do not all take, as the command refuses them (refuseOthersOptions). */
+const SUBCOMMANDS: Readonly<Record<string, SubcommandOptions>> = {
+  local: LOCAL_SUBCOMMANDS,
+  seed: SEED_SUBCOMMANDS,
+  fund: FUND_SUBCOMMANDS,
+  positions: POSITIONS_SUBCOMMANDS,
+  dlq: DLQ_SUBCOMMANDS,
+  liquidations: LIQUIDATIONS_SUBCOMMANDS,
+  providers: PROVIDERS_SUBCOMMANDS,
+};
+
+/**
+ * The options `owner` takes: a command's (`dlq`: its parser's), or a subcommand's (`dlq redrive`: those of its
+ * command's parser it does not refuse as another subcommand's: cli50-help-subcommands).
+ */
+function optionsOf(owner: string): string[] {
+  const [command, sub] = owner.split(' ');
+  const spec = PARSERS[command!]!;
+  return sub === undefined ? Object.keys(spec) : subcommandTakes(spec, SUBCOMMANDS[command!]!, sub);
+}
+
 /** Records of the past: they quote command lines as they were then. */
 const HISTORY = ['docs/RELIABILITY.md', 'docs/performance-history.md'];
 /** README and every page of docs/ but the history: a new page is checked without being listed here. */
@@ -57,7 +87,9 @@ const COMMAND_END = /&&|\|\||;|\s\|\s|\$\(|\)/;
 /**
  * The options a line names, each with the command that owns it: each `backstop <command>` (or `npm run demo --`)
  * owns the options up to the end of its own command (a pipe's `jq --raw-output` is jq's) or the next `backstop
- * <command>`; the rest of the line is `own`'s (a command's --help), or nobody's (a doc's command line).
+ * <command>`; the rest of the line is `own`'s (a command's --help), or nobody's (a doc's command line). A command
+ * followed by its subcommand (`backstop dlq redrive`, or `dlq list|redrive`: each) gives its options to that
+ * subcommand (`dlq redrive`), not to the command whichever subcommand takes them (cli50-help-subcommands).
  */
 function optionsByCommand(
   line: string,
@@ -80,7 +112,11 @@ function optionsByCommand(
       const end = COMMAND_END.exec(segment);
       const mine = end ? segment.slice(0, end.index) : segment;
       const after = end ? segment.slice(end.index) : '';
-      return [...options(mine, start[1] ?? 'demo'), ...options(after, own)];
+      const command = start[1] ?? 'demo';
+      const subs = SUBCOMMANDS[command];
+      const words = /^ ([a-z-]+(?:\|[a-z-]+)*)\b/.exec(mine)?.[1]?.split('|');
+      const owners = subs && words?.every((w) => w in subs) ? words.map((w) => `${command} ${w}`) : [command];
+      return [...owners.flatMap((owner) => options(mine, owner)), ...options(after, own)];
     }),
   ];
 }
@@ -105,7 +141,7 @@ describe('--help against the parsers', () => {
       // Every option it names is one it parses, but one of another command it names (`backstop local up --detach`).
       for (const line of stdout.split('\n'))
         for (const named of optionsByCommand(line, Object.keys(PARSERS), command))
-          expect(Object.keys(PARSERS[named.command]!), `${command}: ${line.trim()}`).toContain(named.option);
+          expect(optionsOf(named.command), `${command}: ${line.trim()}`).toContain(named.option);
     }
   });
 });
@@ -165,6 +201,29 @@ describe("backstop --help's exit codes", () => {
   });
 });
 
+describe("each subcommand's options", () => {
+  // cli50-help-subcommands: the tables the help and docs are held to are the subcommands the commands have, and the
+  // commands refuse by them: a table the code does not follow would hold the docs to nothing.
+  it('are shared out among the subcommands each command has, and a subcommand refuses the others it does not take', async () => {
+    for (const [command, subs] of Object.entries(SUBCOMMANDS)) {
+      const missing = (await cli(command)).stderr;
+      const listed = /missing subcommand \(([^)]*)\)/.exec(missing)?.[1]?.split(' | ');
+      expect(listed?.sort(), command).toEqual(Object.keys(subs).sort());
+      for (const sub of Object.keys(subs))
+        for (const option of Object.keys(PARSERS[command]!).filter(
+          (o) => !optionsOf(`${command} ${sub}`).includes(o),
+        )) {
+          const value = PARSERS[command]![option]!.type === 'string' ? ['x'] : [];
+          const run = await cli(command, sub, `--${option}`, ...value);
+          expect(run.code, `${command} ${sub} --${option}`).toBe(2);
+          expect(run.stderr, `${command} ${sub} --${option}`).toContain(
+            `backstop: ${command} ${sub}: --${option} is an option of ${command} `,
+          );
+        }
+    }
+  });
+});
+
 describe('the command lines README and docs show', () => {
   it('use only options their command parses', () => {
     let checked = 0;
@@ -180,7 +239,7 @@ describe('the command lines README and docs show', () => {
       ];
       for (const line of lines)
         for (const { command, option } of optionsByCommand(line, Object.keys(PARSERS))) {
-          expect(Object.keys(PARSERS[command]!), `${file}: ${line.trim()}`).toContain(option);
+          expect(optionsOf(command), `${file}: ${line.trim()}`).toContain(option);
           checked++;
         }
     }
@@ -199,19 +258,29 @@ describe('the command an option belongs to', () => {
     expect(
       optionsByCommand('backstop local up --detach, then backstop seed positions --count 5', commands),
     ).toEqual([
-      { command: 'local', option: 'detach' },
-      { command: 'seed', option: 'count' },
+      { command: 'local up', option: 'detach' },
+      { command: 'seed positions', option: 'count' },
     ]);
     expect(
       optionsByCommand(
         'npx backstop local up --detach && aws sqs purge-queue --queue-url U; backstop dlq list',
         commands,
       ),
-    ).toEqual([{ command: 'local', option: 'detach' }]);
+    ).toEqual([{ command: 'local up', option: 'detach' }]);
     expect(
       optionsByCommand('npx backstop status   # then backstop dlq list --queue liquidations', commands),
     ).toEqual([]);
     expect(optionsByCommand('npx backstop dlq list|redrive [--queue liquidations]', commands)).toEqual([
+      { command: 'dlq list', option: 'queue' },
+      { command: 'dlq redrive', option: 'queue' },
+    ]);
+    // cli50-help-subcommands: a subcommand's, not its command's whichever subcommand takes it.
+    expect(optionsByCommand('backstop dlq redrive --message-id m1', commands)).toEqual([
+      { command: 'dlq redrive', option: 'message-id' },
+    ]);
+    expect(optionsOf('dlq redrive')).not.toContain('message-id');
+    expect(optionsOf('dlq discard')).toContain('message-id');
+    expect(optionsByCommand('backstop dlq --queue liquidations', commands)).toEqual([
       { command: 'dlq', option: 'queue' },
     ]);
     expect(optionsByCommand('npm run -s demo -- --seed 3 --json', commands)).toEqual([
@@ -227,7 +296,7 @@ describe('the command an option belongs to', () => {
       ),
     ).toEqual([
       { command: 'seed', option: 'target' },
-      { command: 'local', option: 'port' },
+      { command: 'local up', option: 'port' },
     ]);
     expect(
       optionsByCommand(
@@ -236,7 +305,8 @@ describe('the command an option belongs to', () => {
         'fund',
       ),
     ).toEqual([
-      { command: 'fund', option: 'from' },
+      // Past a spaced pipe, the help's own: its command's.
+      { command: 'fund statement', option: 'from' },
       { command: 'fund', option: 'from-sequence' },
       { command: 'fund', option: 'json' },
     ]);
