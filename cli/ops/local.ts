@@ -17,7 +17,13 @@ import { errorText, firstLine } from '../../shared/error-text.ts';
 import { cliTimeouts, DEFAULT_LOCAL_STAGE, TargetError } from '../../shared/local/deployment.ts';
 import { rotateLogs, rotateWhileRunning } from '../../shared/local/log-rotation.ts';
 import { METRICS_LOG, metricsToFile } from '../../shared/local/metric-lines.ts';
-import { type MotoServer, motoAnswers, motoCommand, startMoto } from '../../shared/local/moto.ts';
+import {
+  type MotoCommand,
+  type MotoServer,
+  motoAnswers,
+  motoCommand,
+  startMoto,
+} from '../../shared/local/moto.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import {
   isAlive,
@@ -114,6 +120,8 @@ interface UpOptions {
   readonly venueKeyFile?: string;
   readonly venueKey?: string;
   readonly lambdaRetries: boolean;
+  /** The python that runs the emulator, found by the early check (a foreground run's; a detached child finds its own). */
+  readonly emulator?: MotoCommand;
 }
 
 export const runLocal: Command = operatorCommand(async (argv, io) => {
@@ -155,9 +163,10 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
       `a local stack is already running (pid ${running.pid}, ${running.endpoint}): stop it with backstop local down`,
     );
   }
-  motoCommand(); // fails early, with the setup hint, when the emulator is not installed
+  // Fails early, with the setup hint, when the emulator is not installed; found once, the start does not probe again.
+  const emulator = motoCommand();
   rotateLogs(logsToRotate(dir), (message) => io.stderr.write(`backstop: local up: ${printable(message)}\n`));
-  return values.detach ? detach(dir, options, io) : up(dir, options, io);
+  return values.detach ? detach(dir, options, io) : up(dir, { ...options, emulator }, io);
 });
 
 /**
@@ -261,7 +270,11 @@ async function runUp(dir: string, options: UpOptions, io: CliIo, metricsFile: st
   // Its own clients time out as the other commands' on an emulator, the same variables overriding them (a bad one
   // refused before moto starts).
   const timeouts = cliTimeouts(true);
-  const moto = await startMoto({ port: options.port, ownProcessGroup: true });
+  const moto = await startMoto({
+    port: options.port,
+    ownProcessGroup: true,
+    ...(options.emulator ? { command: options.emulator } : {}),
+  });
   let stack: LocalStack;
   try {
     stack = await startLocalStack({

@@ -44,6 +44,11 @@ export interface MotoOptions {
   readonly ownProcessGroup?: boolean;
   /** The checkout whose .venv runs it (default this one's; a test gives another). */
   readonly root?: string;
+  /**
+   * The python that runs it, as `motoCommand` found it (local up's early check): not probed again. Without it,
+   * found once for every port tried (cli50-moto-probe-once).
+   */
+  readonly command?: MotoCommand;
 }
 
 export const MOTO_HOST = '127.0.0.1';
@@ -78,11 +83,16 @@ def serialized(environ, start_response):
 run_simple(sys.argv[1], int(sys.argv[2]), serialized, threaded=True, request_handler=MotoRequestHandler)
 `;
 
-/** The python that runs moto's server: .venv first, then the machine's python3 if it has moto. */
-export function motoCommand(root = ROOT): {
-  command: string;
-  args: (host: string, port: number) => string[];
-} {
+export interface MotoCommand {
+  readonly command: string;
+  readonly args: (host: string, port: number) => string[];
+}
+
+/**
+ * The python that runs moto's server: .venv first, then the machine's python3 if it has moto (a probe: python3 importing
+ * what the launcher imports, a second or so).
+ */
+export function motoCommand(root = ROOT): MotoCommand {
   const args = (host: string, port: number) => ['-c', MOTO_LAUNCHER, host, String(port)];
   if (existsSync(join(root, '.venv', 'bin', 'moto_server')))
     return { command: join(root, '.venv', 'bin', 'python'), args };
@@ -127,10 +137,10 @@ const exited = (child: ChildProcess): boolean => child.exitCode !== null || chil
 async function launch(
   port: number,
   explicitPort: boolean,
-  options: MotoOptions,
+  options: MotoOptions & { readonly command: MotoCommand },
 ): Promise<MotoServer | undefined> {
   const deadlineMs = options.startDeadlineMs ?? START_DEADLINE_MS;
-  const { command, args } = motoCommand(options.root);
+  const { command, args } = options.command;
   const endpoint = `http://${MOTO_HOST}:${port}`;
   if (explicitPort && (await motoAnswers(endpoint, 500))) {
     throw new MotoPortInUseError(`port ${port} is in use (another moto server answers there)`);
@@ -204,7 +214,8 @@ const answersFrom = async (endpoint: string, child: ChildProcess): Promise<boole
   !exited(child) && (await motoAnswers(endpoint));
 
 /** Starts a moto server on `options.port`, or on a free port (retried if another process takes it first). */
-export async function startMoto(options: MotoOptions = {}): Promise<MotoServer> {
+export async function startMoto(given: MotoOptions = {}): Promise<MotoServer> {
+  const options = { ...given, command: given.command ?? motoCommand(given.root) };
   if (options.port) {
     const server = await launch(options.port, true, options);
     if (server) return server;

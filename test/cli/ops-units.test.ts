@@ -1476,6 +1476,40 @@ exit 0
     );
   });
 
+  // cli50-moto-probe-once: local up found the python that runs moto (its early check, python3 importing the launcher's
+  // names when there is no .venv: a second or so), then startMoto found it again, once more for each port it tried.
+  it('probes the machine for moto once when there is no .venv: the early check, given to the start', async () => {
+    const fakes = tempDir('probe-count-');
+    const probes = path.join(fakes, 'probes.log');
+    // A python3 whose moto passes the probe, and whose launcher then fails to import (the start ends at once).
+    writeFileSync(
+      path.join(fakes, 'python3'),
+      `#!/usr/bin/env bash
+case "$2" in *"run_simple(sys.argv"*) echo "ImportError: cannot import name 'x'" >&2; exit 1 ;; esac
+echo probe >> ${JSON.stringify(probes)}
+exit 0
+`,
+      { mode: 0o755 },
+    );
+    const root = tempDir('root-');
+    const pathBefore = process.env.PATH;
+    process.env.PATH = `${fakes}:${pathBefore}`;
+    try {
+      // As local up does: the early check (which fails with the setup hint), then the start with what it found.
+      const command = motoCommand(root);
+      expect(command.command).toBe('python3');
+      await expect(startMoto({ root, command, startDeadlineMs: 10_000 })).rejects.toThrow(
+        "the local AWS emulator (moto[server]) cannot start: ImportError: cannot import name 'x': run: bash scripts/setup-emulator.sh",
+      );
+      expect(readFileSync(probes, 'utf8')).toBe('probe\n');
+      // A start without it finds it itself, once.
+      await expect(startMoto({ root, startDeadlineMs: 10_000 })).rejects.toThrow(MotoNotInstalledError);
+      expect(readFileSync(probes, 'utf8')).toBe('probe\nprobe\n');
+    } finally {
+      process.env.PATH = pathBefore;
+    }
+  });
+
   // review49-onboard-setup-imports: the script's check was a hand copy of the launcher's imports, in other words
   // (`import flask, werkzeug.serving`): an import the launcher gains would pass the script and fail at `local up`.
   it("setup-emulator.sh checks the machine's moto with the launcher's own imports", () => {
