@@ -25,6 +25,31 @@ export const printable = (text: string, keepLines = false): string =>
  */
 export const printableJson = (value: unknown): string => printable(JSON.stringify(value) ?? 'null');
 
+type Write = (chunk: unknown, encoding?: unknown, callback?: unknown) => boolean;
+
+/**
+ * Makes every string written to `stream` `printable`, its line feeds and tabs kept; the restore. For `local up`'s
+ * foreground (cli50-foreground-log-text): it prints the functions' Powertools log lines, JSON whose strings carry stored
+ * and remote text (a record's ids and notes, AWS's and the venue's errors), and JSON.stringify leaves C1, DEL, the
+ * separators and the bidi controls raw. Escaped they are JSON's own `\uXXXX`: a line parses to the same value. Patched
+ * on the stream itself, as Powertools' Console holds the stream (divertMetricLines); Buffers go through as they are.
+ */
+export function printableWrites(stream: NodeJS.WritableStream): () => void {
+  const original = stream.write as Write;
+  const escaped: Write = function (this: unknown, chunk, encoding, callback) {
+    return original.call(
+      this,
+      typeof chunk === 'string' ? printable(chunk, true) : chunk,
+      encoding,
+      callback,
+    );
+  };
+  stream.write = escaped as NodeJS.WritableStream['write'];
+  return () => {
+    if ((stream.write as Write) === escaped) stream.write = original as NodeJS.WritableStream['write'];
+  };
+}
+
 /**
  * `value` with every string in it (deep: arrays and plain objects) made `printable` on one line, for a renderer to
  * lay out: a line feed in a record's text (a note, an id, a reason) is `\u000a`, never the start of a line of its own

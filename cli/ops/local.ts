@@ -37,7 +37,7 @@ import {
 } from '../../shared/local/state.ts';
 import type { InvocationError } from '../../shared/runner/index.ts';
 import { intOption, readInputFile, UsageError } from '../args.ts';
-import { printable } from '../printable.ts';
+import { printable, printableWrites } from '../printable.ts';
 import { CONFIG_FILE_HELP, INDEX_SHARDS_KEY, type RiskConfigSource, readRiskConfig } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
 import {
@@ -255,6 +255,10 @@ async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
   const metricsFile = join(dir, METRICS_LOG);
   const warn = (message: string) => io.stderr.write(`backstop: local up: ${printable(message)}\n`);
   const metrics = metricsToFile(metricsFile, process.stdout, warn);
+  // The functions' log lines (and the rest) with stored and remote text escaped, on the terminal and in local.log
+  // (cli50-foreground-log-text); restored before the metrics' diversion under it.
+  const restoreOut = printableWrites(process.stdout);
+  const restoreErr = printableWrites(process.stderr);
   // A detached run writes local.log through its stdout and stderr: kept within the bound while it runs too.
   const log = process.env[LOG_ENV];
   const stopRotation = log ? rotateWhileRunning(log, warn) : () => {};
@@ -262,6 +266,8 @@ async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
     return await runUp(dir, options, io, metricsFile);
   } finally {
     stopRotation();
+    restoreErr();
+    restoreOut();
     await metrics.close();
   }
 }

@@ -1,7 +1,8 @@
+import { Logger } from '@aws-lambda-powertools/logger';
 import { expect, it } from 'vitest';
 import { debugStack } from '../../cli/main.ts';
 import { operatorCommand } from '../../cli/ops/common.ts';
-import { printable, printableFields, printableJson } from '../../cli/printable.ts';
+import { printable, printableFields, printableJson, printableWrites } from '../../cli/printable.ts';
 import { TargetError } from '../../shared/local/deployment.ts';
 import { cli } from '../support/cli.ts';
 
@@ -84,4 +85,38 @@ it("prints an error's line feeds escaped: one line, its start as it reads", asyn
   const error = new Error('bad\nbackstop: forged\u2028line');
   expect(debugStack(error).split('\n')[0]).toBe('Error: bad\\u000abackstop: forged\\u2028line');
   expect(debugStack(error).split('\n')[1]).toMatch(/^ {4}at /);
+});
+
+// cli50-foreground-log-text: local up's foreground printed the functions' Powertools log lines as JSON.stringify left
+// them, C1, DEL, the separators and the bidi controls of stored or remote text raw on the terminal.
+it('escapes what Powertools logs through a stream printableWrites patched, each line parsing to the same value', () => {
+  // Made before the patch, as the handlers' loggers are at module load: its Console holds the stream.
+  const logger = new Logger({ serviceName: 'backstop-test', logLevel: 'INFO' });
+  const text = `note \u009b31m${'\u202e'}evil\u2066 \u2028forged\u2029 \u007f end`;
+  const written: string[] = [];
+  const stream = process.stderr;
+  const write = stream.write;
+  stream.write = ((chunk: string | Uint8Array) => {
+    written.push(String(chunk));
+    return true;
+  }) as typeof stream.write;
+  const restore = printableWrites(stream);
+  try {
+    logger.warn(text, { liquidationId: 'p1:0\u009d', reason: 'venue said \u0085 \u2067x' });
+    stream.write(Buffer.from('bytes as they are \u009b'));
+  } finally {
+    restore();
+    stream.write = write;
+  }
+  const line = written[0]!;
+  expect(line.endsWith('\n')).toBe(true);
+  expect(line.trimEnd()).toBe(printable(line.trimEnd()));
+  expect(line).not.toMatch(/[\u0080-\u009f\u007f\u2028\u2029\u202a-\u202e\u2066-\u2069]/);
+  expect(JSON.parse(line)).toMatchObject({
+    level: 'WARN',
+    message: text,
+    liquidationId: 'p1:0\u009d',
+    reason: 'venue said \u0085 \u2067x',
+  });
+  expect(written[1]).toBe('bytes as they are \u009b');
 });
