@@ -9,6 +9,7 @@ import { PriceFileError } from '../shared/prices/parse.ts';
 import { BookError } from '../shared/sim/book.ts';
 import { ProviderParamsError } from '../shared/sim/providers.ts';
 import { UsageError } from './args.ts';
+import { type AnyExitCode, ownExitCodesText } from './exit-codes.ts';
 import { OperatorInputError } from './ops/common.ts';
 import { runDlq } from './ops/dlq.ts';
 import { runInject, runReplay } from './ops/events.ts';
@@ -50,13 +51,13 @@ The operator commands but local take --target local|localstack|aws, --endpoint, 
 --stage and --region).
 
 Exit codes: 0 done; 2 a bad argument or input; 1 a failure (the target, the emulator, what a command found wrong,
-an internal error); 130 interrupted (Ctrl-C); inject tick (3, 4), replay (4) and fund statement (3) say what their
+an internal error); 130 interrupted (Ctrl-C); ${ownExitCodesText()} say what their
 others mean in their help.
 
 Run "backstop <command> --help" for the options of a command.
 `;
 
-const COMMANDS: Readonly<Record<string, (argv: readonly string[], io: CliIo) => Promise<number>>> = {
+const COMMANDS: Readonly<Record<string, (argv: readonly string[], io: CliIo) => Promise<AnyExitCode>>> = {
   simulate: runSimulate,
   // `npm run demo`: simulate, writing report.html unless --report names another file.
   demo: (argv, io) => runSimulate(argv, io, 'report.html'),
@@ -89,7 +90,7 @@ const INPUT_ERRORS = [
   EnvironmentValueError,
 ];
 
-export async function main(argv: readonly string[], io: CliIo = process): Promise<number> {
+export async function main(argv: readonly string[], io: CliIo = process): Promise<AnyExitCode> {
   const [command, ...rest] = argv;
   try {
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') {

@@ -15,6 +15,7 @@ import {
   simulate,
 } from '../shared/sim/setup.ts';
 import { choiceOption, intOption, parseOptions, quoteOption, UsageError } from './args.ts';
+import type { ExitCode } from './exit-codes.ts';
 import { ProgressBar, type ProgressStream } from './progress.ts';
 import { RISK_CONFIG_KEY, type RiskConfigSource, readRiskConfig } from './risk-config.ts';
 import { renderComparison, renderFundNeeded, runProblems } from './table.ts';
@@ -171,7 +172,7 @@ export async function runSimulate(
   argv: readonly string[],
   io: CliIo,
   defaultReport?: string,
-): Promise<number> {
+): Promise<ExitCode> {
   const { values } = parseOptions(argv, SIMULATE_OPTIONS);
   if (values.help) {
     if (defaultReport !== undefined)
@@ -283,7 +284,7 @@ async function runFundNeeded(
   source: RiskConfigSource,
   json: boolean,
   io: CliIo,
-): Promise<number> {
+): Promise<ExitCode> {
   const quote = quoteOf(prepared.symbol);
   const progress = new ProgressBar(io.stderr);
   const problems: string[] = [];

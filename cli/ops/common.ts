@@ -28,13 +28,18 @@ import { LocalStateError } from '../../shared/local/state.ts';
 import type { Telemetry } from '../../shared/ports/index.ts';
 import { DEPLOYED_STAGE } from '../../shared/topology.ts';
 import { choiceOption, type OptionSpec, parseOptions, UsageError } from '../args.ts';
+import type { ExitCode, OwnExitCommand } from '../exit-codes.ts';
 import { printable } from '../printable.ts';
 import { readRiskConfig } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
 
 /** What the operator commands share: target options, positional arguments, one-line failures. */
 
-export type Command = (argv: readonly string[], io: CliIo) => Promise<number>;
+/** An operator command: its exit code one of the general ones or of its own, `C`'s (cli/exit-codes.ts). */
+export type Command<C extends OwnExitCommand = never> = (
+  argv: readonly string[],
+  io: CliIo,
+) => Promise<ExitCode<C>>;
 
 /** Input that is wrong but only known after parsing (a market without a price, a refused withdrawal): exit 2. */
 export class OperatorInputError extends Error {
@@ -187,7 +192,7 @@ export async function openTarget(values: TargetValues): Promise<Deployment> {
 }
 
 /** Opens the target, runs `body`, always closes the clients. */
-export async function withTarget<T>(
+export async function withTarget<T extends number>(
   values: TargetValues,
   body: (deployment: Deployment) => Promise<T>,
 ): Promise<T> {
@@ -439,7 +444,7 @@ function quietOnClosedPipe(error: NodeJS.ErrnoException): void {
 
 /** Wraps an operator command: environment failures become one line on stderr and exit code 1. */
 export const operatorCommand =
-  (run: Command): Command =>
+  <C extends OwnExitCommand = never>(run: Command<C>): Command<C> =>
   async (argv, io) => {
     // `backstop status | head`: a closed pipe ends the command quietly, as for any Unix tool.
     if (io.stdout === process.stdout) process.stdout.once('error', quietOnClosedPipe);

@@ -59,6 +59,7 @@ import { readPriceFile } from '../../shared/prices/file.ts';
 import { parseTime } from '../../shared/prices/parse.ts';
 import { parseTickDetail } from '../../shared/schemas/tick.ts';
 import { intOption, UsageError } from '../args.ts';
+import type { ExitCode } from '../exit-codes.ts';
 import { printable, printableJson } from '../printable.ts';
 import { ProgressBar } from '../progress.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
@@ -305,7 +306,7 @@ export function timeOption(value: string): number {
   return ms;
 }
 
-export const runInject: Command = operatorCommand(async (argv, io) => {
+export const runInject: Command<'inject tick'> = operatorCommand(async (argv, io) => {
   const { positionals, values } = parseCommand(argv, INJECT_OPTIONS);
   if (values.help) {
     io.stdout.write(INJECT_USAGE);
@@ -370,7 +371,7 @@ export const runInject: Command = operatorCommand(async (argv, io) => {
         recordSentSequence(stateDir(), key, sequence);
     };
     // A tick that may be on the bus: its sequence is taken, its JSON and the unknown-fate line said, exit 4.
-    const unknownFate = (fate: { code: string; message: string }, why: string): number => {
+    const unknownFate = (fate: { code: string; message: string }, why: string): ExitCode<'inject tick'> => {
       record();
       const said = {
         entry: { ...entry, Detail: detail },
@@ -463,10 +464,13 @@ export function unknownFateLine(symbol: string, sequence: number, why: string, t
 }
 
 /** The exit code of ticks of unknown fate, inject's and replay's (see their usage). */
-export const UNKNOWN_FATE_EXIT = 4;
+export const UNKNOWN_FATE_EXIT = 4 satisfies ExitCode<'inject tick'> & ExitCode<'replay'>;
 
 /** Says an unknown-fate line (`inject/unknown-fate`, `replay/unknown-fate`) on stderr, escaped: the exit code. */
-export function unknownFateExit(stderr: { write(text: string): unknown }, line: string): number {
+export function unknownFateExit(
+  stderr: { write(text: string): unknown },
+  line: string,
+): typeof UNKNOWN_FATE_EXIT {
   stderr.write(`backstop: ${printable(line)}\n`);
   return UNKNOWN_FATE_EXIT;
 }
@@ -534,7 +538,7 @@ export function reportFate(
   symbol: string,
   sequence: number,
   stderr: { write(text: string): unknown },
-): number {
+): ExitCode<'inject tick'> {
   switch (fate.outcome) {
     case 'accepted':
       return 0;
@@ -567,7 +571,7 @@ export function reportFate(
   }
 }
 
-export const runReplay: Command = operatorCommand(async (argv, io) => {
+export const runReplay: Command<'replay'> = operatorCommand(async (argv, io) => {
   const { positionals, values } = parseCommand(argv, REPLAY_OPTIONS);
   if (values.help) {
     io.stdout.write(REPLAY_USAGE);

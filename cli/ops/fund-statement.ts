@@ -23,6 +23,7 @@ import {
   type StatementRead,
 } from '../../shared/services/fund-statement.ts';
 import { intOption, UsageError } from '../args.ts';
+import type { ExitCode } from '../exit-codes.ts';
 import { printable, printableFields, printableJson } from '../printable.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
@@ -149,7 +150,10 @@ export function statementPeriod(values: StatementValues): Period {
 }
 
 /** Runs the statement on the target (its options already parsed by runFund). */
-export async function runFundStatement(values: StatementValues, io: CliIo): Promise<number> {
+export async function runFundStatement(
+  values: StatementValues,
+  io: CliIo,
+): Promise<ExitCode<'fund statement'>> {
   const period = statementPeriod(values);
   const max = intOption('max', values.max, 1, STATEMENT_MAX_LIMIT) ?? STATEMENT_MAX_DEFAULT;
   return withTarget(values, async (deployment) => {
@@ -184,7 +188,7 @@ export async function runFundStatement(values: StatementValues, io: CliIo): Prom
 }
 
 /** 1: it does not reconcile; 3: the read stopped at its bound before the period's end; else 0. */
-export const statementExitCode = (read: StatementRead): number =>
+export const statementExitCode = (read: StatementRead): ExitCode<'fund statement'> =>
   !read.statement.reconciles ? 1 : read.stoppedBy === 'max' ? 3 : 0;
 
 const grouped = (v: QuoteE6): string => formatQuoteGrouped(v);

@@ -5,6 +5,7 @@ import { silentTelemetry } from '../../shared/ports/index.ts';
 import { encodeMessage } from '../../shared/schemas/messages.ts';
 import { type WatchReport, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 import { intOption, UsageError } from '../args.ts';
+import type { ExitCode } from '../exit-codes.ts';
 import { printable, printableFields, printableJson } from '../printable.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
 import {
@@ -162,7 +163,7 @@ async function show(
   positionals: readonly string[],
   values: Values,
   io: Parameters<Command>[1],
-): Promise<number> {
+): Promise<ExitCode> {
   const id = positionals[1];
   const positionId = values.position;
   if (positionId !== undefined) {

@@ -37,6 +37,7 @@ import {
 } from '../../shared/local/state.ts';
 import type { InvocationError } from '../../shared/runner/index.ts';
 import { intOption, readInputFile, UsageError } from '../args.ts';
+import type { ExitCode } from '../exit-codes.ts';
 import { printable, printableWrites } from '../printable.ts';
 import { CONFIG_FILE_HELP, INDEX_SHARDS_KEY, type RiskConfigSource, readRiskConfig } from '../risk-config.ts';
 import type { CliIo } from '../simulate.ts';
@@ -251,7 +252,7 @@ export function venueKeyOption(file: string | undefined, venue: string): string 
 }
 
 /** Runs the stack in this process until SIGINT / SIGTERM (or the emulator dies). */
-async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
+async function up(dir: string, options: UpOptions, io: CliIo): Promise<ExitCode> {
   const metricsFile = join(dir, METRICS_LOG);
   const warn = (message: string) => io.stderr.write(`backstop: local up: ${printable(message)}\n`);
   const metrics = metricsToFile(metricsFile, process.stdout, warn);
@@ -272,7 +273,7 @@ async function up(dir: string, options: UpOptions, io: CliIo): Promise<number> {
   }
 }
 
-async function runUp(dir: string, options: UpOptions, io: CliIo, metricsFile: string): Promise<number> {
+async function runUp(dir: string, options: UpOptions, io: CliIo, metricsFile: string): Promise<ExitCode> {
   // Its own clients time out as the other commands' on an emulator, the same variables overriding them (a bad one
   // refused before moto starts).
   const timeouts = cliTimeouts(true);
@@ -370,7 +371,7 @@ export function describeFailure(error: unknown): string {
 }
 
 /** Starts `local up` as a background process and returns once it is ready (or has failed). */
-async function detach(dir: string, options: UpOptions, io: CliIo): Promise<number> {
+async function detach(dir: string, options: UpOptions, io: CliIo): Promise<ExitCode> {
   mkdirSync(dir, { recursive: true });
   const log = join(dir, LOCAL_LOG);
   const fd = openSync(log, 'a');
@@ -451,7 +452,7 @@ async function waitGone(pid: number, deadlineMs: number): Promise<boolean> {
 }
 
 /** Stops the recorded stack (SIGTERM: the same clean stop as Ctrl-C) and waits for it to exit. */
-async function down(dir: string, io: CliIo): Promise<number> {
+async function down(dir: string, io: CliIo): Promise<ExitCode> {
   const record = readLocalRecord(dir);
   if (!record) {
     io.stdout.write('no local stack is running\n');

@@ -38,6 +38,7 @@ import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { DEFAULT_BOOK_PARAMS, generateBook, MAX_POSITIONS, openInterestUsd } from '../../shared/sim/book.ts';
 import { DEFAULT_PROVIDER_PARAMS, generateProviders, MAX_PROVIDERS } from '../../shared/sim/providers.ts';
 import { intOption, quoteOption, readInputFile, UsageError } from '../args.ts';
+import type { ExitCode } from '../exit-codes.ts';
 import { printable, printableJson } from '../printable.ts';
 import { ProgressBar } from '../progress.ts';
 import { CONFIG_FILE_HELP } from '../risk-config.ts';
@@ -250,13 +251,13 @@ export const FUND_OPTIONS = {
   csv: { type: 'boolean' },
 } as const;
 
-/** The options only `fund statement` takes. */
 /** seed's options of one of its subcommands. */
 export const SEED_SUBCOMMANDS: SubcommandOptions = {
   positions: ['file', 'leverage-median', 'leverage-sigma', 'long-share'],
   providers: ['capital'],
 };
 
+/** The options only `fund statement` takes. */
 const STATEMENT_ONLY = ['from', 'to', 'from-sequence', 'to-sequence', 'max', 'csv'] as const;
 
 /** fund's options of some of its subcommands: index-journal takes none of them. */
@@ -414,7 +415,7 @@ const awsNow = (deployment: Deployment): (() => number) => {
 };
 
 /** A seed's outcome: its counts, then the first refusals, whose ids and reasons (AWS's errors) are escaped. */
-export function report(io: Pick<CliIo, 'stdout' | 'stderr'>, what: string, outcome: SeedOutcome): number {
+export function report(io: Pick<CliIo, 'stdout' | 'stderr'>, what: string, outcome: SeedOutcome): ExitCode {
   io.stdout.write(
     `${what}: ${outcome.created} written, ${outcome.existing} already there, ${outcome.failed.length} refused\n`,
   );
@@ -564,7 +565,7 @@ export const runSeed: Command = operatorCommand(async (argv, io) => {
   });
 });
 
-export const runFund: Command = operatorCommand(async (argv, io) => {
+export const runFund: Command<'fund statement'> = operatorCommand(async (argv, io) => {
   const { positionals, values } = parseCommand(argv, FUND_OPTIONS);
   if (values.help) {
     io.stdout.write(FUND_USAGE);
