@@ -22,6 +22,7 @@ import {
   type MotoServer,
   motoAnswers,
   motoCommand,
+  motoCommandOf,
   startMoto,
 } from '../../shared/local/moto.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
@@ -91,6 +92,17 @@ const WATCH_MS = 1_000;
 const LAUNCHER = fileURLToPath(new URL('../../bin/backstop.mjs', import.meta.url));
 /** Set for the background child of --detach: where its output goes (recorded for the operator). */
 const LOG_ENV = 'BACKSTOP_LOCAL_LOG';
+/** Set for that child too: the python its parent found runs moto, not probed again (review50-cli-detach-probe). */
+const EMULATOR_ENV = 'BACKSTOP_LOCAL_MOTO_PYTHON';
+
+/**
+ * The python that runs the emulator: a detached child's parent found it (given with its log), any other run finds it
+ * (`motoCommand`: the setup hint when there is none; without a .venv, python3 probed, a second or so).
+ */
+export function emulatorOf(env: NodeJS.ProcessEnv, root?: string): MotoCommand {
+  const given = env[LOG_ENV] ? env[EMULATOR_ENV] : undefined;
+  return given ? motoCommandOf(given) : motoCommand(root);
+}
 
 export const LOCAL_OPTIONS = {
   port: { type: 'string' },
@@ -121,7 +133,7 @@ interface UpOptions {
   readonly venueKeyFile?: string;
   readonly venueKey?: string;
   readonly lambdaRetries: boolean;
-  /** The python that runs the emulator, found by the early check (a foreground run's; a detached child finds its own). */
+  /** The python that runs the emulator, found by the early check (a detached child is given it: `emulatorOf`). */
   readonly emulator?: MotoCommand;
 }
 
@@ -164,10 +176,11 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
       `a local stack is already running (pid ${running.pid}, ${running.endpoint}): stop it with backstop local down`,
     );
   }
-  // Fails early, with the setup hint, when the emulator is not installed; found once, the start does not probe again.
-  const emulator = motoCommand();
+  // Fails early, with the setup hint, when the emulator is not installed; found once, neither the start nor a detached
+  // child probes again.
+  const emulator = emulatorOf(process.env);
   rotateLogs(logsToRotate(dir), (message) => io.stderr.write(`backstop: local up: ${printable(message)}\n`));
-  return values.detach ? detach(dir, options, io) : up(dir, { ...options, emulator }, io);
+  return values.detach ? detach(dir, { ...options, emulator }, io) : up(dir, { ...options, emulator }, io);
 });
 
 /**
@@ -394,7 +407,12 @@ async function detach(dir: string, options: UpOptions, io: CliIo): Promise<ExitC
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', fd, fd],
-    env: { ...process.env, BACKSTOP_STATE_DIR: dir, [LOG_ENV]: log },
+    env: {
+      ...process.env,
+      BACKSTOP_STATE_DIR: dir,
+      [LOG_ENV]: log,
+      ...(options.emulator ? { [EMULATOR_ENV]: options.emulator.command } : {}),
+    },
   });
   closeSync(fd);
   let exitCode: number | null = null;

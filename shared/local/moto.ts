@@ -88,16 +88,21 @@ export interface MotoCommand {
   readonly args: (host: string, port: number) => string[];
 }
 
+/** Moto's server run by `python`, one `motoCommand` found (a detached local up's child is given its parent's). */
+export const motoCommandOf = (python: string): MotoCommand => ({
+  command: python,
+  args: (host, port) => ['-c', MOTO_LAUNCHER, host, String(port)],
+});
+
 /**
  * The python that runs moto's server: .venv first, then the machine's python3 if it has moto (a probe: python3 importing
  * what the launcher imports, a second or so).
  */
 export function motoCommand(root = ROOT): MotoCommand {
-  const args = (host: string, port: number) => ['-c', MOTO_LAUNCHER, host, String(port)];
   if (existsSync(join(root, '.venv', 'bin', 'moto_server')))
-    return { command: join(root, '.venv', 'bin', 'python'), args };
+    return motoCommandOf(join(root, '.venv', 'bin', 'python'));
   if (spawnSync('python3', ['-c', MOTO_IMPORTS], { stdio: 'ignore' }).status === 0)
-    return { command: 'python3', args };
+    return motoCommandOf('python3');
   const other = spawnSync('python3', ['-c', 'import moto; print(moto.__version__)'], { encoding: 'utf8' });
   const version = other.status === 0 ? other.stdout.trim() : undefined;
   throw new MotoNotInstalledError(

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
-import { motoAnswers } from '../../shared/local/moto.ts';
+import { motoAnswers, motoCommand } from '../../shared/local/moto.ts';
 import { isAlive, readLocalRecord } from '../../shared/local/state.ts';
 import { cli } from '../support/cli.ts';
 
@@ -53,6 +53,9 @@ describe('local up --detach and local down', () => {
     );
     expect(up.code, up.stderr).toBe(0);
     const record = readLocalRecord(dir)!;
+    // review50-cli-detach-probe: the background child is given the python the parent found, and does not probe again.
+    const childEnv = readFileSync(`/proc/${record.pid}/environ`, 'utf8').split('\0');
+    expect(childEnv).toContain(`BACKSTOP_LOCAL_MOTO_PYTHON=${motoCommand().command}`);
     // What its functions run with, and what the operator commands judge by without --config.
     expect(record.riskConfig).toEqual(riskConfig);
     // The background stack runs with the shards asked, and the other commands write positions in them.

@@ -11,6 +11,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +39,7 @@ import {
 } from '../../cli/ops/events.ts';
 import { renderStatement, statementJson } from '../../cli/ops/fund-statement.ts';
 import { notResentLine, overdueHeadline } from '../../cli/ops/liquidations.ts';
-import { upIndexShards, venueKeyOption } from '../../cli/ops/local.ts';
+import { emulatorOf, upIndexShards, venueKeyOption } from '../../cli/ops/local.ts';
 import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
 import { renderStatus, STATUS_USAGE } from '../../cli/ops/status.ts';
 import { readRiskConfig } from '../../cli/risk-config.ts';
@@ -124,7 +125,7 @@ import { readFundStatement } from '../../shared/services/fund-statement.ts';
 import { OVERDUE_SLACK_MS, watchLiquidations } from '../../shared/services/liquidation-watch.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 import { physicalName, QUEUES, TABLES, TICK_BUS } from '../../shared/topology.ts';
-import { useOperatorEmulator } from '../support/cli.ts';
+import { cli, useOperatorEmulator } from '../support/cli.ts';
 import { liquidation } from '../support/records.ts';
 
 const made: string[] = [];
@@ -1508,6 +1509,46 @@ exit 0
     } finally {
       process.env.PATH = pathBefore;
     }
+  });
+
+  // review50-cli-detach-probe: `local up --detach` probed in the parent (its early check) and again in the background
+  // child, another process that found its own python: the parent's answer is given to the child with its log.
+  it("runs a detached local up's emulator with the python its parent found, not probing again", async () => {
+    const fakes = tempDir('child-python-');
+    const calls = path.join(fakes, 'calls.log');
+    const python = path.join(fakes, 'python');
+    // Its launch fails at once, in its own words; a probe would be logged too.
+    writeFileSync(
+      python,
+      `#!/usr/bin/env bash
+case "$2" in *"run_simple(sys.argv"*) echo launch >> ${JSON.stringify(calls)}; echo "ImportError: cannot import name 'child'" >&2; exit 1 ;; esac
+echo probe >> ${JSON.stringify(calls)}
+exit 0
+`,
+      { mode: 0o755 },
+    );
+    // A port that is taken, not by moto: the .venv's moto (the child's own find, before) fails there too, in other words.
+    const taken = createServer();
+    await new Promise<void>((resolveListen) => taken.listen(0, '127.0.0.1', resolveListen));
+    const port = (taken.address() as AddressInfo).port;
+    const state = tempDir('child-state-');
+    const saved = { ...process.env };
+    // As detach starts its child: the state folder, the log, the python.
+    process.env.BACKSTOP_STATE_DIR = state;
+    process.env.BACKSTOP_LOCAL_LOG = path.join(state, 'local.log');
+    process.env.BACKSTOP_LOCAL_MOTO_PYTHON = python;
+    try {
+      const run = await cli('local', 'up', '--port', String(port));
+      expect(run.stderr).toContain("ImportError: cannot import name 'child'");
+      expect(run.code).toBe(1);
+      expect(readFileSync(calls, 'utf8')).toBe('launch\n');
+    } finally {
+      process.env = saved;
+      taken.close();
+    }
+    // Only a detached child's (its log variable set) is taken: any other run finds its own.
+    expect(emulatorOf({ BACKSTOP_LOCAL_MOTO_PYTHON: python }).command).not.toBe(python);
+    expect(emulatorOf({ BACKSTOP_LOCAL_LOG: 'l', BACKSTOP_LOCAL_MOTO_PYTHON: python }).command).toBe(python);
   });
 
   // review49-onboard-setup-imports: the script's check was a hand copy of the launcher's imports, in other words
