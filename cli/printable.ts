@@ -37,12 +37,14 @@ type Write = (chunk: unknown, encoding?: unknown, callback?: unknown) => boolean
 export function printableWrites(stream: NodeJS.WritableStream): () => void {
   const original = stream.write as Write;
   const escaped: Write = function (this: unknown, chunk, encoding, callback) {
-    return original.call(
-      this,
-      typeof chunk === 'string' ? printable(chunk, true) : chunk,
-      encoding,
-      callback,
-    );
+    // Text only: a string given as latin1, hex or base64 is bytes, which escaping would change (review50-cli-write-encoding).
+    const text =
+      typeof chunk === 'string' &&
+      (encoding === undefined ||
+        typeof encoding === 'function' ||
+        encoding === 'utf8' ||
+        encoding === 'utf-8');
+    return original.call(this, text ? printable(chunk, true) : chunk, encoding, callback);
   };
   stream.write = escaped as NodeJS.WritableStream['write'];
   return () => {

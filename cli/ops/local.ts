@@ -269,13 +269,13 @@ async function up(dir: string, options: UpOptions, io: CliIo): Promise<ExitCode>
   const metricsFile = join(dir, METRICS_LOG);
   const warn = (message: string) => io.stderr.write(`backstop: local up: ${printable(message)}\n`);
   const metrics = metricsToFile(metricsFile, process.stdout, warn);
-  // The functions' log lines (and the rest) with stored and remote text escaped, on the terminal and in local.log
-  // (cli50-foreground-log-text); restored before the metrics' diversion under it.
-  const restoreOut = printableWrites(process.stdout);
-  const restoreErr = printableWrites(process.stderr);
   // A detached run writes local.log through its stdout and stderr: kept within the bound while it runs too.
   const log = process.env[LOG_ENV];
   const stopRotation = log ? rotateWhileRunning(log, warn) : () => {};
+  // The functions' log lines (and the rest) with stored and remote text escaped, on the terminal and in local.log
+  // (cli50-foreground-log-text); right before the try that undoes them, before the metrics' diversion under them.
+  const restoreOut = printableWrites(process.stdout);
+  const restoreErr = printableWrites(process.stderr);
   try {
     return await runUp(dir, options, io, metricsFile);
   } finally {

@@ -1537,9 +1537,12 @@ exit 0
     process.env.BACKSTOP_STATE_DIR = state;
     process.env.BACKSTOP_LOCAL_LOG = path.join(state, 'local.log');
     process.env.BACKSTOP_LOCAL_MOTO_PYTHON = python;
+    const writes = [process.stdout.write, process.stderr.write];
     try {
       const run = await cli('local', 'up', '--port', String(port));
       expect(run.stderr).toContain("ImportError: cannot import name 'child'");
+      // A start that failed undid its escaping of the process's output (cli50-foreground-log-text) and its diversion.
+      expect([process.stdout.write, process.stderr.write]).toEqual(writes);
       expect(run.code).toBe(1);
       expect(readFileSync(calls, 'utf8')).toBe('launch\n');
     } finally {

@@ -104,6 +104,9 @@ it('escapes what Powertools logs through a stream printableWrites patched, each 
   try {
     logger.warn(text, { liquidationId: 'p1:0\u009d', reason: 'venue said \u0085 \u2067x' });
     stream.write(Buffer.from('bytes as they are \u009b'));
+    // review50-cli-write-encoding: a string given with a byte encoding is bytes, not text: as it is.
+    stream.write('\u0085\u009b', 'latin1');
+    stream.write('\u009b', 'utf8');
   } finally {
     restore();
     stream.write = write;
@@ -119,4 +122,5 @@ it('escapes what Powertools logs through a stream printableWrites patched, each 
     reason: 'venue said \u0085 \u2067x',
   });
   expect(written[1]).toBe('bytes as they are \u009b');
+  expect(written.slice(2)).toEqual(['\u0085\u009b', '\\u009b']);
 });
