@@ -38,6 +38,7 @@ import {
   differenceMovements,
   nextSliceDelaySeconds,
   type PlannedMovement,
+  planKeyOf,
   SETTLEMENT_UNITS,
   type SettlementAmounts,
   settlementRecord,
@@ -195,9 +196,137 @@ describe('next action before the end', () => {
       over: { marketResult: { fills: [fill('0', '1830')] } },
       reason: 'waterfall/bad-input',
     },
+    {
+      name: 'zero-price fill',
+      over: { marketResult: { fills: [{ size: base('0.1'), price: 0n }] } },
+      reason: 'waterfall/bad-input',
+    },
+    {
+      name: 'id not a string',
+      over: { liquidationId: 7 as unknown as string },
+      reason: 'waterfall/bad-input',
+    },
+    { name: 'fractional nowMs', over: { nowMs: 1.5 }, reason: 'waterfall/bad-input' },
+    { name: 'negative nowMs', over: { nowMs: -1 }, reason: 'waterfall/bad-input' },
+    {
+      name: 'empty insurance account',
+      over: { insurance: { ...fund('1'), account: '' } },
+      reason: 'waterfall/bad-input',
+    },
+    {
+      name: 'negative rest of the position',
+      over: { restOfPosition: { size: -1n, mark: price('1840') } },
+      reason: 'waterfall/bad-input',
+    },
+    {
+      name: 'rest of the position at a zero mark',
+      over: { restOfPosition: { size: base('1'), mark: 0n } },
+      reason: 'waterfall/bad-input',
+    },
+    {
+      name: 'negative applied shortfall',
+      over: { applied: { fee: 0n, shortfallPaid: -1n } },
+      reason: 'waterfall/bad-input',
+    },
   ])('rejects $name', ({ over, reason }) => {
     expect(() => decideWaterfall(input(over))).toThrow(WaterfallError);
     expect(() => decideWaterfall(input(over))).toThrow(reason);
+  });
+
+  it('rejects a position that cannot close before anything runs', () => {
+    const empty = { ...input().position, size: 0n };
+    expect(() => decideWaterfall(input({ position: empty }))).toThrow('accounting/bad-position');
+  });
+
+  // The message names the field and its value (what an operator reads in a log), after the reason.
+  const zeroPrice = { size: base('0.1'), price: 0n };
+  const messages: [Partial<WaterfallInput>, string][] = [
+    [{ liquidationId: '' }, 'waterfall/bad-input: liquidationId is empty'],
+    [{ mark: -1n }, 'waterfall/bad-input: mark -1 must be > 0'],
+    [{ nowMs: 1.5 }, 'waterfall/bad-input: nowMs 1.5'],
+    [{ insurance: { ...fund('1'), account: '' } }, 'waterfall/bad-input: insurance account is empty'],
+    [{ restOfPosition: { size: -1n, mark: 3n } }, 'waterfall/bad-input: restOfPosition -1 at 3'],
+    [{ applied: { fee: 4n, shortfallPaid: -2n } }, 'waterfall/bad-input: applied fee 4, shortfall -2'],
+    [
+      { auctionResult: { fills: [], finished: true } },
+      'waterfall/auction-before-market: an auction result without a market result',
+    ],
+    [
+      {
+        marketResult: { fills: [fill('0.6', '1830')] },
+        auctionResult: { fills: [fill('0.5', '1830')], finished: true },
+      },
+      'waterfall/overfill: fills 110000000 > size 100000000',
+    ],
+    [
+      { marketResult: { fills: [fill('0.1', '1830'), zeroPrice] } },
+      'waterfall/bad-input: market fill 1: size and price must be > 0',
+    ],
+    [
+      { marketResult: { fills: [] }, auctionResult: { fills: [zeroPrice], finished: true } },
+      'waterfall/bad-input: auction fill 0: size and price must be > 0',
+    ],
+    [
+      {
+        marketResult: { fills: [] },
+        auctionResult: { fills: [], finished: true },
+        lastResortResult: { fills: [zeroPrice] },
+      },
+      'waterfall/bad-input: last-resort fill 0: size and price must be > 0',
+    ],
+    [
+      { marketResult: { fills: [] }, lastResortResult: { fills: [] } },
+      'waterfall/bad-input: a last-resort result before the auction layer ended',
+    ],
+  ];
+  it.each(messages)('says what was wrong: %o', (over, message) => {
+    const error = (() => {
+      try {
+        decideWaterfall(input(over));
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(WaterfallError);
+    expect((error as WaterfallError).name).toBe('WaterfallError');
+    expect((error as WaterfallError).message).toBe(message);
+  });
+
+  it('before the end, reports the layers that closed size and nothing else', () => {
+    const nothingYet = {
+      insurance: { feeCredited: 0n, shortfallPaid: 0n, refused: 0n },
+      adl: { closedSize: 0n, deficit: 0n, covered: 0n, uncovered: 0n },
+    };
+    const common = {
+      traderPayout: 0n,
+      carriedSize: 0n,
+      movements: [],
+      insuranceNext: input().insurance.state,
+    };
+    expect(decideWaterfall(input({ marketResult: { fills: [fill('0.4', '1830')] } }))).toEqual({
+      next: 'start-auction',
+      acted: ['market'],
+      layers: {
+        market: { closedSize: base('0.4'), lastResortSize: 0n },
+        auction: { closedSize: 0n },
+        ...nothingYet,
+      },
+      ...common,
+    });
+    const running = {
+      marketResult: { fills: [] },
+      auctionResult: { fills: [fill('0.1', '1820')], finished: false },
+    };
+    expect(decideWaterfall(input(running))).toEqual({
+      next: 'await-auction',
+      acted: ['auction'],
+      layers: {
+        market: { closedSize: 0n, lastResortSize: 0n },
+        auction: { closedSize: base('0.1') },
+        ...nothingYet,
+      },
+      ...common,
+    });
   });
 });
 
@@ -398,6 +527,18 @@ describe('terminal states', () => {
     expect(d.adl?.fills).toEqual([
       { id: 's1', size: base('1'), price: price('1740'), pnlGiven: usd('40'), haircut: 0n },
     ]);
+  });
+
+  it('records nothing settled before the end', () => {
+    const record = settlementRecord(decideWaterfall(input()));
+    expect(Object.values(record)).toEqual(Object.keys(SETTLEMENT_UNITS).map(() => 0n));
+  });
+
+  it('names a size in base units and money in quote units', () => {
+    const record = settlementRecord(decideWaterfall(input(cases[4]!.over)));
+    expect(Object.keys(SETTLEMENT_UNITS).sort()).toEqual(Object.keys(record).sort());
+    for (const key of Object.keys(record) as (keyof SettlementAmounts)[])
+      expect([key, SETTLEMENT_UNITS[key]]).toEqual([key, key.endsWith('Size') ? 'base' : 'quote']);
   });
 
   it('records the settlement amounts in their units', () => {
@@ -642,6 +783,17 @@ describe('size ADL cannot take', () => {
     expect(d.terminal).toBe('SETTLED_MARKET');
     expect(d.carriedSize).toBe(base('0.6'));
     expect(d.acted).toEqual(['market']);
+    // The market and the auction closed as much each: size closed, so no last resort, whatever they add to.
+    const both = decideWaterfall(
+      input({
+        marketResult: { fills: [fill('0.3', '1830')] },
+        auctionResult: { fills: [fill('0.3', '1820')], finished: true },
+        adlCandidates: [],
+      }),
+    );
+    expect(both.next).toBe('settle');
+    expect(both.carriedSize).toBe(base('0.4'));
+    expect(both.acted).toEqual(['market', 'auction']);
   });
 
   it('counts last-resort fills as market fills, and carries what they left', () => {
@@ -703,6 +855,15 @@ describe('a deficit ADL does not socialize (the market-only baseline)', () => {
       );
     expect(whole(false).layers.adl).toEqual(whole(true).layers.adl);
     expect(whole(false).layers.adl.uncovered).toBeGreaterThan(0n);
+    // pnl 1500 - 2000 = -500 against 200 of collateral, an empty fund: the 300 is bad debt, and ADL closes nothing.
+    expect(whole(false).adl).toEqual({
+      fills: [],
+      covered: 0n,
+      uncovered: usd('300'),
+      closedSize: 0n,
+      unmatchedSize: 0n,
+      closeRoundingE16: 0n,
+    });
   });
 });
 
@@ -795,8 +956,29 @@ describe('differenceMovements: a plan made again after an earlier one moved mone
 
   it('refuses a plan that does not say a key applied before (a plan made without knowing it)', () => {
     expect(() => differenceMovements([], { 'p1:0:fee': 3_000_000n }, 1, fund)).toThrow(
-      /p1:0:fee was applied and the plan does not say it/,
+      /^waterfall\/bad-input: p1:0:fee was applied and the plan does not say it$/,
     );
+    // A key that nets to 0 moved nothing: a plan need not say it.
+    expect(differenceMovements([], { 'p1:0:fee': 0n }, 1, fund)).toEqual([]);
+  });
+
+  it('gives a fee credit no draw window, and a grown debit keeps the window it was planned in', () => {
+    const late = { ...fund, atMs: 2 * 3_600_000 + 7 };
+    const out = differenceMovements(
+      [movement('p1:0:fee', 3_000_000n), movement('p1:0:shortfall', -70_000_000n, 0)],
+      { 'p1:0:shortfall': -50_000_000n },
+      1,
+      late,
+    );
+    expect(out).toEqual([
+      { ...movement('p1:0:fee', 3_000_000n), idempotencyKey: 'p1:0:fee:r1' },
+      { ...movement('p1:0:shortfall', -20_000_000n, 0), idempotencyKey: 'p1:0:shortfall:r1' },
+    ]);
+  });
+
+  it("reads a plan's key off the replan suffix at the end only", () => {
+    expect(planKeyOf('p:r7:fee:r12')).toBe('p:r7:fee');
+    expect(planKeyOf('p:r7:fee')).toBe('p:r7:fee');
   });
 
   it('sums, with what was applied, to the new plan for any amounts, as the journal reads (property)', () => {
@@ -967,6 +1149,22 @@ describe('a plan made again, knowing what earlier plans applied (replan-fee-floo
         await ledger.apply(m);
       expect((await ledger.balance(ACCOUNT)).balance).toBe(d.insuranceNext.balance);
     }
+  });
+
+  it('keeps out of a solvent payout only the fee the fund cannot give back with the payout given back', () => {
+    // Solvent at 1780 (fee 17.80, payout 162.20), the fund at its floor, 0.20 paid before: the 0.20 given back
+    // gives 0.20 of the 0.60 fee back; 0.40 stays charged, out of the payout, not the whole 0.60.
+    const d = decideWaterfall(
+      input({
+        position: { side: 'LONG', size: base('1'), entryPrice: price('2000'), collateral: usd('400') },
+        marketResult: { fills: [fill('1', '1780')] },
+        insurance: { ...fund('0'), state: { balance: 0n, windowStartMs: 0, windowDrawn: usd('0.2') } },
+        applied: { fee: usd('18.4'), shortfallPaid: usd('0.2') },
+      }),
+    );
+    expect(d.settlement).toMatchObject({ fee: usd('18.2'), shortfall: 0n, traderPayout: usd('161.8') });
+    expect(d.movements.map((m) => m.amount)).toEqual([usd('18.2'), 0n]);
+    expect(d.insuranceNext.balance).toBe(0n);
   });
 
   it('keeps the fee when the trader has not enough left for it and the fund gives nothing back then', () => {
