@@ -5,10 +5,13 @@ import {
   type AdlCandidate,
   AdlError,
   allocateAdl,
+  asAdlCandidate,
   canDeleverage,
   compareScoresDesc,
+  estimateScore,
   givesWithoutClosing,
   profitGivenAfter,
+  rankCandidate,
   rankForAdl,
   topEntriesForAdl,
   topForAdl,
@@ -651,5 +654,140 @@ describe('ADL: at each boundary', () => {
     expect(ofShort.fills).toEqual([
       { id: 'l', size: base('3'), price: price('999.66666667'), pnlGiven: usd('1'), haircut: 0n },
     ]);
+  });
+});
+
+// Stryker's survivors (session 50): the checks' messages, the doubles' shortcut, the estimates, the closed part's share.
+describe('ADL: refusals and exact edges', () => {
+  const good = cand('g', 'SHORT', '1', '2100', '50');
+  const messageOf = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(AdlError);
+      expect((e as AdlError).name).toBe('AdlError');
+      return (e as AdlError).message;
+    }
+    throw new Error('no error');
+  };
+
+  it.each([
+    [{ ...good, id: '' }, 'adl/bad-candidate: empty id'],
+    [{ ...good, id: 7 as unknown as string }, 'adl/bad-candidate: empty id'],
+    [{ ...good, side: 'UP' as Side }, 'adl/bad-candidate: g: side UP'],
+    [{ ...good, size: -1n }, 'adl/bad-candidate: g: size >= 0, entry > 0 and profit given >= 0 required'],
+    [
+      { ...good, adlProfitGiven: -1n },
+      'adl/bad-candidate: g: size >= 0, entry > 0 and profit given >= 0 required',
+    ],
+    [
+      { ...good, collateralUnderE16: -1n },
+      'adl/bad-candidate: g: collateralUnderE16 -1 is outside [0, 1e10)',
+    ],
+    [
+      { ...good, collateralUnderE16: NOTIONAL_TO_QUOTE },
+      'adl/bad-candidate: g: collateralUnderE16 10000000000 is outside [0, 1e10)',
+    ],
+  ])('refuses a bad candidate, ranked or in a top: %o', (c, message) => {
+    expect(messageOf(() => rankForAdl([c], MARK, 'LONG'))).toBe(message);
+    expect(messageOf(() => topForAdl([c], MARK, 'LONG', 1))).toBe(message);
+  });
+
+  it('accepts the last sub-unit under the collateral', () => {
+    expect(rankForAdl([{ ...good, collateralUnderE16: NOTIONAL_TO_QUOTE - 1n }], MARK, 'LONG')).toHaveLength(
+      1,
+    );
+  });
+
+  it('refuses a top of a bad count, at a bad mark, or with a duplicate id', () => {
+    const two = [good, { ...good, id: 'h' }];
+    expect(messageOf(() => topForAdl(two, MARK, 'LONG', -1))).toBe('adl/bad-input: count -1');
+    expect(messageOf(() => topForAdl(two, MARK, 'LONG', 1.5))).toBe('adl/bad-input: count 1.5');
+    expect(messageOf(() => topForAdl(two, 0n, 'LONG', 1))).toBe('adl/bad-input: mark 0 must be > 0');
+    expect(messageOf(() => topForAdl([good, good], MARK, 'LONG', 1))).toBe('adl/duplicate-id: g');
+  });
+
+  it('refuses a ranking at a zero mark, even of nothing', () => {
+    expect(messageOf(() => rankForAdl([], 0n, 'LONG'))).toBe('adl/bad-input: mark 0 must be > 0');
+    expect(messageOf(() => rankForAdl([good], 0n, 'LONG'))).toBe('adl/bad-input: mark 0 must be > 0');
+    expect(messageOf(() => rankCandidate(good, 0n, 'LONG'))).toBe('adl/bad-input: mark 0 must be > 0');
+  });
+
+  it("says the allocation's bad amount", () => {
+    const one = { side: 'LONG' as const, size: base('1') };
+    expect(
+      messageOf(() => allocateAdl({ deficit: -1n, bankruptPosition: one, ranked: [], mark: MARK })),
+    ).toBe('adl/bad-input: deficit -1 must be >= 0');
+    expect(
+      messageOf(() =>
+        allocateAdl({ deficit: 0n, bankruptPosition: { side: 'LONG', size: -2n }, ranked: [], mark: MARK }),
+      ),
+    ).toBe('adl/bad-input: size -2 must be >= 0');
+  });
+
+  it('ranks one candidate as the ranking of it alone does', () => {
+    expect(rankCandidate(good, MARK, 'LONG')).toEqual(rankForAdl([good], MARK, 'LONG')[0]);
+    expect(rankCandidate(good, MARK, 'SHORT')).toBeUndefined();
+    expect(rankCandidate(cand('l', 'SHORT', '1', '1900', '50'), MARK, 'LONG')).toBeUndefined();
+  });
+
+  it('scores pnlRatio x effective leverage exactly: 100/50 x 2000/150 = 80/3', () => {
+    const [ranked] = rankForAdl([good], MARK, 'LONG');
+    expect(ranked!.score.num * 3n).toBe(ranked!.score.den * 80n);
+    expect(ranked!.score.approx).toBeCloseTo(80 / 3, 12);
+  });
+
+  it('ranks again a ranking made against the other side', () => {
+    const ranked = rankForAdl([good], MARK, 'LONG');
+    // Against a deleveraged short only longs count: the short g is none of them.
+    expect(rankForAdl(ranked, MARK, 'SHORT')).toEqual([]);
+  });
+
+  it('orders equal scores exactly when their doubles differ by a rounding', () => {
+    // 3x / 3 and x / 1 with x beyond 2^53: the same ratio, whose doubles may differ by an ulp; never far apart.
+    const x = 2n ** 60n + 86n;
+    const ratio = (num: bigint, den: bigint) => ({ num, den, approx: Number(num) / Number(den) });
+    const a = ratio(3n * x, 3n);
+    const b = ratio(x, 1n);
+    expect(a.approx).not.toBe(b.approx);
+    expect(compareScoresDesc(a, b)).toBe(0);
+    expect(compareScoresDesc(b, a)).toBe(0);
+  });
+
+  it('estimates the score in doubles, and declines fields beyond 2^53', () => {
+    const exact = rankForAdl([good], MARK, 'LONG')[0]!.score.approx!;
+    expect(estimateScore(good, MARK)).toBeCloseTo(exact, 12);
+    const max = BigInt(Number.MAX_SAFE_INTEGER);
+    for (const over of [{ size: max + 1n }, { entryPrice: max + 1n }, { collateral: max + 1n }])
+      expect(estimateScore({ ...good, ...over }, MARK)).toBeUndefined();
+    expect(estimateScore(good, max + 1n)).toBeUndefined();
+    // At 2^53 - 1 itself every field converts exactly.
+    for (const at of [{ size: max }, { entryPrice: max }, { collateral: max }])
+      expect(estimateScore({ ...good, ...at }, MARK)).toEqual(expect.any(Number));
+    expect(estimateScore({ ...good, entryPrice: max }, max)).toBe(0); // flat at the mark
+    expect(estimateScore({ ...good, size: 1n, entryPrice: max }, max - 1n)).toBeGreaterThan(0);
+  });
+
+  it('estimates 0 for no candidate, infinity for a profit with no collateral', () => {
+    expect(estimateScore({ ...good, collateral: -1n }, MARK)).toBe(0);
+    expect(estimateScore({ ...good, collateral: 0n }, MARK)).toBe(Number.POSITIVE_INFINITY);
+    expect(estimateScore(cand('l', 'SHORT', '1', '1900', '50'), MARK)).toBe(0);
+    // 100 of profit, 150 taken before: nothing left. Exactly 100 taken, without collateral: nothing either (not 0/0).
+    expect(estimateScore({ ...good, adlProfitGiven: usd('150') }, MARK)).toBe(0);
+    expect(estimateScore({ ...good, collateral: 0n, adlProfitGiven: usd('100') }, MARK)).toBe(0);
+  });
+
+  it("keeps a position's own record when it has no sub-unit to drop", () => {
+    const p = { id: 'p', collateral: usd('5'), collateralOverE16: 0n };
+    expect(asAdlCandidate(p)).toEqual(p);
+  });
+
+  it('the closed part takes its share of what was given rounded up when its profit carries the extra unit', () => {
+    // A short of 3 ETH 0.000001 above the mark: a unit of profit per ETH; 1 unit given before. Closing 1 ETH
+    // realizes 1 unit, enough for ceil(1/3) = 1: the open part keeps nothing given.
+    const thin: AdlCandidate = { ...cand('t', 'SHORT', '3', '2000.000001', '10'), adlProfitGiven: 1n };
+    expect(profitGivenAfter(thin, base('1'), 0n, MARK)).toBe(0n);
+    // Closed whole, nothing stays given, whatever the haircut.
+    expect(profitGivenAfter(thin, base('3'), 5n, MARK)).toBe(0n);
   });
 });
