@@ -7,9 +7,11 @@ import {
   chainBreaks,
   closedByTime,
   cutPage,
+  endGap,
   FUND_CHART,
   FUND_KINDS,
   indexLagging,
+  PERIOD_RULE,
   type Period,
   postingsOf,
   SETTLED_AFTER_MS,
@@ -535,5 +537,176 @@ describe("the CSV's text cells (a security review, session 48)", () => {
       ])
         expect(adminRequestSchema.safeParse(request).success, JSON.stringify(request)).toBe(false);
     expect(adminRequestSchema.safeParse(open('-p1')).success).toBe(true);
+  });
+});
+
+// Stryker's survivors (session 50): the edges where a balance is unknown, the chart's words, each break's fields.
+describe('the statement where a balance is unknown, and each field of a break', () => {
+  const base = journal([
+    ['deposit', '100'],
+    ['liquidation-fee', '10'],
+    ['shortfall-payout', '-30'],
+    ['liquidation-fee', '5'],
+    ['deposit', '1'],
+  ]);
+  const unknown = { start: true, sequence: 2 } as const; // the read began past entry 2: its balance unknown
+
+  it("names the chart's movements, and refuses an unknown kind naming the kinds it has", () => {
+    expect(FUND_KINDS.map((k) => FUND_CHART[k].label)).toEqual([
+      'fees earned',
+      'shortfalls paid',
+      'deposited',
+      'withdrawn',
+    ]);
+    const [entry] = journal([['fee', '1']]);
+    const error = (() => {
+      try {
+        postingsOf(entry!);
+      } catch (e) {
+        return e as StatementError;
+      }
+    })();
+    expect(error?.name).toBe('StatementError');
+    expect(error?.message).toBe(
+      'statement/unknown-kind: entry 1 (key k1) has kind "fee", which the fund\'s chart of accounts does not name ' +
+        '(liquidation-fee, shortfall-payout, deposit, withdraw): nothing is booked for an unknown kind',
+    );
+    expect(PERIOD_RULE).toContain('from the first entry, in sequence order, stamped at or after --from');
+    expect(PERIOD_RULE).toContain(
+      'up to, not including, the first entry from there on stamped at or after --to',
+    );
+  });
+
+  it('a period from a sequence to a time skips the entries before its start, whatever their stamps', () => {
+    const stamped = journal(
+      [
+        ['deposit', '100'],
+        ['deposit', '1'],
+        ['deposit', '2'],
+        ['deposit', '3'],
+      ],
+      [200, 10, 50, 60],
+    );
+    const { state, inPeriod } = cut(stamped, { from: { sequence: 3 }, to: { atMs: 100 } }, 4);
+    expect(inPeriod.map((e) => e.sequence)).toEqual([3, 4]);
+    expect(state).toEqual({ phase: 'in', before: stamped[1] });
+    // No end: the entries before the start are skipped, the rest are in.
+    const open = cut(stamped, { from: { sequence: 2 }, to: undefined }, 4);
+    expect(open.inPeriod.map((e) => e.sequence)).toEqual([2, 3, 4]);
+    expect(open.state).toEqual({ phase: 'in', before: stamped[0] });
+  });
+
+  it('a gap after a read that began past an entry: no amount, its entries missing', () => {
+    expect(chainBreaks(unknown, base.slice(4))).toStrictEqual([
+      {
+        type: 'gap',
+        sequence: 5,
+        missing: { from: 3, to: 4 },
+        message:
+          "entries 3 to 4 missing just before the period's first entry 5: its opening balance is not checked against the entry before it",
+      },
+    ]);
+    // The next entry after it: no break, and no start of the journal to begin from 0.
+    expect(chainBreaks(unknown, base.slice(2))).toEqual([]);
+    expect(chainBreaks(undefined, base.slice(2))).toEqual([]);
+  });
+
+  it("the journal's first entry past 1 from 0: nothing moved before it", () => {
+    const [, , third] = journal([
+      ['deposit', '0'],
+      ['deposit', '0'],
+      ['deposit', '7'],
+    ]);
+    expect(
+      chainBreaks({ start: true, sequence: 0, balanceAfter: 0n }, [third!]).map((b) => b.message),
+    ).toEqual([
+      "entries 1 to 2 missing: the journal's first entry is 3 (balance 0.00 before it: 0.00 in no statement)",
+    ]);
+  });
+
+  it("a balanceAfter off: the break's type", () => {
+    const off = { ...base[1]!, balanceAfter: base[1]!.balanceAfter - 1n };
+    expect(chainBreaks(base[0], [off]).map((b) => [b.type, b.sequence, b.amount])).toEqual([
+      ['arithmetic', 2, -1n],
+    ]);
+  });
+
+  it('entries missing before the first past the period, each field, with and without a balance known', () => {
+    expect(chainBreaks(base[0], [base[1]!], base[4])).toStrictEqual([
+      {
+        type: 'gap',
+        sequence: 5,
+        previous: 2,
+        amount: usd('-25'),
+        missing: { from: 3, to: 4 },
+        message:
+          'entries 3 to 4 missing between entry 2 and entry 5, the first past the period: of this period or the next, unknown (balance 110.00 after entry 2, 85.00 before entry 5: -25.00 in neither statement)',
+      },
+    ]);
+    expect(chainBreaks(unknown, [], base[4])).toStrictEqual([
+      {
+        type: 'gap',
+        sequence: 5,
+        missing: { from: 3, to: 4 },
+        message:
+          'entries 3 to 4 missing before entry 5, the first past the period: of this period or the next, unknown',
+      },
+    ]);
+    expect(
+      chainBreaks({ start: true, sequence: 0, balanceAfter: 0n }, [], base[2]).map((b) => b.message),
+    ).toEqual([
+      "entries 1 to 2 missing before entry 3, the first past the period: of this period or the next, unknown (balance 0.00 at the journal's start, 110.00 before entry 3: +110.00 in neither statement)",
+    ]);
+  });
+
+  it("missing at the journal's end: none when the balance is at the last entry read; from a start, known or not", () => {
+    expect(endGap(base[4], { sequence: 5, balance: base[4]!.balanceAfter })).toBeUndefined();
+    expect(endGap(base[4], { sequence: 4, balance: 0n })).toBeUndefined();
+    expect(endGap(unknown, { sequence: 4, balance: usd('80') })).toStrictEqual({
+      type: 'gap',
+      sequence: 4,
+      missing: { from: 3, to: 4 },
+      message:
+        "entries 3 to 4 missing at the journal's end: the fund's balance, read before the journal, counts them (it is at entry 4) and the journal's index by sequence does not list them (of this period or a later one, unknown)",
+    });
+    expect(
+      endGap({ start: true, sequence: 0, balanceAfter: 0n }, { sequence: 1, balance: usd('100') }),
+    ).toStrictEqual({
+      type: 'gap',
+      sequence: 1,
+      amount: usd('100'),
+      missing: { from: 1, to: 1 },
+      message:
+        "entry 1 missing at the journal's end: the fund's balance, read before the journal, counts it (it is at entry 1, +100.00 from the journal's start) and the journal's index by sequence does not list it (of this period or a later one, unknown)",
+    });
+  });
+
+  it('lags a gap the balance counts up to its last entry, names them, and never lags a break twice', () => {
+    const [gap] = chainBreaks(base[1], [base[4]!]);
+    const [lagging] = indexLagging([gap!], 4);
+    expect(lagging!.type).toBe('lagging');
+    expect(lagging!.message).toContain(
+      "the fund's balance (at entry 4) counts them and no look finds them left out",
+    );
+    expect(indexLagging([gap!], 3)).toEqual([gap]);
+    expect(indexLagging([lagging!], 4)).toEqual([lagging]);
+  });
+
+  it('an empty period with nothing known before it: no opening, closing or difference, and it reconciles', () => {
+    const s = buildStatement({ account: FUND, entries: [] });
+    expect(s).toMatchObject({ entries: 0, movements: 0n, reconciles: true, breaks: [] });
+    for (const key of ['opening', 'closing', 'difference', 'firstSequence'])
+      expect(Object.hasOwn(s, key)).toBe(false);
+  });
+
+  it('a period with a break does not reconcile, even when its balances add up', () => {
+    const fromFive = { ...base[0]!, balanceBefore: usd('5'), balanceAfter: usd('105') };
+    const s = buildStatement({
+      account: FUND,
+      entries: [fromFive],
+      before: { start: true, sequence: 0, balanceAfter: 0n },
+    });
+    expect(s).toMatchObject({ opening: usd('5'), closing: usd('105'), difference: 0n, reconciles: false });
+    expect(s.breaks.map((b) => b.type)).toEqual(['start']);
   });
 });
