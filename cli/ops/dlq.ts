@@ -61,7 +61,9 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             one sent back whose delete then fails is said, still in the DLQ (a redrive sends it again, a
             duplicate its consumer takes; or discard it). The text names every one of those, then at most
             ${REDRIVE_FAILED_SHOWN} not sent back and how many more (--json lists them all). Messages it held that SQS would
-            not release as it ended are said (back once their visibility timeout, ${PEEK_VISIBILITY_SECONDS} s, runs out; --json: notReleased)
+            not release as it ended are said (back once their visibility timeout, ${PEEK_VISIBILITY_SECONDS} s, runs out; --json: notReleased).
+            Exit 1 when it left a message it read (not sent back, or its delete failed: the dead-letter alarm
+            stays on) or an error stopped it; else 0, arrivals and those past or short of SQS's count included
   discard   deletes the messages named (a poison message, or one dealt with otherwise) and prints their
             bodies, the only copy left: keep them with the incident (--json keeps them exact: the text
             escapes control and bidi characters as \\uXXXX). An error once it has something to say

@@ -241,6 +241,41 @@ describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms 
     expect(note).not.toMatch(/SQS already reported|counts from its arrival/);
   });
 
+  // Found in session 50's on-call pass: most entries said what fired, not what ends it, and CircuitBreakerAlarm's OK
+  // (5 minutes with no trip) read as the breaker closed (oncall50-runbook-ok).
+  it('says in the entry of every alarm when it returns to OK, in the window its template evaluates', () => {
+    const resources = Template.fromStack(buildStack(THIS_PROJECT, {}, { outdir }).stack).findResources(
+      'AWS::CloudWatch::Alarm',
+    );
+    const bullets = runbook.split(/\n- /).map((b) => b.replace(/\s+/g, ' '));
+    const wrong: string[] = [];
+    for (const [logicalId, { Properties: a }] of Object.entries(resources)) {
+      const id = /^Monitoring([A-Za-z0-9]+)[0-9A-F]{8}$/.exec(logicalId)![1]!;
+      const name = named.find((n) => pattern(n).test(id))!;
+      const period = Number(
+        a.Period ??
+          (a.Metrics as { MetricStat?: { Period: number } }[]).find((m) => m.MetricStat)!.MetricStat!.Period,
+      );
+      // One breaching point of several pages (M out of N with M = 1): it clears N periods after the last; else at the
+      // first period that does not breach.
+      const periods = a.DatapointsToAlarm === 1 && a.EvaluationPeriods > 1 ? a.EvaluationPeriods : 1;
+      const minutes = (period / 60) * periods;
+      const window =
+        minutes === 60
+          ? /\bhour\b/
+          : minutes === 1
+            ? /\bminute\b/
+            : new RegExp(`\\b${minutes}[- ]minutes?\\b`);
+      const oks = bullets
+        .filter((b) => b.includes(`\`${name}\``))
+        .map((b) => b.slice(b.indexOf('**Back to OK**')))
+        .filter((ok) => ok.startsWith('**Back to OK**'));
+      if (oks.length === 0) wrong.push(`${id}: no entry says when it returns to OK`);
+      else if (!oks.some((ok) => window.test(ok))) wrong.push(`${id}: its OK names no ${window} window`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
   it('gives every alarm the name <stack>-<its entry>, once, tied to its logical id (alarms45-fixed-names)', () => {
     expect(named45.length).toBeGreaterThan(40);
     const wrong: string[] = [];
