@@ -116,9 +116,12 @@ ${STATEMENT_USAGE}${TARGET_USAGE}`;
 
 export const FEED_USAGE = `Usage: backstop feed resume --symbol S --from-sequence N
 
-  A price feed that restarted and counts its sequence again has its ticks refused as out of order (the
-  TicksOutOfOrderAlarm fires, then the market's TickFeed alarm). resume lowers the market's last sequence so that ticks from N on are judged as usual,
-  still against the last accepted mark and time.
+  A price feed that restarted on a lower numbering has its ticks held as tick/sequence-behind (the
+  FeedNumberingAlarm fires) until the market's mark is stale (maxMarkAgeSeconds) and the feed has gone on for
+  breakerConfirmSeconds. resume moves the market onto it at once: it lowers the market's last sequence so that
+  ticks from N on are judged as usual, still against the last accepted mark and time: a tick stamped up to
+  maxClockSkewSeconds (5 s by default) after the last accepted one is taken for the old feed's, and refused as
+  out of order.
 
   --symbol S             market (e.g. ETH-USD)
   --from-sequence N      the restarted feed's next sequence (an integer >= 0)

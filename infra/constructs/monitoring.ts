@@ -554,15 +554,16 @@ export class Monitoring extends Construct {
    * data is the silence itself).
    */
   private tickFeedAlarms(config: InfraConfig): void {
-    // A feed behind the market's sequence (restarted, or after one tick far ahead) has all its ticks refused: paged
-    // within two minutes, before the silence alarm, with the reason.
+    // Ticks refused as out of order one after another: a source behind the market's numbering or stamps (a feed
+    // restarted lower whose stamps run on is held instead: FeedNumberingAlarm); paged within two minutes, with the
+    // reason (oncall50-out-of-order-cause).
     this.alarm(
       'TicksOutOfOrderAlarm',
       this.business(METRICS.TicksRejected, {
         dimension: 'tick/out-of-order',
         period: ONE_MINUTE,
       }),
-      `Ticks keep arriving behind their market's last sequence: a feed that restarted its numbering (backstop feed resume), or a tick far ahead (a faulty or hostile feed) that makes the real feed's ticks out of order; that market is not margin-checked meanwhile`,
+      `Ticks keep arriving stamped before their market's last, or numbered behind it and stamped no later than its own numbering can still send (maxClockSkewSeconds past its last accepted tick): a second publisher numbered behind the live feed, or a publisher whose stamps run behind (its clock); a few come of retries and redriven old ticks. A feed restarted on a lower numbering whose stamps run on is held instead (FeedNumberingAlarm, backstop feed resume), and a resume does not help these. A market whose every tick is refused is not margin-checked meanwhile: backstop status shows each kind refused`,
       OUT_OF_ORDER_PER_MINUTE,
       ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       { evaluationPeriods: 2 },
@@ -596,7 +597,7 @@ export class Monitoring extends Construct {
       const feed = this.alarm(
         `TickFeed${market.replace(/[^A-Za-z0-9]/g, '')}Alarm`,
         this.business(METRICS.TicksAccepted, { dimension: market, period: ONE_MINUTE }),
-        `No tick of ${market} accepted for ${minutes} minutes: its feed stopped, or every tick is rejected (a feed that restarted its sequence: backstop feed resume), so its positions are not margin-checked`,
+        `No tick of ${market} accepted for ${minutes} minutes: its feed stopped, or every tick is rejected (backstop status shows each kind refused and why), so its positions are not margin-checked`,
         1,
         ComparisonOperator.LESS_THAN_THRESHOLD,
         { treatMissingData: TreatMissingData.BREACHING, evaluationPeriods: minutes },
