@@ -192,7 +192,7 @@ it("follows the dead-letter entry's commands to an empty dead-letter queue: list
   expect(await watched()).toBe(0);
   const depth = await dlq.depth();
   expect([depth.visible, depth.inFlight, depth.delayed]).toEqual([0, 0, 0]);
-  expect(entry).toContain('`backstop status --target aws` shows the dead-letter queue empty at once');
+  expect(entry).toContain('`backstop status --target aws` shows the dead-letter queue empty');
   expect((await cli('status', ...target)).stdout).toMatch(/^dead letters {4}0 /m);
   expect(stack.runner.errors.map((e) => e.functionId)).not.toContain('liquidationWatch');
 }, 180_000);
