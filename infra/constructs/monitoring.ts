@@ -128,6 +128,22 @@ const DEAD_LETTER_READ_FAILURE_PERIODS = 3;
 
 /** CloudWatch's longest alarm name. */
 const ALARM_NAME_MAX = 255;
+/** CloudWatch's longest alarm description (PutMetricAlarm's AlarmDescription). */
+export const ALARM_DESCRIPTION_MAX = 1024;
+
+/**
+ * An alarm's description as its notification shows it: what fired, then where its runbook entry is, for an on-call
+ * who has never seen Backstop (oncall50-runbook-pointer).
+ */
+export function alarmDescription(description: string, id: string): string {
+  const full = `${description.replace(/\.$/, '')}. Runbook: docs/DEPLOY.md, "When an alarm fires", ${id}`;
+  if (full.length > ALARM_DESCRIPTION_MAX) {
+    throw new InfraConfigError(
+      `alarm ${id}'s description is longer than CloudWatch's ${ALARM_DESCRIPTION_MAX} characters`,
+    );
+  }
+  return full;
+}
 
 /**
  * An alarm's name: `<stack>-<construct id>` (Backstop-prod-LiquidationQueueAgeAlarm), the name its notification and
@@ -361,7 +377,7 @@ export class Monitoring extends Construct {
       evaluationPeriods: options.evaluationPeriods ?? 1,
       ...(options.datapointsToAlarm !== undefined ? { datapointsToAlarm: options.datapointsToAlarm } : {}),
       treatMissingData: options.treatMissingData ?? TreatMissingData.NOT_BREACHING,
-      alarmDescription: description,
+      alarmDescription: alarmDescription(description, id),
     });
     alarm.addAlarmAction(new SnsAction(this.topic));
     alarm.addOkAction(new SnsAction(this.topic));

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALARM_DESCRIPTION_MAX } from '../../infra/constructs/monitoring.ts';
 import { MARKET_DIMENSION, METRICS, type MetricSpec } from '../../shared/metrics.ts';
 import { type EmitSite, emfDimensionSets, emitSites } from '../support/emit-sites.ts';
 import {
@@ -274,6 +275,26 @@ describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms 
       else if (!oks.some((ok) => window.test(ok))) wrong.push(`${id}: its OK names no ${window} window`);
     }
     expect(wrong).toEqual([]);
+  });
+
+  // Found in session 50's on-call pass: a notification said what fired, nowhere where its runbook was
+  // (oncall50-runbook-pointer).
+  it("ends every alarm's description, as its notification shows it, with where its runbook entry is", () => {
+    const resources = Template.fromStack(buildStack(THIS_PROJECT, {}, { outdir }).stack).findResources(
+      'AWS::CloudWatch::Alarm',
+    );
+    const wrong: string[] = [];
+    for (const [logicalId, { Properties: a }] of Object.entries(resources)) {
+      const id = /^Monitoring([A-Za-z0-9]+)[0-9A-F]{8}$/.exec(logicalId)![1]!;
+      const description = String(a.AlarmDescription);
+      if (!description.endsWith(`. Runbook: docs/DEPLOY.md, "When an alarm fires", ${id}`))
+        wrong.push(`${id}: ${description.slice(-80)}`);
+      if (description.length > ALARM_DESCRIPTION_MAX) wrong.push(`${id}: ${description.length} characters`);
+    }
+    expect(wrong).toEqual([]);
+    expect(runbook.replace(/\s+/g, ' ')).toContain(
+      'ends with where its entry is: `Runbook: docs/DEPLOY.md, "When an alarm fires", <name>`',
+    );
   });
 
   it('gives every alarm the name <stack>-<its entry>, once, tied to its logical id (alarms45-fixed-names)', () => {
