@@ -17,7 +17,8 @@ import { type MotoServer, startMoto } from '../support/moto.ts';
  * docs/DEPLOY.md's runbook ("When an alarm fires") followed as an on-call reads it, on the emulator with the real
  * functions: the dead-letter entry (`LiquidationsDlqAlarm`) on a liquidation its real consumer dead-lettered, the
  * overdue entry (`LiquidationsOverdueAlarm`) on one whose message was lost, the feed's (`FeedNumberingAlarm`,
- * `TicksOutOfOrderAlarm`) on a feed restarted lower and a stray behind it. Each command is taken from the entry's own
+ * `TicksOutOfOrderAlarm`) on a feed restarted lower and a stray behind it, the fund's (`InsuranceFundLowAlarm`) on a
+ * deposit. Each command is taken from the entry's own
  * text (placeholders and risk.json filled, `--target aws` swapped for the emulator's flags) and run as the CLI, until
  * what the alarm reads is clear (oncall50-dlq-drill, oncall50-overdue-drill, oncall50-feed-drill). A command the entry stops naming, or one
  * that no longer does what the entry says, fails here.
@@ -301,3 +302,21 @@ it("moves a market onto a feed restarted lower with the numbering entry's comman
     rmSync(path.dirname(config), { recursive: true, force: true });
   }
 }, 120_000);
+
+it("shows the fund entry's deposit at ledger-reconcile's next run, which reports the balance its OK reads (oncall50-runbook-ok)", async () => {
+  const entry = runbookEntry('InsuranceFundLowAlarm');
+  const deposit = await cli(
+    ...command(entry, 'backstop fund deposit --amount <amount>', { amount: '2500' }),
+    ...target,
+  );
+  expect(deposit.code, deposit.stderr).toBe(0);
+  // The CLI writes the ledger itself and reports no metric: the next run reports the balance (InsuranceFundBalance).
+  expect(entry).toContain(
+    '`backstop fund deposit` writes the ledger itself, so its deposit shows at the next run',
+  );
+  const run = (await stack.runner.triggerSchedule('ledgerReconcile')) as {
+    balance: string;
+    reconciled: boolean;
+  };
+  expect(run).toMatchObject({ balance: '2500', reconciled: true });
+});
