@@ -51,9 +51,13 @@ let moto: MotoServer;
 let stack: LocalStack;
 const STAGE = 'oncall';
 let target: string[];
+/** The CLI's state folder (BACKSTOP_STATE_DIR), the test's own: not .backstop in the repository. */
+let stateDir: string | undefined;
 
 beforeAll(async () => {
   vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'CRITICAL'); // the failing deliveries' ERROR lines
+  stateDir = mkdtempSync(path.join(tmpdir(), 'backstop-oncall-state-'));
+  vi.stubEnv('BACKSTOP_STATE_DIR', stateDir);
   moto = await startMoto();
   stack = await startLocalStack({ endpoint: moto.endpoint, stage: STAGE, fastRetries: true });
   // What `--target aws` is on the emulator: the stage's resources at this endpoint.
@@ -68,9 +72,13 @@ beforeAll(async () => {
   );
 }, 60_000);
 afterAll(async () => {
-  await stack?.stop();
-  await moto?.stop();
-  vi.unstubAllEnvs();
+  try {
+    await stack?.stop();
+    await moto?.stop();
+  } finally {
+    vi.unstubAllEnvs();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  }
 });
 
 /** A position healthy at the mark (1,500) and its liquidation, queued as a tick left it: no message sent yet. */
