@@ -120,8 +120,8 @@ export const FEED_USAGE = `Usage: backstop feed resume --symbol S --from-sequenc
   FeedNumberingAlarm fires) until the market's mark is stale (maxMarkAgeSeconds) and the feed has gone on for
   breakerConfirmSeconds. resume moves the market onto it at once: it lowers the market's last sequence so that
   ticks from N on are judged as usual, still against the last accepted mark and time: a tick stamped up to
-  maxClockSkewSeconds (5 s by default) after the last accepted one is taken for the old feed's, and refused as
-  out of order.
+  maxClockSkewSeconds (5 s by default) after the old feed's last recorded print (its last accepted tick, or the
+  print its breaker holds) is taken for the old feed's, and refused as out of order.
 
   --symbol S             market (e.g. ETH-USD)
   --from-sequence N      the restarted feed's next sequence (an integer >= 0)

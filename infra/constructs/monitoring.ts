@@ -133,10 +133,11 @@ export const ALARM_DESCRIPTION_MAX = 1024;
 
 /**
  * An alarm's description as its notification shows it: what fired, then where its runbook entry is, for an on-call
- * who has never seen Backstop (oncall50-runbook-pointer).
+ * who has never seen Backstop (oncall50-runbook-pointer). `entry`: the name the runbook spells, where one entry stands
+ * for an alarm a market (`TickFeed<Market>Alarm`: a search for `TickFeedBTCUSDAlarm` finds nothing there).
  */
-export function alarmDescription(description: string, id: string): string {
-  const full = `${description.replace(/\.$/, '')}. Runbook: docs/DEPLOY.md, "When an alarm fires", ${id}`;
+export function alarmDescription(description: string, id: string, entry = id): string {
+  const full = `${description.replace(/\.$/, '')}. Runbook: docs/DEPLOY.md, "When an alarm fires", ${entry}`;
   if (full.length > ALARM_DESCRIPTION_MAX) {
     throw new InfraConfigError(
       `alarm ${id}'s description is longer than CloudWatch's ${ALARM_DESCRIPTION_MAX} characters`,
@@ -367,6 +368,8 @@ export class Monitoring extends Construct {
       treatMissingData?: TreatMissingData;
       evaluationPeriods?: number;
       datapointsToAlarm?: number;
+      /** The runbook entry's name, where it is not the id (alarmDescription). */
+      runbookEntry?: string;
     } = {},
   ): Alarm {
     const alarm = new Alarm(this, id, {
@@ -377,7 +380,7 @@ export class Monitoring extends Construct {
       evaluationPeriods: options.evaluationPeriods ?? 1,
       ...(options.datapointsToAlarm !== undefined ? { datapointsToAlarm: options.datapointsToAlarm } : {}),
       treatMissingData: options.treatMissingData ?? TreatMissingData.NOT_BREACHING,
-      alarmDescription: alarmDescription(description, id),
+      alarmDescription: alarmDescription(description, id, options.runbookEntry),
     });
     alarm.addAlarmAction(new SnsAction(this.topic));
     alarm.addOkAction(new SnsAction(this.topic));
@@ -579,7 +582,7 @@ export class Monitoring extends Construct {
         dimension: 'tick/out-of-order',
         period: ONE_MINUTE,
       }),
-      `Ticks keep arriving stamped before their market's last, or numbered behind it and stamped no later than its own numbering can still send (maxClockSkewSeconds past its last accepted tick): a second publisher numbered behind the live feed, or a publisher whose stamps run behind (its clock); a few come of retries and redriven old ticks. A feed restarted on a lower numbering whose stamps run on is held instead (FeedNumberingAlarm, backstop feed resume), and a resume does not help these. A market whose every tick is refused is not margin-checked meanwhile: backstop status shows each kind refused`,
+      `Ticks keep arriving stamped before their market's last, or numbered behind it and stamped no later than its own numbering can still send (maxClockSkewSeconds past its last recorded print: its last accepted tick, or the one its breaker holds): a second publisher numbered behind the live feed, or a publisher whose stamps run behind (its clock); a few come of retries and redriven old ticks. A feed restarted on a lower numbering whose stamps run on is held instead (FeedNumberingAlarm, backstop feed resume), and a resume does not help these. A market whose every tick is refused is not margin-checked meanwhile: backstop status shows each kind refused`,
       OUT_OF_ORDER_PER_MINUTE,
       ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       { evaluationPeriods: 2 },
@@ -616,7 +619,11 @@ export class Monitoring extends Construct {
         `No tick of ${market} accepted for ${minutes} minutes: its feed stopped, or every tick is rejected (backstop status shows each kind refused and why), so its positions are not margin-checked`,
         1,
         ComparisonOperator.LESS_THAN_THRESHOLD,
-        { treatMissingData: TreatMissingData.BREACHING, evaluationPeriods: minutes },
+        {
+          treatMissingData: TreatMissingData.BREACHING,
+          evaluationPeriods: minutes,
+          runbookEntry: 'TickFeed<Market>Alarm',
+        },
       );
       this.feedAlarms.push(feed);
     }

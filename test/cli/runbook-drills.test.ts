@@ -291,19 +291,20 @@ it("moves a market onto a feed restarted lower with the numbering entry's comman
     expect(resume.code, resume.stderr).toBe(0);
     // Stamped within maxClockSkewSeconds of the old feed's last: taken for the old feed's, refused, as the entry says.
     expect(numbering).toContain(
-      "more than `maxClockSkewSeconds` (5 s) after the old feed's last accepted one",
+      "more than `maxClockSkewSeconds` (5 s) after the old feed's last recorded print",
     );
     await tick(7, start + 1_000 + 5_000);
     expect(await market()).toMatchObject({ lastSequence: 5 });
-    await tick(7, start + 14_000);
+    // A millisecond later: the new feed's (review50-oncall-resume-breaker: the cut-off pinned, not 8 s past it).
+    await tick(7, start + 1_000 + 5_001);
     expect(await market()).toMatchObject({ lastSequence: 7 });
 
     // A second source numbered behind the live feed, stamped as it is: out of order, which no resume helps.
     expect(outOfOrder).toContain('a second publisher numbered behind the live feed');
-    for (const sequence of [3, 4]) await tick(sequence, start + 15_000);
+    for (const sequence of [3, 4]) await tick(sequence, start + 6_001);
     // The alarm's metric counts both; status's trace does not move, numbered below the refusal it holds, as said.
     expect(outOfOrder).toContain(
-      'a source numbered below a tick refused earlier in the hour shows there as nothing new',
+      'a source numbered below the tick it holds shows there as nothing new, and while no tick is accepted the trace stays, however old',
     );
     expect((await market()).refused?.['tick/out-of-order']).toMatchObject({ sequence: 7, count: 1 });
   } finally {
@@ -328,3 +329,85 @@ it("shows the fund entry's deposit at ledger-reconcile's next run, which reports
   };
   expect(run).toMatchObject({ balance: '2500', reconciled: true });
 });
+
+it("tops up a provider with the liquidity entry's registration, every term kept and its capital the whole it is to have (review50-oncall-liquidity-register)", async () => {
+  const entry = runbookEntry('BackstopLiquidityAlarm');
+  // A provider of two markets, its BTC lot apart: a registration that left maxLotBySymbol out would make it 10 BTC.
+  expect(
+    await stack.runner.invoke('admin', {
+      action: 'registerProvider',
+      id: 'lp-oncall',
+      capital: '250',
+      maxDiscount: '0.02',
+      maxLot: '10',
+      maxLotBySymbol: { 'BTC-USD': '0.5' },
+      symbols: ['ETH-USD', 'BTC-USD'],
+    }),
+  ).toMatchObject({ ok: true });
+  const config = path.join(mkdtempSync(path.join(tmpdir(), 'backstop-oncall-')), 'risk.json');
+  writeFileSync(config, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+  try {
+    const list = await cli(
+      ...command(
+        entry,
+        'backstop providers list --market <market> --config risk.json',
+        { market: 'ETH-USD' },
+        config,
+      ),
+      ...target,
+    );
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/^ {2}lp-oncall \(ETH-USD, BTC-USD\): capital 250\.00 USD unused; /m);
+    const show = async () => {
+      const run = await cli(
+        ...command(entry, 'backstop providers show <id> --json --target aws', { id: 'lp-oncall' }).slice(
+          0,
+          -2,
+        ),
+        ...target,
+      );
+      expect(run.code, run.stderr).toBe(0);
+      return (JSON.parse(run.stdout) as { provider: Record<string, unknown> }).provider;
+    };
+    const read = await show();
+    // The entry's invocation as it spells it; `aws lambda invoke` is the admin function's invocation here.
+    const invoke =
+      /`aws lambda invoke --function-name <FunctionAdminName output> --cli-binary-format raw-in-base64-out --payload '(\{[^']+\})' out\.json`/.exec(
+        entry,
+      );
+    expect(invoke, 'the entry gives the registration as a command').not.toBeNull();
+    const withLots = /`(,"maxLotBySymbol":<maxLotBySymbol>)` before the last `\}` when shown/.exec(entry);
+    expect(withLots, 'the entry says where maxLotBySymbol goes').not.toBeNull();
+    const fill = (template: string, values: Record<string, string>) =>
+      template.replace(/<(\w+)>/g, (_, name: string) => values[name] ?? `<${name}>`);
+    const values = (provider: Record<string, unknown>, capital: string) => ({
+      id: String(provider.id),
+      capital,
+      version: String(provider.version),
+      maxDiscount: String(provider.maxDiscount),
+      maxLot: String(provider.maxLot),
+      symbols: JSON.stringify(provider.symbols),
+      maxLotBySymbol: JSON.stringify(provider.maxLotBySymbol),
+    });
+    const payload = (provider: Record<string, unknown>, capital: string) => {
+      const filled = fill(invoke![1]!, values(provider, capital));
+      const body = provider.maxLotBySymbol
+        ? `${filled.slice(0, -1)}${fill(withLots![1]!, values(provider, capital))}}`
+        : filled;
+      return JSON.parse(body) as unknown;
+    };
+    // 250 left, 1,000 added: the whole it is to have, as the entry says.
+    expect(entry).toContain('the whole capital it is to have unused, not what it adds');
+    expect(await stack.runner.invoke('admin', payload(read, '1250'))).toMatchObject({ ok: true });
+    expect(await show()).toEqual({ ...read, capital: '1250', version: Number(read.version) + 1 });
+    // A registration on the version read before: refused, nothing changed, as the entry says.
+    expect(entry).toContain('refused, `admin/concurrent-change`, if an auction used the capital since');
+    expect(await stack.runner.invoke('admin', payload(read, '5000'))).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('admin/concurrent-change'),
+    });
+    expect(await show()).toMatchObject({ capital: '1250' });
+  } finally {
+    rmSync(path.dirname(config), { recursive: true, force: true });
+  }
+}, 120_000);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALARM_DESCRIPTION_MAX } from '../../infra/constructs/monitoring.ts';
+import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { MARKET_DIMENSION, METRICS, type MetricSpec } from '../../shared/metrics.ts';
 import { type EmitSite, emfDimensionSets, emitSites } from '../support/emit-sites.ts';
 import {
@@ -184,6 +185,27 @@ describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms 
   /** Alarm names as the runbook spells them; `<Market>` stands for any market (one alarm each). */
   const named = [...new Set([...runbook.matchAll(/`([A-Za-z<>]+Alarm)`/g)].map((m) => m[1]!))];
   const pattern = (name: string) => new RegExp(`^${name.replace(/<\w+>/g, '\\w+')}$`);
+  /**
+   * An alarm's own part of a **Back to OK** that several alarms share: its parts split on the semicolons outside
+   * parentheses, those naming `name`; the whole when none names it (one window read for all the entry's alarms). A
+   * window said of another alarm of the entry no longer passes for this one's (review50-oncall-ok-window).
+   */
+  const okClause = (ok: string, name: string): string => {
+    const parts: string[] = [];
+    let depth = 0;
+    let from = 0;
+    for (let i = 0; i < ok.length; i++) {
+      if (ok[i] === '(') depth++;
+      else if (ok[i] === ')') depth--;
+      else if (ok[i] === ';' && depth === 0) {
+        parts.push(ok.slice(from, i));
+        from = i + 1;
+      }
+    }
+    parts.push(ok.slice(from));
+    const own = parts.filter((p) => p.includes(`\`${name}\``));
+    return own.length > 0 ? own.join(';') : ok;
+  };
 
   let alarms: string[];
   /** Each alarm's logical id and the AlarmName it is given. */
@@ -253,26 +275,42 @@ describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms 
     for (const [logicalId, { Properties: a }] of Object.entries(resources)) {
       const id = /^Monitoring([A-Za-z0-9]+)[0-9A-F]{8}$/.exec(logicalId)![1]!;
       const name = named.find((n) => pattern(n).test(id))!;
-      const period = Number(
-        a.Period ??
-          (a.Metrics as { MetricStat?: { Period: number } }[]).find((m) => m.MetricStat)!.MetricStat!.Period,
+      const periods = new Set<number>(
+        a.Period !== undefined
+          ? [a.Period]
+          : (a.Metrics as { MetricStat?: { Period: number } }[]).flatMap((m) =>
+              m.MetricStat ? [m.MetricStat.Period] : [],
+            ),
       );
-      // One breaching point of several pages (M out of N with M = 1): it clears N periods after the last; else at the
-      // first period that does not breach.
-      const periods = a.DatapointsToAlarm === 1 && a.EvaluationPeriods > 1 ? a.EvaluationPeriods : 1;
-      const minutes = (period / 60) * periods;
+      expect(periods.size, `${id}: one period`).toBe(1);
+      const period = [...periods][0]! / 60;
+      const n = a.EvaluationPeriods as number;
+      const m = (a.DatapointsToAlarm as number | undefined) ?? n;
+      // M out of N: with M = N, the first period that does not breach clears it; with M = 1, N periods after the last
+      // that did. No other shape is written here: one added must say its own OK (review50-oncall-ok-window).
       const window =
-        minutes === 60
-          ? /\bhour\b/
-          : minutes === 1
-            ? /\bminute\b/
-            : new RegExp(`\\b${minutes}[- ]minutes?\\b`);
+        m === n
+          ? new RegExp(
+              `\\bfirst ${period === 1 ? 'minute' : period === 60 ? 'hour' : `${period}-minute period`}\\b`,
+            )
+          : m === 1
+            ? new RegExp(`\\b${period * n} minutes after\\b`)
+            : undefined;
+      if (window === undefined) {
+        wrong.push(`${id}: ${m} out of ${n}, a shape this test does not judge`);
+        continue;
+      }
       const oks = bullets
         .filter((b) => b.includes(`\`${name}\``))
         .map((b) => b.slice(b.indexOf('**Back to OK**')))
-        .filter((ok) => ok.startsWith('**Back to OK**'));
+        .filter((ok) => ok.startsWith('**Back to OK**'))
+        .map((ok) => okClause(ok, name));
       if (oks.length === 0) wrong.push(`${id}: no entry says when it returns to OK`);
       else if (!oks.some((ok) => window.test(ok))) wrong.push(`${id}: its OK names no ${window} window`);
+      // Missing data skipped, not judged: with none left in the evaluation range the alarm is neither OK nor ALARM
+      // and notifies nobody (review50-oncall-insufficient-data).
+      else if (a.TreatMissingData === 'missing' && !oks.some((ok) => ok.includes('`INSUFFICIENT_DATA`')))
+        wrong.push(`${id}: its OK does not say it goes to INSUFFICIENT_DATA without data`);
     }
     expect(wrong).toEqual([]);
   });
@@ -280,14 +318,29 @@ describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms 
   // Found in session 50's on-call pass: a notification said what fired, nowhere where its runbook was
   // (oncall50-runbook-pointer).
   it("ends every alarm's description, as its notification shows it, with where its runbook entry is", () => {
-    const resources = Template.fromStack(buildStack(THIS_PROJECT, {}, { outdir }).stack).findResources(
-      'AWS::CloudWatch::Alarm',
+    // The default markets, and the longest symbol the risk configuration takes (a description names its market).
+    const longest = {
+      'backstop:riskConfig': JSON.stringify({
+        ...DEFAULT_RISK_CONFIG_INPUT,
+        markets: [{ ...DEFAULT_RISK_CONFIG_INPUT.markets[0], symbol: '1000000000-USDTX' }],
+      }),
+    };
+    const resources = [{}, longest].flatMap((context) =>
+      Object.entries(
+        Template.fromStack(buildStack(THIS_PROJECT, context, { outdir }).stack).findResources(
+          'AWS::CloudWatch::Alarm',
+        ),
+      ),
     );
+    expect(resources.some(([id]) => id.startsWith('MonitoringTickFeed1000000000USDTXAlarm'))).toBe(true);
     const wrong: string[] = [];
-    for (const [logicalId, { Properties: a }] of Object.entries(resources)) {
+    for (const [logicalId, { Properties: a }] of resources) {
       const id = /^Monitoring([A-Za-z0-9]+)[0-9A-F]{8}$/.exec(logicalId)![1]!;
       const description = String(a.AlarmDescription);
-      if (!description.endsWith(`. Runbook: docs/DEPLOY.md, "When an alarm fires", ${id}`))
+      // The name the runbook spells, found there as it is (`TickFeed<Market>Alarm` for every market's:
+      // review50-oncall-pointer-market), and this alarm's.
+      const entry = /\. Runbook: docs\/DEPLOY\.md, "When an alarm fires", (\S+)$/.exec(description)?.[1];
+      if (entry === undefined || !named.includes(entry) || !pattern(entry).test(id))
         wrong.push(`${id}: ${description.slice(-80)}`);
       if (description.length > ALARM_DESCRIPTION_MAX) wrong.push(`${id}: ${description.length} characters`);
     }
