@@ -314,6 +314,7 @@ const tickResends = (item: Record<string, AttributeValue>): boolean =>
 async function liquidationTotals(
   dynamo: DynamoDBClient,
   table: string,
+  pending: Promise<PendingStamps> = Promise.resolve(new Map()),
 ): Promise<{
   readonly byState: Map<string, number>;
   readonly queuedByTick: Map<string, number>;
@@ -321,6 +322,11 @@ async function liquidationTotals(
   readonly losses: StatusReport['liquidations']['losses'];
   /** Open records the open index does not list (UNINDEXED_KEPT_MAX at most): what a look between counts reads too. */
   readonly unindexedOpen: readonly string[];
+  /**
+   * Open records another market started at a pending tick's stamp (UNINDEXED_KEPT_MAX at most): a look reads them
+   * before that stamp's span, which it reads last (ops50-look-stamp-shared).
+   */
+  readonly sharedStampOpen: readonly string[];
   /** The open records' state and version by id (a hold's looks compare them: status49-auction-moved). */
   readonly openProgress: ReadonlyMap<string, string>;
   /** The ids of those in AUCTION. */
@@ -330,6 +336,7 @@ async function liquidationTotals(
   const queuedByTick = new Map<string, number>();
   let owingAdlRounds = 0;
   const unindexedOpen: string[] = [];
+  const sharedStampOpen: string[] = [];
   const openProgress = new Map<string, string>();
   const inAuction: string[] = [];
   let fees = 0n;
@@ -340,11 +347,14 @@ async function liquidationTotals(
   let unreadable = 0;
   const pages = scanPages(dynamo, {
     TableName: table,
-    ProjectionExpression: '#s, settlement, tickKey, #c, id, openShard, #v, history[0].note',
+    ProjectionExpression:
+      '#s, settlement, tickKey, #c, id, openShard, #v, history[0].note, startedAtMs, symbol',
     // Only records: helper items sharing the table (the liquidations' tick index) have no state.
     FilterExpression: 'attribute_exists(#s)',
     ExpressionAttributeNames: { '#s': 'state', '#c': 'context', '#v': 'version' },
   });
+  // The markets' pending ticks, read beside the Scan (liveReads): a small table, read by the time its first page is.
+  const pendingAt = await pending;
   for await (const { items } of pages) {
     for (const item of items) {
       const state = item.state?.S ?? '(not a string)';
@@ -364,6 +374,17 @@ async function liquidationTotals(
         unindexedOpen.length < UNINDEXED_KEPT_MAX
       )
         unindexedOpen.push(item.id.S);
+      // Listed in a pending tick's span, not that market's: read before the span (ops50-look-stamp-shared).
+      const sharing = pendingAt.get(Number(item.startedAtMs?.N));
+      if (
+        (owing || !isTerminal(state as LiquidationState)) &&
+        item.openShard !== undefined &&
+        item.id?.S !== undefined &&
+        sharing !== undefined &&
+        !sharing.has(item.symbol?.S ?? '') &&
+        sharedStampOpen.length < UNINDEXED_KEPT_MAX
+      )
+        sharedStampOpen.push(item.id.S);
       const tickKey = item.tickKey?.S;
       if (state === 'QUEUED' && tickKey !== undefined && tickResends(item))
         queuedByTick.set(tickKey, (queuedByTick.get(tickKey) ?? 0) + 1);
@@ -389,6 +410,7 @@ async function liquidationTotals(
     queuedByTick,
     owingAdlRounds,
     unindexedOpen,
+    sharedStampOpen,
     openProgress,
     inAuction,
     losses: {
@@ -580,6 +602,8 @@ export interface StatusTallies {
   readonly settled: boolean;
   /** The count's open records outside the open index (liquidationTotals), read by the looks until the next count. */
   readonly unindexedOpen: readonly string[];
+  /** The count's open records another market started at a pending tick's stamp (liquidationTotals), read likewise. */
+  readonly sharedStampOpen: readonly string[];
 }
 
 /**
@@ -643,8 +667,22 @@ async function liveReads(deployment: Deployment): Promise<LiveReads> {
 /** The liquidations table's one Scan (liquidationTotals). */
 type LiquidationScan = Awaited<ReturnType<typeof liquidationTotals>>;
 
-const scanLiquidations = (deployment: Deployment): Promise<LiquidationScan> =>
-  liquidationTotals(deployment.clients.dynamo, deployment.names.tables.liquidations);
+const scanLiquidations = (
+  deployment: Deployment,
+  pending?: Promise<PendingStamps>,
+): Promise<LiquidationScan> =>
+  liquidationTotals(deployment.clients.dynamo, deployment.names.tables.liquidations, pending);
+
+/** The markets pending a tick, by its stamp: what that tick starts carries it (liquidationStartedAtMs). */
+type PendingStamps = ReadonlyMap<number, ReadonlySet<string>>;
+
+function pendingStamps(markets: readonly MarketState[]): PendingStamps {
+  const at = new Map<number, Set<string>>();
+  for (const m of markets)
+    if (m.pendingSequence !== undefined && m.lastTick)
+      at.set(m.lastTick.timestampMs, (at.get(m.lastTick.timestampMs) ?? new Set()).add(m.symbol));
+  return at;
+}
 
 /** The liquidations' counts, and those stranded judged against the queues and markets read with them. */
 function judgeLiquidations(
@@ -781,7 +819,10 @@ export function lookSpans(
  * found the index does not list (written before it, session 38), read too. `starting`: the start stamps of the
  * markets' pending ticks (lookSpans), whose liquidations are read last: a tick still starting them is not stranded,
  * and its first STRANDED_LOOK_MAX of them filled the look, so that work stranded elsewhere was never found while it
- * lasted (status49-look-past-starting).
+ * lasted (status49-look-past-starting). `sharedStamp`: open records the last count found another market started at a
+ * pending tick's stamp (its own tick of that stamp), read before that span: the index keeps no market, so they were
+ * read last with the pending tick's and cut off by them (ops50-look-stamp-shared). Work another market starts at that
+ * stamp after the count is read with the span until the next count.
  */
 async function lookAtOpenWork(
   dynamo: DynamoDBClient,
@@ -789,6 +830,7 @@ async function lookAtOpenWork(
   max: number,
   unindexed: readonly string[],
   starting: readonly number[] = [],
+  sharedStamp: readonly string[] = [],
 ): Promise<OpenLook> {
   const spans = lookSpans(starting);
   const pages = await Promise.all(
@@ -817,9 +859,18 @@ async function lookAtOpenWork(
       .flatMap(({ page }) => (page.Items ?? []).map((item) => item.id!));
   const others = keysOf(false);
   const startingOnes = keysOf(true);
-  // And those the last count found open outside the index (review47-stranded-unindexed), each once.
+  // And those the last count found open outside the index (review47-stranded-unindexed), each once; then those it
+  // found another market started at a pending tick's stamp, read before that span (ops50-look-stamp-shared).
   const inIndex = new Set([...others, ...startingOnes].map((id) => id.S));
-  const ids = [...others, ...unindexed.filter((id) => !inIndex.has(id)).map((id) => S(id)), ...startingOnes];
+  const listedOthers = new Set(others.map((id) => id.S));
+  const early = [
+    ...new Set([
+      ...unindexed.filter((id) => !inIndex.has(id)),
+      ...sharedStamp.filter((id) => !listedOthers.has(id)),
+    ]),
+  ];
+  const readEarly: ReadonlySet<string | undefined> = new Set(early);
+  const ids = [...others, ...early.map((id) => S(id)), ...startingOnes.filter((id) => !readEarly.has(id.S))];
   const complete = ids.length <= max && pages.every(({ page }) => page.LastEvaluatedKey === undefined);
   const keys = ids.slice(0, max).map((id) => ({ id }));
   const items = keys.length === 0 ? [] : ((await batchGetConsistent(dynamo, { [table]: keys }))[table] ?? []);
@@ -918,10 +969,10 @@ export async function collectLiquidationWork(deployment: Deployment): Promise<Li
  * The three Scanned tables' counts (in parallel). The auctions' is its own Scan, never inferred from the liquidations
  * (review48-auctions-scan-dropped): status counts what the table holds, and an empty table's Scan costs half a read unit.
  */
-async function scanTallies(deployment: Deployment) {
+async function scanTallies(deployment: Deployment, pending: Promise<PendingStamps>) {
   const { dynamo } = deployment.clients;
   const [liquidations, positions, auctions] = await Promise.all([
-    scanLiquidations(deployment),
+    scanLiquidations(deployment, pending),
     countByAttribute(dynamo, deployment.names.tables.positions, 'state'),
     countByAttribute(dynamo, deployment.names.tables.auctions, 'state'),
   ]);
@@ -944,6 +995,7 @@ function talliesOf(
     auctions: { byState: fill(AUCTION_STATES, scan.auctions), open: openAuctions },
     stranded,
     unindexedOpen: scan.liquidations.unindexedOpen,
+    sharedStampOpen: scan.liquidations.sharedStampOpen,
     // A liquidation's record is written before its message is sent, and a step of an auction not RUNNING is
     // dropped; only a tick can start new work: one waiting (the local tick queue), or one whose crossed positions
     // are still being started (its market's pending sequence: a continuation, a retried invocation).
@@ -984,15 +1036,21 @@ async function readStatus(
 ): Promise<{ readonly report: StatusReport; readonly tallies: StatusTallies; readonly look?: OpenLook }> {
   const { clients, names } = deployment;
   const ledger = new DynamoLedger(clients.dynamo, names.tables.ledger);
+  const reading = liveReads(deployment);
   const [first, { fund, check }, scan] = await Promise.all([
-    liveReads(deployment),
+    reading,
     fundStatus(ledger, nowMs, config, checkFund),
-    reuse === undefined ? scanTallies(deployment) : undefined,
+    reuse === undefined
+      ? scanTallies(
+          deployment,
+          reading.then((l) => pendingStamps(l.markets)),
+        )
+      : undefined,
   ]);
   const tallies = scan === undefined ? reuse! : talliesOf(scan, first, nowMs, lookMs);
   const reused = scan === undefined;
   const { live, stranded, strandedAtLeast, openNow, look } = reused
-    ? await strandedNow(deployment, first, tallies.unindexedOpen)
+    ? await strandedNow(deployment, first, tallies.unindexedOpen, tallies.sharedStampOpen)
     : { live: first, stranded: tallies.stranded, strandedAtLeast: false, openNow: false };
   const { markets, queues } = live;
   // A reused count's settled was judged against the queues and markets of its read; the live ones only clear it,
@@ -1068,6 +1126,7 @@ async function strandedNow(
   deployment: Deployment,
   first: LiveReads,
   unindexed: readonly string[],
+  sharedStamp: readonly string[] = [],
 ): Promise<{
   live: LiveReads;
   stranded: number;
@@ -1081,9 +1140,8 @@ async function strandedNow(
     deployment.names.tables.liquidations,
     STRANDED_LOOK_MAX,
     unindexed,
-    first.markets.flatMap((m) =>
-      m.pendingSequence !== undefined && m.lastTick ? [m.lastTick.timestampMs] : [],
-    ),
+    [...pendingStamps(first.markets).keys()],
+    sharedStamp,
   );
   const judge = (live: LiveReads) =>
     strandedCount(look.open, live.workDrained, live.markets, look.queuedByTick);

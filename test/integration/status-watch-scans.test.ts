@@ -925,3 +925,38 @@ describe('status --watch and replay --hold: what a pending tick leaves out (moto
     clients.destroy();
   });
 });
+
+// Session 50: what the look reads last.
+describe('status --watch: work sharing a pending tick stamp (moto, real SDK)', () => {
+  // ops50-look-stamp-shared: a look read every liquidation started at a pending tick's stamp last, another market's
+  // (its tick of the same stamp) too: behind the pending tick's STRANDED_LOOK_MAX QUEUED ones, one of them stranded was
+  // never read, said 0 on every refresh between counts.
+  it("reads another market's work started at a pending tick's stamp before the tick's own", async () => {
+    const { clients, names, deployment, put } = await setUp();
+    const t0 = Date.now();
+    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
+    await markets.acceptTick(
+      'ETH-USD',
+      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: t0 },
+      undefined,
+      true,
+    );
+    const inShard = (shard: number, count: number, prefix: string) => {
+      const ids: string[] = [];
+      for (let i = 0; ids.length < count; i++)
+        if (openShardOf(`${prefix}${i}:0`) === `open#${shard}`) ids.push(`${prefix}${i}:0`);
+      return ids;
+    };
+    // Tick 7's QUEUED ones, STRANDED_LOOK_MAX of them in the first shard; then BTC-USD's tick of the same stamp, done,
+    // left one nothing moves, listed after them (moto lists one stamp's keys by id).
+    for (const id of inShard(0, STRANDED_LOOK_MAX, 'p')) await put(queued(id, t0));
+    const [btc] = inShard(0, 1, 'zbtc');
+    await put({ ...queued(btc!, t0), symbol: 'BTC-USD', tickKey: 'BTC-USD#3' });
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
+    // The count's is exact.
+    expect(await watch(t0 + 1_000)).toMatchObject({ stranded: 1, strandedAtLeast: false });
+    // Before: 0, the look reading tick 7's 100 alone.
+    expect(await watch(t0 + 2_000)).toMatchObject({ stranded: 1, strandedAtLeast: true });
+    clients.destroy();
+  });
+});
