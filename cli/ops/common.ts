@@ -25,6 +25,7 @@ import {
 import { MotoNotInstalledError, MotoPortInUseError } from '../../shared/local/moto.ts';
 import { QueueSendRefusedError, sayingQueueSenders } from '../../shared/local/queue-senders.ts';
 import { LocalStateError } from '../../shared/local/state.ts';
+import { LookPermissionError } from '../../shared/local/status.ts';
 import type { Telemetry } from '../../shared/ports/index.ts';
 import { DEPLOYED_STAGE } from '../../shared/topology.ts';
 import { choiceOption, type OptionSpec, parseOptions, UsageError } from '../args.ts';
@@ -432,6 +433,7 @@ export function refreshFailure(error: unknown): RefreshFailure | undefined {
 const isUnusableTarget = (error: unknown): boolean =>
   error instanceof TargetError ||
   error instanceof QueueSendRefusedError ||
+  error instanceof LookPermissionError ||
   error instanceof LocalStateError ||
   error instanceof PositionLayoutError ||
   error instanceof MotoNotInstalledError ||

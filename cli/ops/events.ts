@@ -30,6 +30,7 @@ import {
 } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
 import {
+  checkLookPermissions,
   collectLiquidationWork,
   type LiquidationWork,
   progressMoved,
@@ -611,10 +612,18 @@ export const runReplay: Command<'replay'> = operatorCommand(async (argv, io) => 
     process.once('SIGINT', onSignal);
     let outcome: ReplayOutcome;
     // Its looks at the stack before each held tick; a hold they end is said, and the exit code says it too.
+    let permitted = false;
     const looks = holdLooks({
       // Only what it judges, the liquidations table's one Scan: never the positions (a whole book), the auctions or
       // the fund, on every held tick (status46-watch-scans).
-      collect: () => collectLiquidationWork(deployment),
+      // The looks' read of the auctions table made at the first look, until one makes it (ops50-watch-permission).
+      collect: async () => {
+        if (!permitted) {
+          await checkLookPermissions(deployment, 'replay --hold');
+          permitted = true;
+        }
+        return collectLiquidationWork(deployment);
+      },
       everyMs: holdEverySeconds * 1000,
       confirmMs,
       target: deployment,

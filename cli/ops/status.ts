@@ -48,7 +48,9 @@ units for a book of 1,000,000 positions and 100,000 liquidations (docs/DEPLOY.md
                          are approximate; a single read judges from one look). A refresh that fails with an error
                          that may heal (a throttle, a network blip, an expired credential) is a line (--json: on
                          stderr), the last figures kept and marked STALE with their age, and is read again at the
-                         next interval; one that cannot (the stack or a table not there, access denied) ends it
+                         next interval; one that cannot (the stack or a table not there, access denied) ends it.
+                         The first refresh tries the read its looks make once work is stranded
+                         (dynamodb:BatchGetItem on the auctions table): refused, it ends there, saying so
   --interval S           seconds between refreshes (default 2)
   --stranded-after S     seconds refreshes must find work with no message moving it, on end, before it is said
                          stranded (default ${STRANDED_CONFIRM_MS / 1000}; 0: at the first, as a single read; more where the queue

@@ -15,6 +15,7 @@ import { markIsStale } from '../domain/tick.ts';
 import { formatPrice, formatQuote } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
 import { iso } from '../domain/words.ts';
+import { errorText, firstLine } from '../error-text.ts';
 import {
   type AccountBalance,
   currentRefusals,
@@ -953,6 +954,39 @@ export function progressMoved(
 }
 
 /**
+ * A read the looks of `status --watch` and `replay --hold` make only once work is stranded (auctionProgress), refused
+ * this caller: said as they start (ops50-watch-permission), a lasting error (the CLI's exit 1, as any access denied).
+ */
+export class LookPermissionError extends Error {
+  override readonly name = 'LookPermissionError';
+}
+
+/** AWS's names for a request IAM (or a policy) refused: a permission missing, which no retry heals. */
+const ACCESS_DENIED = /^(AccessDenied|AccessDeniedException|NotAuthorized|UnauthorizedOperation)$/;
+
+/** A key no auction has (auctionIdOf ends in `:auction`): a read of nothing, half a read unit. */
+const PERMISSION_PROBE_KEY = '~permission-probe~';
+
+/**
+ * Makes the read of the auctions table the looks need (auctionProgress, a BatchGetItem) once, as `who` starts
+ * (ops50-watch-permission): it is made only once a look finds work stranded, so credentials without
+ * `dynamodb:BatchGetItem` there met AccessDenied at incident time, the watch or hold ending on it. Refused, it throws
+ * LookPermissionError naming the permission and the table; any other error as it was (a throttle heals: the caller
+ * tries again).
+ */
+export async function checkLookPermissions(deployment: Deployment, who: string): Promise<void> {
+  const table = deployment.names.tables.auctions;
+  try {
+    await batchGetConsistent(deployment.clients.dynamo, { [table]: [{ id: S(PERMISSION_PROBE_KEY) }] });
+  } catch (error) {
+    if (!(error instanceof Error) || !ACCESS_DENIED.test(error.name)) throw error;
+    throw new LookPermissionError(
+      `status/look-permission: ${who} needs dynamodb:BatchGetItem on the auctions table (${table}), refused to these credentials (${firstLine(errorText(error)).slice(0, 300)}): once work is found stranded its looks read the auctions of those in AUCTION, to see them step (status49-auction-moved); grant it (docs/DEPLOY.md, "What backstop status reads")`,
+    );
+  }
+}
+
+/**
  * What `replay --hold` needs on each held tick (status46-watch-scans): the liquidations' terminal state, the stranded
  * judgement and the dead letters, from the liquidations table, the markets and the queues; it scanned the positions
  * (a whole book) and the auctions and ran the fund's check every few seconds for nothing it used.
@@ -1184,7 +1218,13 @@ export function statusWatcher(
   // The run's last look at the open work (a count's read has none): work it found that has moved since starts the
   // run again (review48-stranded-moved).
   let lastLook: OpenLook | undefined;
+  // The looks' read of the auctions table, made at the first refresh, until one makes it (ops50-watch-permission).
+  let permitted = false;
   return async (nowMs, awsNowMs = nowMs) => {
+    if (!permitted) {
+      await checkLookPermissions(deployment, 'status --watch');
+      permitted = true;
+    }
     // A clock set back counts again too.
     const fresh = last !== undefined && nowMs >= last.lookMs && nowMs - last.lookMs < countEveryMs;
     const { report, tallies, look } = await readStatus(

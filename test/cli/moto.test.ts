@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
+  BatchGetItemCommand,
   DeleteTableCommand,
   DynamoDBClient,
   PutItemCommand,
@@ -121,6 +122,76 @@ describe('status', () => {
         `^backstop status: the refresh at \\S+ failed: ThrottlingException: Rate of requests exceeds the allowed throughput\\.; STALE: the figures shown were read at ${read!.replace(/[.]/g, '\\.')}, [1-9]\\d* s ago; read again in 1 s \\(Ctrl-C ends the watch\\)$`,
       ),
     );
+  });
+
+  // ops50-watch-permission: the looks read the auctions table (BatchGetItem) only once work is stranded, so
+  // credentials without that permission met AccessDenied at incident time; the watch now reads it as it starts.
+  it('--watch says at its first refresh that its credentials lack dynamodb:BatchGetItem on the auctions table', async () => {
+    const { names, at } = await newStage();
+    const send = DynamoDBClient.prototype.send;
+    let marketScans = 0;
+    const denied = vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
+      this: DynamoDBClient,
+      ...args: Parameters<DynamoDBClient['send']>
+    ) {
+      const [command] = args;
+      const fault = (name: string, message: string) =>
+        Promise.reject(Object.assign(new Error(message), { name, $metadata: { httpStatusCode: 400 } }));
+      if (
+        command instanceof BatchGetItemCommand &&
+        names.tables.auctions in (command.input.RequestItems ?? {})
+      )
+        return fault(
+          'AccessDeniedException',
+          `User: arn:aws:sts::123456789012:assumed-role/oncall/me is not authorized to perform: dynamodb:BatchGetItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/${names.tables.auctions} because no identity-based policy allows the dynamodb:BatchGetItem action`,
+        );
+      // Before: no stranded work, no auctions read; the second refresh's table not there ends the watch.
+      if (
+        command instanceof ScanCommand &&
+        command.input.TableName === names.tables.markets &&
+        ++marketScans >= 2
+      )
+        return fault('ResourceNotFoundException', 'Requested resource not found');
+      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } as DynamoDBClient['send']);
+    let stdout = '';
+    let stderr = '';
+    let code: number;
+    try {
+      code = await main(['status', '--watch', '--json', '--interval', '1', ...at], {
+        stdout: { write: (t: string) => (stdout += t) },
+        stderr: { write: (t: string) => (stderr += t) },
+      });
+    } finally {
+      denied.mockRestore();
+    }
+    // As any access denied: one line, exit 1; no report before it.
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toBe(
+      `backstop: status/look-permission: status --watch needs dynamodb:BatchGetItem on the auctions table (${names.tables.auctions}), refused to these credentials (AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/oncall/me is not authorized to perform: dynamodb:BatchGetItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/${names.tables.auctions} because no identity-based policy allows the dynamodb:BatchGetItem action): once work is found stranded its looks read the auctions of those in AUCTION, to see them step (status49-auction-moved); grant it (docs/DEPLOY.md, "What backstop status reads")\n`,
+    );
+    // A single read makes no look: it needs no such permission.
+    const single = vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
+      this: DynamoDBClient,
+      ...args: Parameters<DynamoDBClient['send']>
+    ) {
+      const [command] = args;
+      if (command instanceof BatchGetItemCommand)
+        return Promise.reject(
+          Object.assign(new Error('denied'), {
+            name: 'AccessDeniedException',
+            $metadata: { httpStatusCode: 400 },
+          }),
+        );
+      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } as DynamoDBClient['send']);
+    try {
+      const run = await cli('status', '--json', ...at);
+      expect(run.code, run.stderr).toBe(0);
+    } finally {
+      single.mockRestore();
+    }
   });
 
   it('has the stable JSON shape, every state present, on an empty stage', async () => {
@@ -1254,6 +1325,40 @@ describe('replay --hold', () => {
     const first = outcome.lastSequence - outcome.held + 1;
     expect(lines[0]).toBe(
       `backstop: hold: ETH-USD 129.9 sent again as sequence ${first}; 1 of 1 liquidations not terminal`,
+    );
+  });
+
+  // ops50-watch-permission: its looks read the auctions table only once work is stranded; it now reads it at the first.
+  it('ends at its first look when its credentials lack dynamodb:BatchGetItem on the auctions table, saying so', async () => {
+    const { names, at } = await newStage();
+    const send = DynamoDBClient.prototype.send;
+    const denied = vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
+      this: DynamoDBClient,
+      ...args: Parameters<DynamoDBClient['send']>
+    ) {
+      const [command] = args;
+      if (
+        command instanceof BatchGetItemCommand &&
+        names.tables.auctions in (command.input.RequestItems ?? {})
+      )
+        return Promise.reject(
+          Object.assign(new Error('not authorized'), {
+            name: 'AccessDeniedException',
+            $metadata: { httpStatusCode: 400 },
+          }),
+        );
+      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } as DynamoDBClient['send']);
+    let run: Awaited<ReturnType<typeof cli>>;
+    try {
+      run = await holdEverySecond(at);
+    } finally {
+      denied.mockRestore();
+    }
+    // Before: no work stranded, nothing read there, the hold ended with every liquidation terminal, exit 0.
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(
+      `backstop: hold ended: the stack's status could not be read (LookPermissionError: status/look-permission: replay --hold needs dynamodb:BatchGetItem on the auctions table (${names.tables.auctions}), refused to these credentials (AccessDeniedException: not authorized)`,
     );
   });
 
