@@ -247,7 +247,7 @@ export interface StatusWatch {
    * One refresh's read at `nowMs`, the machine's clock, and `awsNowMs`, AWS's time (statusWatcher: the Scanned counts
    * only every STATUS_COUNT_EVERY_MS).
    */
-  readonly read: (nowMs: number, awsNowMs: number) => Promise<StatusReport>;
+  readonly read: (nowMs: number, awsNowMs: number, sequenceNowMs: number) => Promise<StatusReport>;
   readonly write: (report: StatusReport) => void;
   /** A refresh that failed with an error that may heal (refreshFailure): the loop reads again an interval later. */
   readonly writeFailure: (failed: FailedRefresh) => void;
@@ -256,6 +256,11 @@ export interface StatusWatch {
   readonly nowMs: () => number;
   /** AWS's time, what each look's report is stamped and judged by (ops49b-status-clock); nowMs when absent. */
   readonly awsNowMs?: () => number;
+  /**
+   * AWS's time as `inject` numbers a market's first tick (agreedNowMs): a market's nextSequence when it has none
+   * (ops50-next-sequence); awsNowMs when absent.
+   */
+  readonly sequenceNowMs?: () => number;
   /** Resolves after `ms`, or at once when `signal` aborts (sleepUnlessAborted). */
   readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Ctrl-C: the loop ends, within a read, never a whole interval later. */
@@ -288,9 +293,10 @@ export async function watchStatus(watch: StatusWatch): Promise<void> {
   while (!watch.signal.aborted) {
     const atMs = watch.nowMs();
     const awsMs = watch.awsNowMs?.() ?? atMs;
+    const sequenceMs = watch.sequenceNowMs?.() ?? awsMs;
     let report: StatusReport;
     try {
-      report = await watch.read(atMs, awsMs);
+      report = await watch.read(atMs, awsMs, sequenceMs);
     } catch (error) {
       const failure = refreshFailure(error);
       if (failure === undefined || failure.lasting) throw error;
@@ -373,7 +379,10 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
     // (agreedNowMs may be the machine's, up to a second ahead of it); at most a second late.
     const clock = awsClockOf(deployment);
     if (!values.watch) {
-      write(await collectStatus(deployment, clock.nowMs(), config, checkFund));
+      // A market's first sequence by the time inject numbers one by (ops50-next-sequence).
+      write(
+        await collectStatus(deployment, clock.nowMs(), config, checkFund, undefined, clock.agreedNowMs()),
+      );
       return 0;
     }
     // The Scanned counts again every STATUS_COUNT_EVERY_MS, the rest on every refresh (status46-watch-scans).
@@ -410,6 +419,7 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
         // stored stamp, and AWS's, re-read from each answer, would jitter by a second.
         nowMs: Date.now,
         awsNowMs: () => clock.nowMs(),
+        sequenceNowMs: () => clock.agreedNowMs(),
         sleep: sleepUnlessAborted,
         signal: stop.signal,
       });

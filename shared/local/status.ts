@@ -95,8 +95,10 @@ export interface MarketStatus {
   /**
    * The sequence a tick published now should carry (sequenceAfter: past the last accepted, the breaker's, the print
    * the breaker refused last while confirming (breaker.confirming) and the pending tick; now in epoch ms for a market
-   * with none): what a plain PutEvents, or a feed that lost its count, numbers by (README's examples/tick.json
-   * recipe, docs/FEED.md).
+   * with none, by AWS's time as `inject` numbers such a market's first tick (agreedNowMs: the machine's clock to the
+   * millisecond while AWS's answers say it agrees, else their lower bound, up to a second behind; it was always that
+   * lower bound: ops50-next-sequence)): what a plain PutEvents, or a feed that lost its count, numbers by (README's
+   * examples/tick.json recipe, docs/FEED.md).
    */
   readonly nextSequence: number;
   readonly mark: string | null;
@@ -483,11 +485,16 @@ function fill<K extends string>(keys: readonly K[], counts: Map<string, number>)
   return Object.fromEntries(keys.map((k) => [k, counts.get(k) ?? 0])) as Record<K, number>;
 }
 
-function marketStatus(m: MarketState, nowMs: number, config: RiskConfig | undefined): MarketStatus {
+function marketStatus(
+  m: MarketState,
+  nowMs: number,
+  config: RiskConfig | undefined,
+  sequenceNowMs: number,
+): MarketStatus {
   const market = config?.markets.find((c) => c.symbol === m.symbol);
   return {
     lastSequence: m.lastTick?.sequence ?? null,
-    nextSequence: sequenceAfter(m, nowMs),
+    nextSequence: sequenceAfter(m, sequenceNowMs),
     mark: m.lastTick ? formatPrice(m.lastTick.markPrice) : null,
     at: m.lastTick ? iso(m.lastTick.timestampMs) : null,
     markAgeSeconds: m.lastTick ? Math.max(0, Math.floor((nowMs - m.lastTick.timestampMs) / 1000)) : null,
@@ -1048,7 +1055,8 @@ function talliesOf(
  * market's mark is then judged stale or not). `checkFund`: the withdrawal's check; a caller that reads the status
  * again and again (--watch) passes one withdrawalChecker for all its reads, so a missing entry is waited for once.
  * `tallies`: counts a read before took (statusWatcher), shown with their age instead of scanning again; none: counted
- * now.
+ * now. `sequenceNowMs`: AWS's time as `inject` and `replay` number a market's first tick by (the CLI's
+ * awsClockOf(deployment).agreedNowMs()), a market's `nextSequence` when it has no sequence yet (ops50-next-sequence).
  */
 export async function collectStatus(
   deployment: Deployment,
@@ -1056,8 +1064,9 @@ export async function collectStatus(
   config?: RiskConfig,
   checkFund: (ledger: Ledger) => Promise<FundCheck> = checkFundForWithdrawal,
   tallies?: StatusTallies,
+  sequenceNowMs = nowMs,
 ): Promise<StatusReport> {
-  return (await readStatus(deployment, nowMs, config, checkFund, tallies)).report;
+  return (await readStatus(deployment, nowMs, config, checkFund, tallies, nowMs, sequenceNowMs)).report;
 }
 
 async function readStatus(
@@ -1067,6 +1076,7 @@ async function readStatus(
   checkFund: (ledger: Ledger) => Promise<FundCheck>,
   reuse: StatusTallies | undefined,
   lookMs = nowMs,
+  sequenceNowMs = nowMs,
 ): Promise<{ readonly report: StatusReport; readonly tallies: StatusTallies; readonly look?: OpenLook }> {
   const { clients, names } = deployment;
   const ledger = new DynamoLedger(clients.dynamo, names.tables.ledger);
@@ -1102,7 +1112,7 @@ async function readStatus(
   const marketMap = Object.fromEntries(
     [...markets, ...unlisted]
       .sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0))
-      .map((m) => [m.symbol, marketStatus(m, nowMs, config)]),
+      .map((m) => [m.symbol, marketStatus(m, nowMs, config, sequenceNowMs)]),
   );
   const quote = quoteOfStatus(config, Object.keys(marketMap));
   // The withdrawal's own rule and words (withdraw46-status-refused), amounts in the quote status shows.
@@ -1212,7 +1222,7 @@ export function statusWatcher(
   config: RiskConfig | undefined,
   checkFund: (ledger: Ledger) => Promise<FundCheck>,
   { countEveryMs = STATUS_COUNT_EVERY_MS, confirmMs = STRANDED_CONFIRM_MS } = {},
-): (nowMs: number, awsNowMs?: number) => Promise<StatusReport> {
+): (nowMs: number, awsNowMs?: number, sequenceNowMs?: number) => Promise<StatusReport> {
   let last: StatusTallies | undefined;
   const strandedRun = strandedRuns();
   // The run's last look at the open work (a count's read has none): work it found that has moved since starts the
@@ -1220,7 +1230,7 @@ export function statusWatcher(
   let lastLook: OpenLook | undefined;
   // The looks' read of the auctions table, made at the first refresh, until one makes it (ops50-watch-permission).
   let permitted = false;
-  return async (nowMs, awsNowMs = nowMs) => {
+  return async (nowMs, awsNowMs = nowMs, sequenceNowMs = awsNowMs) => {
     if (!permitted) {
       await checkLookPermissions(deployment, 'status --watch');
       permitted = true;
@@ -1234,6 +1244,7 @@ export function statusWatcher(
       checkFund,
       fresh ? last : undefined,
       nowMs,
+      sequenceNowMs,
     );
     last = tallies;
     const moved = lastLook !== undefined && look !== undefined && workMoved(lastLook, look);

@@ -248,6 +248,45 @@ describe("the CLI's clock of AWS's time (cli49-aws-clock)", () => {
     });
   });
 
+  // ops50-next-sequence: a market with no sequence yet had its nextSequence by the report's time, AWS's lower bound
+  // (up to a second behind AWS's), where inject numbers such a market's first tick by agreedNowMs.
+  it('gives a market with no sequence the nextSequence inject would number its first tick by', async () => {
+    const { names, at } = await emulator.newStage('stseq');
+    const agreed = 1_900_000_000_000;
+    vi.spyOn(AwsClock.prototype, 'agreedNowMs').mockReturnValue(agreed);
+    const run = await cli('status', '--json', ...at);
+    expect(run.code, run.stderr).toBe(0);
+    // Before: the report's time (nowMs), not the clock inject numbers by.
+    const report = JSON.parse(run.stdout) as StatusReport;
+    expect(report.markets['ETH-USD']!.nextSequence).toBe(agreed);
+    expect(Math.abs(Date.parse(report.at) - trueNow())).toBeLessThan(3_000);
+    // --watch too: its second refresh finds the markets' table gone, ending it after one report.
+    const send = DynamoDBClient.prototype.send;
+    let scans = 0;
+    vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
+      this: DynamoDBClient,
+      ...args: Parameters<DynamoDBClient['send']>
+    ) {
+      const [command] = args;
+      if (command instanceof ScanCommand && command.input.TableName === names.tables.markets && ++scans >= 2)
+        return Promise.reject(
+          Object.assign(new Error('gone'), {
+            name: 'ResourceNotFoundException',
+            $metadata: { httpStatusCode: 400 },
+          }),
+        );
+      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } as DynamoDBClient['send']);
+    let stdout = '';
+    const code = await main(['status', '--watch', '--json', '--interval', '1', ...at], {
+      stdout: { write: (t: string) => (stdout += t) },
+      stderr: { write: () => true },
+    });
+    expect(code).toBe(1);
+    const watched = JSON.parse(stdout.trimEnd().split('\n')[0]!) as StatusReport;
+    expect(watched.markets['ETH-USD']!.nextSequence).toBe(agreed);
+  });
+
   // ops49b-tick-clock: inject tick and replay stamped ticks, foretold margin-check's verdict and numbered a market's
   // first tick by the machine's clock; margin-check judges by its Lambda's, AWS's.
   describe('ticks', () => {
