@@ -70,7 +70,8 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             (a body deleted, a delete that failed, a release refused) is said after it (STOPPED by ...;
             --json: stopped), exit 1
   --queue Q              ${DLQ_IDS.join(' | ')} (default: all)
-  --max N                most messages per queue (default 100 for list, 1000 for redrive and discard)
+  --max N                most messages per queue (default 100 for list, 1000 for redrive and discard); a
+                         redrive does not count those it leaves as dlq/not-its-dead-letter (each still said)
   --message-id IDS       discard: the message ids, comma-separated (as dlq list shows them)
   --json                 JSON instead of text
 ${TARGET_USAGE}`;

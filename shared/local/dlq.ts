@@ -718,7 +718,8 @@ function unexpectedSource(
  * DLQ held as it began, by SQS's count then (dlq48-redrive-inflow): a dead letter SQS moves from a work queue keeps
  * the stamp of its first send there, so new failures of work sent before the run look older than it. The count is
  * approximate: a run that ends at it looks once more and says what it finds past it (`pastCount`); one that ends short
- * of it says so (`notReached`).
+ * of it says so (`notReached`). Letters refused as not its work queue's do not count towards `max`
+ * (ops50-redrive-max-own): the DLQ's count bounds them.
  *
  * An error ends the run with what it did so far (dlq48-redrive-error): a receive that failed (after the SDK's retries),
  * or a refusal every message would meet (refusesEveryMessage: dlq48-caller-refusal). The message refused is among
@@ -738,6 +739,11 @@ export async function redriveDeadLetters(
   let moved = 0;
   const arrivedDuring = new Set<string>();
   const failed: { messageId: string; reason: string }[] = [];
+  /**
+   * Those of `failed` refused as not its work queue's (dlq/not-its-dead-letter): outside `max`, so that letters put
+   * there by another principal never use up a run's budget before the stack's own are reached (ops50-redrive-max-own).
+   */
+  let foreignRefused = 0;
   let atStart: number | undefined;
   let stopped: string | undefined;
   /** A receive found nothing it had not seen: the run did not end at the count. */
@@ -755,7 +761,9 @@ export async function redriveDeadLetters(
     do {
       // No more than the count leaves to see, so the run moves no dead letter beyond it that a receive returned.
       const wanted = atStart > 0 ? atStart - moved - failed.length : RECEIVE_BATCH;
-      const received = await run.next(Math.min(wanted, max - moved - failed.length - arrivedDuring.size));
+      const received = await run.next(
+        Math.min(wanted, max - moved - (failed.length - foreignRefused) - arrivedDuring.size),
+      );
       if (received.length === 0) {
         emptied = true;
         break;
@@ -772,6 +780,7 @@ export async function redriveDeadLetters(
         const notOurs = foreign(m);
         if (notOurs) {
           failed.push({ messageId: m.MessageId ?? '', reason: notOurs });
+          foreignRefused += 1;
           continue;
         }
         try {
@@ -807,7 +816,7 @@ export async function redriveDeadLetters(
     } while (
       !stopped &&
       moved + failed.length < atStart &&
-      moved + failed.length + arrivedDuring.size < max &&
+      moved + failed.length - foreignRefused + arrivedDuring.size < max &&
       arrivedDuring.size < Math.max(RECEIVE_BATCH, atStart)
     );
     // Ended at the count: SQS's may have been short (eventually consistent), and a dead letter moved from a work queue

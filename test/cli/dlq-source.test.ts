@@ -240,6 +240,42 @@ it("sends on only the dead letters SQS moved from the work queue: another queue'
   }
 }, 60_000);
 
+// ops50-redrive-max-own: the letters refused as not the work queue's counted towards --max, so that many of them
+// (put there by another principal) used up a redrive's budget before it reached the stack's own.
+it("counts towards --max only the letters a redrive sends back, not those it leaves as another queue's", async () => {
+  const aws = sourceAsAws();
+  try {
+    const d = await deployment('dlqsrcmax', 'aws');
+    const work = d.names.queues.liquidations.url;
+    const dlq = d.names.queues.liquidations.dlqUrl!;
+    await liquidationRecord(d.names.tables.liquidations, 'ours:0');
+    // Three sent straight to the DLQ first (received first), then the stack's own, moved by SQS.
+    const forged: string[] = [];
+    for (const n of [1, 2, 3])
+      forged.push(
+        (
+          await clients.sqs.send(
+            new SendMessageCommand({ QueueUrl: dlq, MessageBody: `{"liquidationId":"forged${n}:0"}` }),
+          )
+        ).MessageId!,
+      );
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: work, MessageBody: '{"liquidationId":"ours:0"}' }),
+    );
+    await receivePastMax(work);
+    const outcome = await redriveDeadLetters(d, 'liquidations', 1);
+    // Before: none sent back, the one --max allows spent on a forged letter.
+    expect(outcome.moved).toBe(1);
+    expect(await bodies(work)).toEqual(['{"liquidationId":"ours:0"}']);
+    // Each refusal still said, by id.
+    expect(outcome.failed.map((f) => f.messageId).sort()).toEqual([...forged].sort());
+    for (const f of outcome.failed) expect(f.reason).toMatch(/^dlq\/not-its-dead-letter: /);
+    expect(outcome.notReached).toBeUndefined();
+  } finally {
+    aws.remove();
+  }
+}, 60_000);
+
 /** A listing's letters by body: where SQS moved each from and why a redrive would leave it. */
 const byBody = (letters: readonly DeadLetter[]) =>
   Object.fromEntries(
