@@ -35,7 +35,7 @@ import {
 const LIST_MAX = 100;
 export const REDRIVE_FAILED_SHOWN = 10;
 
-export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N] [--json]
+export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N] [--accept-source ARN[,ARN...]] [--json]
        backstop dlq discard --queue Q --message-id ID[,ID...] [--json]
 
   list      the messages of the dead-letter queues with why they failed (the liquidation's state and last
@@ -73,6 +73,10 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
   --max N                most messages per queue (default 100 for list, 1000 for redrive and discard); a
                          redrive does not count those it leaves as dlq/not-its-dead-letter (each still said)
   --message-id IDS       discard: the message ids, comma-separated (as dlq list shows them)
+  --accept-source ARNS   list, redrive, with --queue liquidations or auctionSteps: take the letters SQS moved
+                         from these queues (their ARNs, comma-separated, exactly as dlq list's NOT REDRIVEN line
+                         names them) as that work queue's, sending them on to it: its queue under an older
+                         name, replaced by a stack change (docs/DEPLOY.md). Only those named, never inferred
   --json                 JSON instead of text
 ${TARGET_USAGE}`;
 
@@ -109,6 +113,11 @@ export function renderRedrive(
         ? `${o.queue}: stopped before reading the DLQ, nothing sent back`
         : `${o.queue}: ${o.moved} sent back, ${left} left in the DLQ${why.length > 0 ? ` (${why.join('; ')})` : ''}${later.length > 0 ? `; ${later.join(' and ')}, left for the next redrive` : ''}`,
     );
+    // Never silent: what the operator's --accept-source let through (ops50-dlq-accept-source).
+    for (const [arn, n] of Object.entries(o.acceptedSources ?? {}))
+      lines.push(
+        `  ${counted(n, 'letter', 'letters')} moved from ${printable(arn)} sent back as ${o.queue}'s (--accept-source)`,
+      );
     if (o.stopped) lines.push(`  STOPPED by ${printable(o.stopped.error)}`);
     else if (o.pastCount)
       lines.push(
@@ -179,11 +188,39 @@ export const DLQ_OPTIONS = {
   queue: { type: 'string' },
   max: { type: 'string' },
   'message-id': { type: 'string' },
+  'accept-source': { type: 'string' },
   json: { type: 'boolean' },
 } as const;
 
-/** --message-id is discard's alone. */
-export const DLQ_SUBCOMMANDS: SubcommandOptions = { list: [], redrive: [], discard: ['message-id'] };
+/** --message-id is discard's alone; --accept-source list's and redrive's (ops50-dlq-accept-source). */
+export const DLQ_SUBCOMMANDS: SubcommandOptions = {
+  list: ['accept-source'],
+  redrive: ['accept-source'],
+  discard: ['message-id'],
+};
+
+/** An SQS queue's ARN (`arn:<partition>:sqs:<region>:<account>:<name>`), as DeadLetterQueueSourceArn carries it. */
+const SQS_ARN = /^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?$/;
+
+/** `--accept-source`'s ARNs (ops50-dlq-accept-source): with one work queue's DLQ named, each an SQS queue's ARN. */
+function acceptSources(value: string | undefined, queue: DlqId | undefined): readonly string[] {
+  if (value === undefined) return [];
+  if (queue !== 'liquidations' && queue !== 'auctionSteps')
+    throw new UsageError(
+      '--accept-source: only with --queue liquidations or --queue auctionSteps (the work queue whose older name it gives)',
+    );
+  const arns = value
+    .split(',')
+    .map((arn) => arn.trim())
+    .filter((arn) => arn !== '');
+  if (arns.length === 0) throw new UsageError('--accept-source: no queue ARN given');
+  for (const arn of arns)
+    if (!SQS_ARN.test(arn))
+      throw new UsageError(
+        `--accept-source: "${arn}" is not an SQS queue's ARN (arn:aws:sqs:<region>:<account>:<name>, as dlq list's NOT REDRIVEN line names the queue)`,
+      );
+  return arns;
+}
 
 export const runDlq: Command = operatorCommand(async (argv, io) => {
   const { positionals, values } = parseCommand(argv, DLQ_OPTIONS);
@@ -261,11 +298,14 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
     });
   }
   const queues: readonly DlqId[] = only ? [only] : DLQ_IDS;
+  const options = { acceptSources: acceptSources(values['accept-source'], only) };
   const max = intOption('max', values.max, 1, 100_000) ?? (action === 'list' ? LIST_MAX : 1000);
   return withTarget(values, async (deployment) => {
     if (action === 'list') {
       // Each queue's listing on its own: one queue's error lost the others' (cli49-dlq-release-failed).
-      const settled = await Promise.allSettled(queues.map((q) => readDeadLetters(deployment, q, max)));
+      const settled = await Promise.allSettled(
+        queues.map((q) => readDeadLetters(deployment, q, max, options)),
+      );
       // Every queue failed before anything to say (credentials, the network): the error ends it, with its advice.
       if (settled.every((s) => s.status === 'rejected')) throw (settled[0] as PromiseRejectedResult).reason;
       const lists = settled.map(
@@ -302,7 +342,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
     }
     const outcomes: (RedriveOutcome & { readonly queue: DlqId })[] = [];
     for (const q of queues) {
-      outcomes.push({ queue: q, ...(await redriveDeadLetters(deployment, q, max)) });
+      outcomes.push({ queue: q, ...(await redriveDeadLetters(deployment, q, max, options)) });
       if (outcomes.at(-1)!.stopped) break;
     }
     const notRedriven = queues.slice(outcomes.length);

@@ -104,6 +104,12 @@ async function receive(
 export interface DlqRunOptions {
   /** How long each message a run receives stays hidden from its later receives (default PEEK_VISIBILITY_SECONDS). */
   readonly visibilitySeconds?: number;
+  /**
+   * Queue ARNs whose moves a run of `liquidations` or `auctionSteps` takes as its work queue's besides that queue's own
+   * (`--accept-source`: the work queue under an older name, replaced by a stack change; ops50-dlq-accept-source).
+   * Never inferred: a letter from any other queue is refused as before.
+   */
+  readonly acceptSources?: readonly string[];
 }
 
 /** A message a run dealt with (sent back, discarded) that is still in its DLQ: its delete failed. */
@@ -260,7 +266,7 @@ export async function readDeadLetters(
     deployment,
     dlqUrl(deployment, queue),
     max,
-    (seen) => describeAll(deployment, queue, seen),
+    (seen) => describeAll(deployment, queue, seen, options),
     options,
     (described) => described.stopped,
   );
@@ -286,6 +292,7 @@ async function describeAll(
   deployment: Deployment,
   queue: DlqId,
   seen: readonly Message[],
+  options: DlqRunOptions = {},
 ): Promise<{ readonly messages: DeadLetter[]; readonly stopped?: PeekStop }> {
   const reasons: string[] = [];
   // Where each came from, judged by the redrive's own rule (ops49b-dlq-list-source), which needs the DLQ's ARN only
@@ -295,7 +302,7 @@ async function describeAll(
   try {
     const sourced = seen.some((m) => source(m) !== undefined);
     const arn = sourced ? await queueArn(deployment, dlqUrl(deployment, queue)) : '';
-    refuses = unexpectedSource(deployment, queue, arn);
+    refuses = unexpectedSource(deployment, queue, arn, options.acceptSources);
   } catch (error) {
     arnFailure = { error };
   }
@@ -547,6 +554,11 @@ export interface RedriveOutcome {
    * each again, which its consumer takes as any duplicate delivery; `dlq discard` removes it (its reason says how).
    */
   readonly notDeleted?: readonly NotDeleted[];
+  /**
+   * Of those sent back, how many SQS moved from each queue `--accept-source` named (present when any):
+   * ops50-dlq-accept-source.
+   */
+  readonly acceptedSources?: Readonly<Record<string, number>>;
   /** Dead letters that arrived during the redrive (left for the next one; present when any did). */
   readonly arrivedDuring?: number;
   /**
@@ -682,12 +694,15 @@ const arnBeside = (beside: string, url: string): string =>
  * principal). tickDeadLetters takes what EventBridge and Lambda send it, never a move (its RedriveAllowPolicy is
  * denyAll), but the local stack's tick queue's. On an emulator (`local`, `localstack`) a letter without one is taken as
  * its work queue's: moto sets none on its moves (test/cli/dlq-source.test.ts pins it), nor did LocalStack before 3.3;
- * one naming another queue is refused there too.
+ * one naming another queue is refused there too. `accepted`: ARNs the operator names as the work queue's too
+ * (`--accept-source`: its older name, after a stack change replaced it), compared exactly, as its own is
+ * (ops50-dlq-accept-source); tickDeadLetters takes none.
  */
 function unexpectedSource(
   deployment: Deployment,
   queue: DlqId,
   dlqArn: string,
+  accepted: readonly string[] = [],
 ): (m: Message) => string | undefined {
   const discard = (m: Message) => discardCommand(deployment, queue, m.MessageId ?? '');
   if (queue === 'tickDeadLetters') {
@@ -701,9 +716,11 @@ function unexpectedSource(
   }
   const work = arnBeside(dlqArn, deployment.names.queues[queue].url);
   const emulator = deployment.kind !== 'aws';
+  // The work queue under an older name, named by the operator (ops50-dlq-accept-source): compared exactly, as its own.
+  const taken = new Set([work, ...accepted]);
   return (m) => {
     const from = source(m);
-    if (from === work || (from === undefined && emulator)) return undefined;
+    if ((from !== undefined && taken.has(from)) || (from === undefined && emulator)) return undefined;
     return from === undefined
       ? `dlq/not-its-dead-letter: sent to the dead-letter queue directly, not moved there from ${queue} by SQS (no DeadLetterQueueSourceArn): none of the stack's sends there; not sent on to ${queue}, left in the DLQ: read it (dlq list), then ${discard(m)} removes it`
       : `dlq/not-its-dead-letter: SQS moved it here from ${from}, not from ${queue} (${work}): another queue names this one its dead-letter queue; not sent on to ${queue}, left in the DLQ: read it (dlq list), then ${discard(m)} removes it`;
@@ -744,6 +761,8 @@ export async function redriveDeadLetters(
    * there by another principal never use up a run's budget before the stack's own are reached (ops50-redrive-max-own).
    */
   let foreignRefused = 0;
+  /** Those sent back on the strength of `acceptSources`, by source (said: ops50-dlq-accept-source). */
+  const movedFrom = new Map<string, number>();
   let atStart: number | undefined;
   let stopped: string | undefined;
   /** A receive found nothing it had not seen: the run did not end at the count. */
@@ -756,7 +775,8 @@ export async function redriveDeadLetters(
     // Counted after the start is taken: one coming in between is counted and, stamped later, left as an arrival.
     const counted = await countAndArn(deployment, url);
     atStart = counted.count;
-    const foreign = unexpectedSource(deployment, queue, counted.arn);
+    const foreign = unexpectedSource(deployment, queue, counted.arn, options.acceptSources);
+    const accepted = new Set(options.acceptSources ?? []);
     // One receive at least: SQS's count may lag messages that just came in (those past it are said: pastCount).
     do {
       // No more than the count leaves to see, so the run moves no dead letter beyond it that a receive returned.
@@ -803,6 +823,8 @@ export async function redriveDeadLetters(
           break;
         }
         moved += 1;
+        const from = source(m);
+        if (from !== undefined && accepted.has(from)) movedFrom.set(from, (movedFrom.get(from) ?? 0) + 1);
         // Sent back: a failed delete leaves it held and tried again, and, still there, in notDeleted
         // (ops47-dlq-delete-failed), not among those that could not be sent back.
         const notDeleted = await run.delete(m);
@@ -851,6 +873,7 @@ export async function redriveDeadLetters(
     moved,
     failed,
     ...(notDeleted.length > 0 ? { notDeleted } : {}),
+    ...(movedFrom.size > 0 ? { acceptedSources: Object.fromEntries(movedFrom) } : {}),
     ...(arrivedDuring.size > 0 ? { arrivedDuring: arrivedDuring.size } : {}),
     ...(short > 0 ? { notReached: short } : {}),
     ...(pastCount.size > 0 ? { pastCount: pastCount.size } : {}),

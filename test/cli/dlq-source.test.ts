@@ -7,6 +7,7 @@ import {
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { main } from '../../cli/main.ts';
 import { deadLetterText, renderRedrive } from '../../cli/ops/dlq.ts';
 import {
   type AwsClients,
@@ -275,6 +276,85 @@ it("counts towards --max only the letters a redrive sends back, not those it lea
     aws.remove();
   }
 }, 60_000);
+
+// ops50-dlq-accept-source: the check compares DeadLetterQueueSourceArn with the work queue's ARN exactly, so the letters
+// of a work queue renamed by a stack change (a new queue, the DLQ kept) are refused as another queue's. An operator who
+// knows the old ARN names it; nothing is inferred.
+it("sends on the letters of a work queue's older name only when --accept-source names it, and says so", async () => {
+  const aws = sourceAsAws();
+  try {
+    const d = await deployment('dlqsrcren', 'aws');
+    const dlq = d.names.queues.liquidations.dlqUrl!;
+    for (const id of ['old:0', 'theirs:0']) await liquidationRecord(d.names.tables.liquidations, id);
+    // The work queue before the stack change (another name, the same DLQ), and another queue of the account.
+    const old = await intruder('dlqsrcren-liquidations-old', dlq);
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: old, MessageBody: '{"liquidationId":"old:0"}' }),
+    );
+    await receivePastMax(old);
+    const other = await intruder('dlqsrcren-intruder', dlq);
+    const forged = await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: other, MessageBody: '{"liquidationId":"theirs:0"}' }),
+    );
+    await receivePastMax(other);
+    // Without it, both stay.
+    const refused = await listDeadLetters(d, 'liquidations');
+    expect(refused.filter((l) => l.redriveRefuses !== undefined)).toHaveLength(2);
+    const acceptSources = [arnOfUrl(old)];
+    // The listing with it shows what the redrive with it does.
+    const listed = byBody(await listDeadLetters(d, 'liquidations', 100, { acceptSources }));
+    expect(listed['{"liquidationId":"old:0"}']).toEqual({
+      movedFrom: 'dlqsrcren-liquidations-old',
+      redriveRefuses: undefined,
+    });
+    expect(listed['{"liquidationId":"theirs:0"}']!.redriveRefuses).toMatch(/^dlq\/not-its-dead-letter: /);
+    const outcome = await redriveDeadLetters(d, 'liquidations', 1000, { acceptSources });
+    expect(outcome).toMatchObject({
+      moved: 1,
+      failed: [{ messageId: forged.MessageId }],
+      acceptedSources: { [arnOfUrl(old)]: 1 },
+    });
+    expect(await bodies(d.names.queues.liquidations.url)).toEqual(['{"liquidationId":"old:0"}']);
+    expect(renderRedrive([{ ...outcome, queue: 'liquidations' }], d)).toContain(
+      `liquidations: 1 sent back, 1 left in the DLQ\n  1 letter moved from ${arnOfUrl(old)} sent back as liquidations's (--accept-source)\n`,
+    );
+  } finally {
+    aws.remove();
+  }
+}, 60_000);
+
+it('takes --accept-source only with a work queue named, and only queue ARNs', async () => {
+  const io = () => {
+    let stderr = '';
+    return {
+      io: { stdout: { write: () => true }, stderr: { write: (t: string) => (stderr += t) } },
+      err: () => stderr,
+    };
+  };
+  const arn = 'arn:aws:sqs:us-east-1:123456789012:backstop-prod-liquidations-old';
+  for (const [argv, said] of [
+    [
+      ['dlq', 'redrive', '--accept-source', arn],
+      /--accept-source: only with --queue liquidations or --queue auctionSteps/,
+    ],
+    [
+      ['dlq', 'redrive', '--queue', 'tickDeadLetters', '--accept-source', arn],
+      /only with --queue liquidations/,
+    ],
+    [
+      ['dlq', 'list', '--queue', 'liquidations', '--accept-source', 'backstop-prod-liquidations-old'],
+      /is not an SQS queue's ARN/,
+    ],
+    [
+      ['dlq', 'discard', '--queue', 'liquidations', '--message-id', 'm', '--accept-source', arn],
+      /an option of dlq list and redrive/,
+    ],
+  ] as const) {
+    const run = io();
+    expect(await main([...argv], run.io)).toBe(2);
+    expect(run.err()).toMatch(said);
+  }
+});
 
 /** A listing's letters by body: where SQS moved each from and why a redrive would leave it. */
 const byBody = (letters: readonly DeadLetter[]) =>
