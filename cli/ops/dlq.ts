@@ -7,6 +7,7 @@ import {
   type DlqId,
   deadLetterQueuesOf,
   discardDeadLetters,
+  discardNotItsDeadLetters,
   errorLine,
   type NotReleased,
   PEEK_VISIBILITY_SECONDS,
@@ -37,6 +38,7 @@ export const REDRIVE_FAILED_SHOWN = 10;
 
 export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N] [--accept-source ARN[,ARN...]] [--json]
        backstop dlq discard --queue Q --message-id ID[,ID...] [--json]
+       backstop dlq discard --queue Q --not-its-dead-letter [--accept-source ARN[,ARN...]] [--max N] [--json]
 
   list      the messages of the dead-letter queues with why they failed (the liquidation's state and last
             note or the auction step, with the error recorded at the last failed receive; EventBridge's
@@ -64,8 +66,10 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             not release as it ended are said (back once their visibility timeout, ${PEEK_VISIBILITY_SECONDS} s, runs out; --json: notReleased).
             Exit 1 when it left a message it read (not sent back, or its delete failed: the dead-letter alarm
             stays on) or an error stopped it; else 0, arrivals and those past or short of SQS's count included
-  discard   deletes the messages named (a poison message, or one dealt with otherwise) and prints their
-            bodies, the only copy left: keep them with the incident (--json keeps them exact: the text
+  discard   deletes the messages named (a poison message, or one dealt with otherwise), or with
+            --not-its-dead-letter every one dlq list marks NOT REDRIVEN as not its work queue's
+            (dlq/not-its-dead-letter, by the redrive's own judgment, --accept-source's ARNs taken as the work
+            queue's), and prints their bodies, the only copy left: keep them with the incident (--json keeps them exact: the text
             escapes control and bidi characters as \\uXXXX). An error once it has something to say
             (a body deleted, a delete that failed, a release refused) is said after it (STOPPED by ...;
             --json: stopped), exit 1
@@ -73,7 +77,9 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
   --max N                most messages per queue (default 100 for list, 1000 for redrive and discard); a
                          redrive does not count those it leaves as dlq/not-its-dead-letter (each still said)
   --message-id IDS       discard: the message ids, comma-separated (as dlq list shows them)
-  --accept-source ARNS   list, redrive, with --queue liquidations or auctionSteps: take the letters SQS moved
+  --not-its-dead-letter  discard: instead of ids, those a redrive would leave as not its work queue's, among
+                         the first --max read
+  --accept-source ARNS   list, redrive (and discard --not-its-dead-letter), with --queue liquidations or auctionSteps: take the letters SQS moved
                          from these queues (their ARNs, comma-separated, exactly as dlq list's NOT REDRIVEN line
                          names them) as that work queue's, sending them on to it: its queue under an older
                          name, replaced by a stack change (docs/DEPLOY.md). Only those named, never inferred
@@ -189,14 +195,18 @@ export const DLQ_OPTIONS = {
   max: { type: 'string' },
   'message-id': { type: 'string' },
   'accept-source': { type: 'string' },
+  'not-its-dead-letter': { type: 'boolean' },
   json: { type: 'boolean' },
 } as const;
 
-/** --message-id is discard's alone; --accept-source list's and redrive's (ops50-dlq-accept-source). */
+/**
+ * --message-id and --not-its-dead-letter are discard's alone; --accept-source list's and redrive's
+ * (ops50-dlq-accept-source), and discard's with --not-its-dead-letter (ops50-dlq-discard-selected).
+ */
 export const DLQ_SUBCOMMANDS: SubcommandOptions = {
   list: ['accept-source'],
   redrive: ['accept-source'],
-  discard: ['message-id'],
+  discard: ['message-id', 'not-its-dead-letter', 'accept-source'],
 };
 
 /** An SQS queue's ARN (`arn:<partition>:sqs:<region>:<account>:<name>`), as DeadLetterQueueSourceArn carries it. */
@@ -233,16 +243,28 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
   refuseOthersOptions('dlq', action, values, DLQ_OPTIONS, DLQ_SUBCOMMANDS);
   const only = choiceOption('queue', values.queue, DLQ_IDS);
   if (action === 'discard') {
+    const selected = values['not-its-dead-letter'] === true;
+    if (values['accept-source'] !== undefined && !selected)
+      throw new UsageError(
+        'dlq discard: --accept-source only with --not-its-dead-letter (it is an option of dlq list and redrive)',
+      );
     if (!only) throw new UsageError('dlq discard: --queue is required');
     const ids = (values['message-id'] ?? '')
       .split(',')
       .map((id) => id.trim())
       .filter((id) => id !== '');
-    if (ids.length === 0)
-      throw new UsageError('dlq discard: --message-id is required (as dlq list shows it)');
+    if (selected && values['message-id'] !== undefined)
+      throw new UsageError('dlq discard: --message-id or --not-its-dead-letter, not both');
+    if (ids.length === 0 && !selected)
+      throw new UsageError(
+        'dlq discard: --message-id is required (as dlq list shows it), or --not-its-dead-letter',
+      );
+    const accepted = { acceptSources: acceptSources(values['accept-source'], only) };
     const most = intOption('max', values.max, 1, 100_000) ?? 1000;
     return withTarget(values, async (deployment) => {
-      const { notReleased: held = [], ...outcome } = await discardDeadLetters(deployment, only, ids, most);
+      const { notReleased: held = [], ...outcome } = selected
+        ? await discardNotItsDeadLetters(deployment, only, most, accepted)
+        : await discardDeadLetters(deployment, only, ids, most);
       // An id not in the queue named may be in another one: named, so the operator need not guess.
       let stopped = outcome.stopped;
       let looked: Awaited<ReturnType<typeof deadLetterQueuesOf>> = { found: {}, notReleased: [] };
@@ -278,6 +300,10 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
       else {
         for (const d of outcome.discarded)
           io.stdout.write(`discarded ${printable(d.messageId)}\n  body: ${printable(d.body)}\n`);
+        if (selected && outcome.discarded.length === 0 && stopped === undefined)
+          io.stdout.write(
+            `${only}: no letter a redrive would leave as not its work queue's, among the first ${most} read\n`,
+          );
         for (const n of outcome.notDeleted ?? [])
           io.stdout.write(
             `not discarded ${printable(n.messageId)}: its delete failed (${printable(n.reason)})\n`,

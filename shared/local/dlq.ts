@@ -949,20 +949,67 @@ export async function discardDeadLetters(
   max = 1000,
   options: DlqRunOptions = {},
 ): Promise<DiscardOutcome> {
-  const run = new DlqRun(deployment, dlqUrl(deployment, queue), options);
   const wanted = new Set(messageIds);
+  const outcome = await discardWhere(
+    deployment,
+    queue,
+    (m) => wanted.delete(m.MessageId ?? ''),
+    () => wanted.size === 0,
+    max,
+    options,
+  );
+  return { ...outcome, notFound: [...wanted] };
+}
+
+/**
+ * Deletes every dead letter of `queue` that `dlq redrive` would leave as not its work queue's
+ * (`dlq/not-its-dead-letter`, judged by the redrive's own function, `options.acceptSources` taken as the work queue's)
+ * among the first `max` it reads, and returns their bodies (ops50-dlq-discard-selected). The DLQ's ARN that judgement
+ * needs is read first: an error there deletes nothing.
+ */
+export async function discardNotItsDeadLetters(
+  deployment: Deployment,
+  queue: DlqId,
+  max = 1000,
+  options: DlqRunOptions = {},
+): Promise<DiscardOutcome> {
+  const refuses = unexpectedSource(
+    deployment,
+    queue,
+    await queueArn(deployment, dlqUrl(deployment, queue)),
+    options.acceptSources,
+  );
+  return discardWhere(
+    deployment,
+    queue,
+    (m) => refuses(m) !== undefined,
+    () => false,
+    max,
+    options,
+  );
+}
+
+/** discardDeadLetters' run: deletes those `wants` takes among the first `max` read, until `done`. */
+async function discardWhere(
+  deployment: Deployment,
+  queue: DlqId,
+  wants: (m: Message) => boolean,
+  done: () => boolean,
+  max: number,
+  options: DlqRunOptions,
+): Promise<DiscardOutcome> {
+  const run = new DlqRun(deployment, dlqUrl(deployment, queue), options);
   let seen = 0;
   const discarded: { messageId: string; body: string }[] = [];
   let failure: { readonly error: unknown } | undefined;
   try {
-    while (wanted.size > 0 && seen < max) {
+    while (!done() && seen < max) {
       const fresh = await run.next(max - seen);
       if (fresh.length === 0) break;
       seen += fresh.length;
       for (const m of fresh) {
-        if (!wanted.has(m.MessageId ?? '')) continue;
+        if (!wants(m)) continue;
         await run.delete(m);
-        wanted.delete(m.MessageId!);
         discarded.push({ messageId: m.MessageId!, body: m.Body ?? '' });
       }
     }
@@ -985,7 +1032,7 @@ export async function discardDeadLetters(
     throw failure ? failure.error : released.error;
   return {
     discarded: gone,
-    notFound: [...wanted],
+    notFound: [],
     ...(notDeleted.length > 0 ? { notDeleted } : {}),
     // The release's refusals were dropped (more48-dlq-list-release).
     ...(released.notReleased.length > 0 ? { notReleased: released.notReleased } : {}),

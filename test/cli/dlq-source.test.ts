@@ -19,6 +19,7 @@ import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import type { Deployment, TargetKind } from '../../shared/local/deployment.ts';
 import {
   type DeadLetter,
+  discardNotItsDeadLetters,
   listDeadLetters,
   readDeadLetters,
   redriveDeadLetters,
@@ -347,14 +348,65 @@ it('takes --accept-source only with a work queue named, and only queue ARNs', as
     ],
     [
       ['dlq', 'discard', '--queue', 'liquidations', '--message-id', 'm', '--accept-source', arn],
-      /an option of dlq list and redrive/,
+      /--accept-source only with --not-its-dead-letter/,
     ],
+    [
+      ['dlq', 'discard', '--queue', 'liquidations', '--message-id', 'm', '--not-its-dead-letter'],
+      /--message-id or --not-its-dead-letter, not both/,
+    ],
+    [['dlq', 'discard', '--not-its-dead-letter'], /--queue is required/],
+    [['dlq', 'redrive', '--not-its-dead-letter'], /an option of dlq discard/],
   ] as const) {
     const run = io();
     expect(await main([...argv], run.io)).toBe(2);
     expect(run.err()).toMatch(said);
   }
 });
+
+// ops50-dlq-discard-selected: dlq discard took ids alone (several, comma-separated): many letters another principal put
+// in a DLQ had to be copied from dlq list one by one. It now takes those a redrive would leave, by the redrive's rule.
+it("discards the letters a redrive would leave as not its work queue's, and only those", async () => {
+  const aws = sourceAsAws();
+  try {
+    const d = await deployment('dlqsrcdisc', 'aws');
+    const work = d.names.queues.liquidations.url;
+    const dlq = d.names.queues.liquidations.dlqUrl!;
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: work, MessageBody: '{"liquidationId":"ours:0"}' }),
+    );
+    await receivePastMax(work);
+    const old = await intruder('dlqsrcdisc-liquidations-old', dlq);
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: old, MessageBody: '{"liquidationId":"old:0"}' }),
+    );
+    await receivePastMax(old);
+    const forged: string[] = [];
+    for (const n of [1, 2])
+      forged.push(
+        (
+          await clients.sqs.send(
+            new SendMessageCommand({ QueueUrl: dlq, MessageBody: `{"liquidationId":"forged${n}:0"}` }),
+          )
+        ).MessageId!,
+      );
+    const outcome = await discardNotItsDeadLetters(d, 'liquidations', 1000, {
+      acceptSources: [arnOfUrl(old)],
+    });
+    expect(outcome.discarded.map((x) => x.messageId).sort()).toEqual([...forged].sort());
+    expect(outcome.discarded.map((x) => x.body).sort()).toEqual([
+      '{"liquidationId":"forged1:0"}',
+      '{"liquidationId":"forged2:0"}',
+    ]);
+    expect(outcome.notFound).toEqual([]);
+    // The work queue's own and, named by --accept-source, its older name's stay.
+    expect((await listDeadLetters(d, 'liquidations')).map((l) => l.body).sort()).toEqual([
+      '{"liquidationId":"old:0"}',
+      '{"liquidationId":"ours:0"}',
+    ]);
+  } finally {
+    aws.remove();
+  }
+}, 60_000);
 
 /** A listing's letters by body: where SQS moved each from and why a redrive would leave it. */
 const byBody = (letters: readonly DeadLetter[]) =>
