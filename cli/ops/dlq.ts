@@ -1,5 +1,10 @@
 import { counted } from '../../shared/domain/words.ts';
-import { type AdviceTarget, backstopCommand, type TargetKind } from '../../shared/local/deployment.ts';
+import {
+  type AdviceTarget,
+  backstopCommand,
+  type Deployment,
+  type TargetKind,
+} from '../../shared/local/deployment.ts';
 import {
   type DeadLetter,
   type DeadLetterListing,
@@ -8,12 +13,14 @@ import {
   deadLetterQueuesOf,
   discardDeadLetters,
   discardNotItsDeadLetters,
+  dlqUrl,
   errorLine,
   type NotReleased,
   PEEK_VISIBILITY_SECONDS,
   type RedriveOutcome,
   readDeadLetters,
   redriveDeadLetters,
+  SQS_QUEUE_ARN,
 } from '../../shared/local/dlq.ts';
 import { choiceOption, intOption, UsageError } from '../args.ts';
 import { printable, printableJson } from '../printable.ts';
@@ -82,7 +89,8 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
   --accept-source ARNS   list, redrive (and discard --not-its-dead-letter), with --queue liquidations or auctionSteps: take the letters SQS moved
                          from these queues (their ARNs, comma-separated, exactly as dlq list's NOT REDRIVEN line
                          names them) as that work queue's, sending them on to it: its queue under an older
-                         name, replaced by a stack change (docs/DEPLOY.md). Only those named, never inferred
+                         name, replaced by a stack change (docs/DEPLOY.md). Only those named, never inferred;
+                         one of another account or region than the DLQ's, or one of the stack's queues, refused
   --json                 JSON instead of text
 ${TARGET_USAGE}`;
 
@@ -209,9 +217,6 @@ export const DLQ_SUBCOMMANDS: SubcommandOptions = {
   discard: ['message-id', 'not-its-dead-letter', 'accept-source'],
 };
 
-/** An SQS queue's ARN (`arn:<partition>:sqs:<region>:<account>:<name>`), as DeadLetterQueueSourceArn carries it. */
-const SQS_ARN = /^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?$/;
-
 /** `--accept-source`'s ARNs (ops50-dlq-accept-source): with one work queue's DLQ named, each an SQS queue's ARN. */
 function acceptSources(value: string | undefined, queue: DlqId | undefined): readonly string[] {
   if (value === undefined) return [];
@@ -225,11 +230,39 @@ function acceptSources(value: string | undefined, queue: DlqId | undefined): rea
     .filter((arn) => arn !== '');
   if (arns.length === 0) throw new UsageError('--accept-source: no queue ARN given');
   for (const arn of arns)
-    if (!SQS_ARN.test(arn))
+    if (!SQS_QUEUE_ARN.test(arn))
       throw new UsageError(
         `--accept-source: "${arn}" is not an SQS queue's ARN (arn:aws:sqs:<region>:<account>:<name>, as dlq list's NOT REDRIVEN line names the queue)`,
       );
   return arns;
+}
+
+/**
+ * Refuses an `--accept-source` ARN that cannot be `queue`'s work queue under an older name (review50-ops-accept-source-beside):
+ * one of another account or region than its dead-letter queue (SQS moves a letter only to a dead-letter queue of the
+ * source's own account and region: a copy from another stage's or region's listing), or one of the stack's other
+ * queues (its letters sent on to this work queue's consumer). From the DLQ's URL and the target's region: no call.
+ */
+function acceptedBeside(deployment: Deployment, queue: DlqId, arns: readonly string[]): void {
+  if (arns.length === 0) return;
+  const url = dlqUrl(deployment, queue);
+  const account = new URL(url).pathname.split('/').filter(Boolean).at(-2) ?? '';
+  const own = deployment.names.queues[queue].url.split('/').pop();
+  const stacks = new Map<string, string>();
+  for (const [id, q] of Object.entries(deployment.names.queues)) {
+    stacks.set(q.url.split('/').pop() ?? '', `the stack's ${id} queue`);
+    if (q.dlqUrl) stacks.set(q.dlqUrl.split('/').pop() ?? '', `the stack's dead-letter queue of ${id}`);
+  }
+  for (const arn of arns) {
+    const [, , , region, of, name] = arn.split(':');
+    if (region !== deployment.region || (/^\d{12}$/.test(account) && of !== account))
+      throw new UsageError(
+        `--accept-source: "${arn}" is of account ${of}, region ${region}; the dead-letter queue of ${queue} is of account ${account}, region ${deployment.region}: SQS moves a letter only to a dead-letter queue of its own account and region, so none came from there (an ARN of another stage, account or region?)`,
+      );
+    const stack = name === own ? undefined : stacks.get(name ?? '');
+    if (stack !== undefined)
+      throw new UsageError(`--accept-source: "${arn}" is ${stack}, not an older name of ${queue}`);
+  }
 }
 
 export const runDlq: Command = operatorCommand(async (argv, io) => {
@@ -262,6 +295,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
     const accepted = { acceptSources: acceptSources(values['accept-source'], only) };
     const most = intOption('max', values.max, 1, 100_000) ?? 1000;
     return withTarget(values, async (deployment) => {
+      if (only !== undefined) acceptedBeside(deployment, only, accepted.acceptSources);
       const { notReleased: held = [], ...outcome } = selected
         ? await discardNotItsDeadLetters(deployment, only, most, accepted)
         : await discardDeadLetters(deployment, only, ids, most);
@@ -327,6 +361,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
   const options = { acceptSources: acceptSources(values['accept-source'], only) };
   const max = intOption('max', values.max, 1, 100_000) ?? (action === 'list' ? LIST_MAX : 1000);
   return withTarget(values, async (deployment) => {
+    if (only !== undefined) acceptedBeside(deployment, only, options.acceptSources);
     if (action === 'list') {
       // Each queue's listing on its own: one queue's error lost the others' (cli49-dlq-release-failed).
       const settled = await Promise.allSettled(

@@ -30,9 +30,9 @@ import {
 } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
 import {
-  checkLookPermissions,
   collectLiquidationWork,
   type LiquidationWork,
+  lookPermissionProbe,
   progressMoved,
   STRANDED_CONFIRM_MS,
   strandedAdvice,
@@ -612,16 +612,13 @@ export const runReplay: Command<'replay'> = operatorCommand(async (argv, io) => 
     process.once('SIGINT', onSignal);
     let outcome: ReplayOutcome;
     // Its looks at the stack before each held tick; a hold they end is said, and the exit code says it too.
-    let permitted = false;
+    // The looks' read of the auctions table, tried at the first looks (ops50-watch-permission, review50-ops-probe-bounded).
+    const probe = lookPermissionProbe(deployment, 'replay --hold');
     const looks = holdLooks({
       // Only what it judges, the liquidations table's one Scan: never the positions (a whole book), the auctions or
       // the fund, on every held tick (status46-watch-scans).
-      // The looks' read of the auctions table made at the first look, until one makes it (ops50-watch-permission).
       collect: async () => {
-        if (!permitted) {
-          await checkLookPermissions(deployment, 'replay --hold');
-          permitted = true;
-        }
+        await probe();
         return collectLiquidationWork(deployment);
       },
       everyMs: holdEverySeconds * 1000,

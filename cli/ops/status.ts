@@ -5,6 +5,7 @@ import { counted } from '../../shared/domain/words.ts';
 import { type AdviceTarget, awsClockOf, backstopCommand } from '../../shared/local/deployment.ts';
 import {
   collectStatus,
+  LOOK_PROBE_TRIES,
   STATUS_COUNT_EVERY_MS,
   STRANDED_CONFIRM_MS,
   STRANDED_LOOK_MAX,
@@ -50,7 +51,8 @@ units for a book of 1,000,000 positions and 100,000 liquidations (docs/DEPLOY.md
                          stderr), the last figures kept and marked STALE with their age, and is read again at the
                          next interval; one that cannot (the stack or a table not there, access denied) ends it.
                          The first refresh tries the read its looks make once work is stranded
-                         (dynamodb:BatchGetItem on the auctions table): refused, it ends there, saying so
+                         (dynamodb:BatchGetItem on the auctions table): refused, it ends there, saying so;
+                         failing otherwise (a throttle), the refresh goes on and the next tries again, ${LOOK_PROBE_TRIES} at most
   --interval S           seconds between refreshes (default 2)
   --stranded-after S     seconds refreshes must find work with no message moving it, on end, before it is said
                          stranded (default ${STRANDED_CONFIRM_MS / 1000}; 0: at the first, as a single read; more where the queue

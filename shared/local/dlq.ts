@@ -22,7 +22,7 @@ import {
   registrationWakeMessageSchema,
 } from '../schemas/messages.ts';
 import { TICK_BUS } from '../topology.ts';
-import { awsClockOf, backstopCommand, type Deployment, shellWord } from './deployment.ts';
+import { awsClockOf, backstopCommand, type Deployment, shellWord, TargetError } from './deployment.ts';
 import { queueSendersAdvice, refusedByQueuePolicy } from './queue-senders.ts';
 
 /**
@@ -302,7 +302,7 @@ async function describeAll(
   try {
     const sourced = seen.some((m) => source(m) !== undefined);
     const arn = sourced ? await queueArn(deployment, dlqUrl(deployment, queue)) : '';
-    refuses = unexpectedSource(deployment, queue, arn, options.acceptSources);
+    refuses = unexpectedSource(deployment, queue, () => arn, options.acceptSources);
   } catch (error) {
     arnFailure = { error };
   }
@@ -647,15 +647,39 @@ function refusesEveryMessage(error: unknown): boolean {
 
 /** One line for an error: an AWS error's (or the SDK's) name first; this module's own say theirs. */
 export const errorLine = (error: unknown): string =>
-  error instanceof Error && (error.name === 'Error' || error instanceof EveryMessageRefused)
+  error instanceof Error &&
+  (error.name === 'Error' || error instanceof EveryMessageRefused || error instanceof DlqArnUnreadError)
     ? error.message
     : errorText(error);
 
+/** An SQS queue's ARN (`arn:<partition>:sqs:<region>:<account>:<name>`), as QueueArn and DeadLetterQueueSourceArn carry it. */
+export const SQS_QUEUE_ARN = /^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?$/;
+
+/** A dead-letter queue's attributes read without its ARN (review50-ops-arn-unread): nothing judged by it. */
+class DlqArnUnreadError extends TargetError {}
+
+/**
+ * The DLQ's ARN in its GetQueueAttributes answer, refused when absent or not a queue's (review50-ops-arn-unread): the
+ * work queue's ARN is made beside it (arnBeside), and from '' it was a bare name, so that every letter SQS moved from
+ * the work queue looked another queue's: `dlq discard --not-its-dead-letter` deleted the stack's own, `dlq redrive`
+ * left them all, each with a discard command.
+ */
+function arnOfAnswer(attributes: Readonly<Record<string, string>> | undefined, url: string): string {
+  const arn = attributes?.QueueArn;
+  if (arn !== undefined && SQS_QUEUE_ARN.test(arn)) return arn;
+  throw new DlqArnUnreadError(
+    `dlq/arn-unread: SQS's answer for the dead-letter queue ${url} gave ${arn === undefined ? 'no QueueArn' : `"${arn}" as its QueueArn, not a queue's ARN`}: where its letters came from is judged by it, so none was sent on or discarded by that judgment; run it again`,
+  );
+}
+
 /**
  * How many messages a queue holds, by SQS's approximate counts (ready to receive and in flight: held by a reader), and
- * its ARN.
+ * its ARN, refused only when a letter needs it (arnOfAnswer: a letter without a source is judged without it).
  */
-async function countAndArn(deployment: Deployment, url: string): Promise<{ count: number; arn: string }> {
+async function countAndArn(
+  deployment: Deployment,
+  url: string,
+): Promise<{ count: number; arn: () => string }> {
   const out = await deployment.clients.sqs.send(
     new GetQueueAttributesCommand({
       QueueUrl: url,
@@ -666,7 +690,7 @@ async function countAndArn(deployment: Deployment, url: string): Promise<{ count
   return {
     count:
       Number(a.ApproximateNumberOfMessages ?? '0') + Number(a.ApproximateNumberOfMessagesNotVisible ?? '0'),
-    arn: a.QueueArn ?? '',
+    arn: () => arnOfAnswer(a, url),
   };
 }
 
@@ -675,7 +699,7 @@ async function queueArn(deployment: Deployment, url: string): Promise<string> {
   const out = await deployment.clients.sqs.send(
     new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
   );
-  return out.Attributes?.QueueArn ?? '';
+  return arnOfAnswer(out.Attributes, url);
 }
 
 /**
@@ -701,26 +725,29 @@ const arnBeside = (beside: string, url: string): string =>
 function unexpectedSource(
   deployment: Deployment,
   queue: DlqId,
-  dlqArn: string,
+  dlqArn: () => string,
   accepted: readonly string[] = [],
 ): (m: Message) => string | undefined {
   const discard = (m: Message) => discardCommand(deployment, queue, m.MessageId ?? '');
   if (queue === 'tickDeadLetters') {
     const tickQueue = deployment.names.tickQueueUrl;
-    const local = tickQueue ? arnBeside(dlqArn, tickQueue) : undefined;
     return (m) => {
       const from = source(m);
-      if (from === undefined || from === local) return undefined;
+      if (from === undefined || (tickQueue !== undefined && from === arnBeside(dlqArn(), tickQueue)))
+        return undefined;
       return `dlq/not-its-dead-letter: SQS moved it here from ${from}, a queue that names tickDeadLetters its dead-letter queue: none of the stack's does (EventBridge and margin-check send their dead letters); not put on the bus, left in the DLQ: read it (dlq list), then ${discard(m)} removes it`;
     };
   }
-  const work = arnBeside(dlqArn, deployment.names.queues[queue].url);
+  // Read only for a letter with a source: an answer without the DLQ's ARN throws there (review50-ops-arn-unread).
+  const workArn = () => arnBeside(dlqArn(), deployment.names.queues[queue].url);
   const emulator = deployment.kind !== 'aws';
   // The work queue under an older name, named by the operator (ops50-dlq-accept-source): compared exactly, as its own.
-  const taken = new Set([work, ...accepted]);
+  const taken = new Set(accepted);
   return (m) => {
     const from = source(m);
-    if ((from !== undefined && taken.has(from)) || (from === undefined && emulator)) return undefined;
+    if (from !== undefined && (taken.has(from) || from === workArn())) return undefined;
+    if (from === undefined && emulator) return undefined;
+    const work = from === undefined ? '' : workArn();
     return from === undefined
       ? `dlq/not-its-dead-letter: sent to the dead-letter queue directly, not moved there from ${queue} by SQS (no DeadLetterQueueSourceArn): none of the stack's sends there; not sent on to ${queue}, left in the DLQ: read it (dlq list), then ${discard(m)} removes it`
       : `dlq/not-its-dead-letter: SQS moved it here from ${from}, not from ${queue} (${work}): another queue names this one its dead-letter queue; not sent on to ${queue}, left in the DLQ: read it (dlq list), then ${discard(m)} removes it`;
@@ -973,12 +1000,9 @@ export async function discardNotItsDeadLetters(
   max = 1000,
   options: DlqRunOptions = {},
 ): Promise<DiscardOutcome> {
-  const refuses = unexpectedSource(
-    deployment,
-    queue,
-    await queueArn(deployment, dlqUrl(deployment, queue)),
-    options.acceptSources,
-  );
+  // Read, and refused without it (review50-ops-arn-unread), before any letter: a delete goes by it.
+  const arn = await queueArn(deployment, dlqUrl(deployment, queue));
+  const refuses = unexpectedSource(deployment, queue, () => arn, options.acceptSources);
   return discardWhere(
     deployment,
     queue,

@@ -356,10 +356,11 @@ async function liquidationTotals(
     FilterExpression: 'attribute_exists(#s)',
     ExpressionAttributeNames: { '#s': 'state', '#c': 'context', '#v': 'version' },
   });
-  // The markets' pending ticks, read beside the Scan (liveReads): a small table, read by the time its first page is.
-  const pendingAt = await pending;
-  for await (const { items } of pages) {
-    for (const item of items) {
+  // The first page asked for now, beside the live reads that give the markets' pending ticks (scanPages asks for
+  // nothing until its first next(): awaited first, the Scan waited for them, review50-ops-count-waits-live).
+  const [pendingAt, first] = await Promise.all([pending, pages.next()]);
+  for (let page = first; !page.done; page = await pages.next()) {
+    for (const item of page.value.items) {
       const state = item.state?.S ?? '(not a string)';
       byState.set(state, (byState.get(state) ?? 0) + 1);
       const owing = owesAdlRounds(item);
@@ -993,6 +994,31 @@ export async function checkLookPermissions(deployment: Deployment, who: string):
   }
 }
 
+/** How many refreshes (or held looks) make the permission probe while it fails otherwise than refused. */
+export const LOOK_PROBE_TRIES = 5;
+
+/**
+ * checkLookPermissions for `who`'s refreshes: made at each until one answers, at most LOOK_PROBE_TRIES times
+ * (review50-ops-probe-bounded). Refused, it throws LookPermissionError; any other error (a throttle, the network, a
+ * credential) is left to the refresh's own reads, which meet it as they did: thrown, it failed the whole refresh, so
+ * that a probe failing so refresh after refresh showed no report at all (and failed every held look, ending the hold
+ * past HOLD_BLIND_MS), made again each time without end. Past the tries, a look meeting a refusal says it as before.
+ */
+export function lookPermissionProbe(deployment: Deployment, who: string): () => Promise<void> {
+  let tries = 0;
+  let answered = false;
+  return async () => {
+    if (answered || tries >= LOOK_PROBE_TRIES) return;
+    tries += 1;
+    try {
+      await checkLookPermissions(deployment, who);
+      answered = true;
+    } catch (error) {
+      if (error instanceof LookPermissionError) throw error;
+    }
+  };
+}
+
 /**
  * What `replay --hold` needs on each held tick (status46-watch-scans): the liquidations' terminal state, the stranded
  * judgement and the dead letters, from the liquidations table, the markets and the queues; it scanned the positions
@@ -1228,13 +1254,10 @@ export function statusWatcher(
   // The run's last look at the open work (a count's read has none): work it found that has moved since starts the
   // run again (review48-stranded-moved).
   let lastLook: OpenLook | undefined;
-  // The looks' read of the auctions table, made at the first refresh, until one makes it (ops50-watch-permission).
-  let permitted = false;
+  // The looks' read of the auctions table, tried at the first refreshes (ops50-watch-permission, review50-ops-probe-bounded).
+  const probe = lookPermissionProbe(deployment, 'status --watch');
   return async (nowMs, awsNowMs = nowMs, sequenceNowMs = awsNowMs) => {
-    if (!permitted) {
-      await checkLookPermissions(deployment, 'status --watch');
-      permitted = true;
-    }
+    await probe();
     // A clock set back counts again too.
     const fresh = last !== undefined && nowMs >= last.lookMs && nowMs - last.lookMs < countEveryMs;
     const { report, tallies, look } = await readStatus(

@@ -11,8 +11,10 @@ import {
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
   ChangeMessageVisibilityBatchCommand,
+  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
+  SQSClient,
 } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main.ts';
@@ -828,6 +830,115 @@ describe('dlq list and redrive on moto', () => {
     );
     expect(discarded.code, discarded.stderr).toBe(0);
     expect(discarded.stdout).toBe(`discarded ${listed!.messageId}\n  body: ${shown}\n`);
+  });
+
+  // ops50-dlq-discard-selected's command (its shared function alone was tested), and review50-ops-arn-unread: an answer
+  // without the DLQ's ARN made the work queue's ARN a bare name, every letter another queue's, each discarded.
+  // review50-ops-accept-source-beside: --accept-source took any queue ARN; SQS moves a letter only to a dead-letter queue of
+  // the source's own account and region, so one of another can never be a source (a copy from another stage or
+  // region), and one of the stack's other queues is none of this work queue's names.
+  it("refuses an --accept-source of another account or region than the DLQ's, or one of the stack's other queues", async () => {
+    const { names, at } = await newStage();
+    const dlq = names.queues.liquidations.dlqUrl!;
+    const [account] = dlq.split('/').slice(-2);
+    const old = `arn:aws:sqs:us-east-1:${account}:liquidations-old`;
+    const steps = `arn:aws:sqs:us-east-1:${account}:${names.queues.auctionSteps.url.split('/').pop()}`;
+    for (const [arn, said] of [
+      [
+        `arn:aws:sqs:us-east-1:210987654321:liquidations-old`,
+        `--accept-source: "arn:aws:sqs:us-east-1:210987654321:liquidations-old" is of account 210987654321, region us-east-1; the dead-letter queue of liquidations is of account ${account}, region us-east-1: SQS moves a letter only to a dead-letter queue of its own account and region, so none came from there (an ARN of another stage, account or region?)`,
+      ],
+      [
+        `arn:aws:sqs:eu-west-1:${account}:liquidations-old`,
+        `--accept-source: "arn:aws:sqs:eu-west-1:${account}:liquidations-old" is of account ${account}, region eu-west-1; the dead-letter queue of liquidations is of account ${account}, region us-east-1:`,
+      ],
+      [
+        steps,
+        `--accept-source: "${steps}" is the stack's auctionSteps queue, not an older name of liquidations`,
+      ],
+    ] as const)
+      for (const argv of [
+        ['dlq', 'list', '--queue', 'liquidations', '--accept-source', `${old},${arn}`],
+        ['dlq', 'redrive', '--queue', 'liquidations', '--accept-source', arn],
+        ['dlq', 'discard', '--queue', 'liquidations', '--not-its-dead-letter', '--accept-source', arn],
+      ]) {
+        // Before: taken, each run's exit 0.
+        const run = await cli(...argv, ...at);
+        expect(run.code, `${argv.join(' ')}: ${run.stderr}`).toBe(2);
+        expect(run.stderr).toContain(`backstop: ${said}`);
+        expect(run.stdout).toBe('');
+      }
+    // Its own account and region: taken.
+    const taken = await cli('dlq', 'redrive', '--queue', 'liquidations', '--accept-source', old, ...at);
+    expect(taken.code, taken.stderr).toBe(0);
+  });
+
+  it("dlq discard --not-its-dead-letter deletes another queue's letters, keeps the work queue's, and none while the DLQ's ARN is unread", async () => {
+    const { stage, names, at } = await newStage();
+    const dlq = names.queues.liquidations.dlqUrl!;
+    const arnOf = (url: string) => {
+      const [account, name] = url.split('/').slice(-2);
+      return `arn:aws:sqs:us-east-1:${account}:${name}`;
+    };
+    const put = async (body: string) =>
+      (await emulator.clients.sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: body })))
+        .MessageId!;
+    const ours = await put('{"liquidationId":"ours:0"}');
+    const theirs = await put('{"liquidationId":"theirs:0"}');
+    // Where SQS moved each from, as AWS marks a move (moto sets no DeadLetterQueueSourceArn: test/cli/dlq-source.test.ts).
+    const movedFrom = new Map([
+      [ours, arnOf(names.queues.liquidations.url)],
+      [theirs, arnOf(`${dlq.slice(0, dlq.lastIndexOf('/'))}/${stage}-intruder`)],
+    ]);
+    let arnUnread = true;
+    const send = SQSClient.prototype.send;
+    const sqs = vi.spyOn(SQSClient.prototype, 'send').mockImplementation(async function (
+      this: SQSClient,
+      ...args: Parameters<SQSClient['send']>
+    ) {
+      const [command] = args;
+      const out = (await (send as (...a: unknown[]) => Promise<unknown>).apply(this, args)) as {
+        Messages?: { MessageId?: string; Attributes?: Record<string, string> }[];
+        Attributes?: Record<string, string>;
+      };
+      if (command instanceof ReceiveMessageCommand)
+        for (const m of out.Messages ?? []) {
+          const from = movedFrom.get(m.MessageId ?? '');
+          if (from !== undefined) m.Attributes = { ...m.Attributes, DeadLetterQueueSourceArn: from };
+        }
+      // An answer that leaves the ARN out.
+      if (arnUnread && command instanceof GetQueueAttributesCommand) delete out.Attributes?.QueueArn;
+      return out;
+    } as SQSClient['send']);
+    const discard = () => cli('dlq', 'discard', '--queue', 'liquidations', '--not-its-dead-letter', ...at);
+    try {
+      // Before: both discarded, the work queue's own too, exit 0.
+      const unread = await discard();
+      expect(unread.code).toBe(1);
+      expect(unread.stdout).toBe('');
+      expect(unread.stderr).toMatch(/^backstop: dlq\/arn-unread: SQS's answer for the dead-letter queue /);
+      // A redrive stops at the first letter judged by it: before, each left as another queue's, with a discard command.
+      const redrive = await cli('dlq', 'redrive', '--queue', 'liquidations', ...at);
+      expect(redrive.code).toBe(1);
+      expect(redrive.stdout).toContain('\n  STOPPED by dlq/arn-unread: ');
+      expect(redrive.stdout).not.toContain('not-its-dead-letter');
+      arnUnread = false;
+      const run = await discard();
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toBe(`discarded ${theirs}\n  body: {"liquidationId":"theirs:0"}\n`);
+      const again = await discard();
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toBe(
+        "liquidations: no letter a redrive would leave as not its work queue's, among the first 1000 read\n",
+      );
+      const left = await cli('dlq', 'list', '--queue', 'liquidations', '--json', ...at);
+      expect(left.code, left.stderr).toBe(0);
+      expect(
+        (JSON.parse(left.stdout) as { messages: { messageId: string }[] }).messages.map((m) => m.messageId),
+      ).toEqual([ours]);
+    } finally {
+      sqs.mockRestore();
+    }
   });
 });
 

@@ -16,6 +16,7 @@ import { parsePrice } from '../../shared/domain/units.ts';
 import {
   collectLiquidationWork,
   collectStatus,
+  LOOK_PROBE_TRIES,
   progressMoved,
   STATUS_COUNT_EVERY_MS,
   STRANDED_CONFIRM_MS,
@@ -957,6 +958,60 @@ describe('status --watch: work sharing a pending tick stamp (moto, real SDK)', (
     expect(await watch(t0 + 1_000)).toMatchObject({ stranded: 1, strandedAtLeast: false });
     // Before: 0, the look reading tick 7's 100 alone.
     expect(await watch(t0 + 2_000)).toMatchObject({ stranded: 1, strandedAtLeast: true });
+    clients.destroy();
+  });
+
+  // review50-ops-probe-bounded: the permission probe (ops50-watch-permission) that failed otherwise than refused failed
+  // the whole refresh, and was made again at every refresh: a throttled auctions table showed no report at all.
+  it('goes on without the permission probe when it fails otherwise than refused, tried a bounded number of times', async () => {
+    const { clients, names, deployment } = await setUp();
+    let probes = 0;
+    const throttle =
+      (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: { input: { RequestItems?: Record<string, unknown> } }) => {
+        if (
+          context.commandName === 'BatchGetItemCommand' &&
+          names.tables.auctions in (args.input.RequestItems ?? {})
+        ) {
+          probes += 1;
+          throw Object.assign(new Error('Rate of requests exceeds the allowed throughput.'), {
+            name: 'ThrottlingException',
+            $metadata: { httpStatusCode: 400 },
+          });
+        }
+        return next(args);
+      };
+    clients.dynamo.middlewareStack.add(throttle as never, {
+      step: 'initialize',
+      name: 'throttleAuctionsReads',
+    });
+    const watch = statusWatcher(deployment, undefined, withdrawalChecker());
+    const t0 = Date.now();
+    // Before: the first refresh failed on the probe's throttle, as every one after it.
+    for (let i = 0; i < LOOK_PROBE_TRIES + 2; i++)
+      expect(await watch(t0 + i * 2_000)).toMatchObject({ stranded: 0, auctions: { open: 0 } });
+    expect(probes).toBe(LOOK_PROBE_TRIES);
+    clients.destroy();
+  });
+
+  // review50-ops-count-waits-live: the count's Scan waited for the live reads (the markets' pending ticks, which it
+  // needs from its first page on: ops50-look-stamp-shared) before asking for its first page, where it ran beside them.
+  it("asks for the count's first page of liquidations beside the live reads, not after them", async () => {
+    const { clients, names, deployment } = await setUp();
+    const order: string[] = [];
+    const record =
+      (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: { input: { TableName?: string } }) => {
+        const scan = context.commandName === 'ScanCommand' ? args.input.TableName : undefined;
+        if (scan === names.tables.liquidations) order.push('liquidations asked');
+        const out = await next(args);
+        if (scan === names.tables.markets) order.push('markets answered');
+        return out;
+      };
+    clients.dynamo.middlewareStack.add(record as never, { step: 'initialize', name: 'recordOrder' });
+    await collectStatus(deployment, Date.now());
+    // Before: the markets answered (and every live read) first.
+    expect(order).toEqual(['liquidations asked', 'markets answered']);
     clients.destroy();
   });
 });
