@@ -272,6 +272,21 @@ const MISTAKES: readonly {
     ),
   },
   {
+    // integrate50-sub-lot-refused: the contract let an order under the minimum be refused, each refusal a venue failure.
+    mistake: 'an order under one lot refused (rejected), not answered with no fills',
+    caughtBy: ['answer-is-execution'],
+    harness: async () => {
+      const lot = base('0.001');
+      const refusing = through({
+        order: (o) => {
+          if (o.size < lot) throw new VenueError(`venue/rejected: ${o.size} is under one lot`, 'rejected');
+          return o;
+        },
+      });
+      return { ...(await harnessOf(refusing, undefined, { lotSize: lot })()), minSize: lot, lotSize: lot };
+    },
+  },
+  {
     mistake: 'errors thrown as they come from the HTTP client (not VenueError)',
     caughtBy: ['refuses-size-0', 'unlisted', 'fault-refused', 'fault-down', 'fault-lost-before'],
     harness: harnessOf(through({ error: (e) => new Error(`HTTP 400: ${String(e)}`) })),

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_LOCAL_PORT } from '../../cli/ops/local.ts';
 import { loadConfig } from '../../infra/config.ts';
 import { DEFAULT_RISK_CONFIG, marketConfig } from '../../shared/domain/config.ts';
 import { evaluateTick } from '../../shared/domain/tick.ts';
@@ -13,10 +14,13 @@ import {
   PutEntriesError,
   RETRYABLE_ENTRY_CODES,
   TickPublishError,
+  tickEntry,
 } from '../../shared/feed/publisher.ts';
+import { DEFAULT_LOCAL_STAGE } from '../../shared/local/deployment.ts';
+import { MOTO_HOST } from '../../shared/local/moto.ts';
 import { METRICS } from '../../shared/metrics.ts';
-import { parseTickDetail } from '../../shared/schemas/tick.ts';
-import { TICK_BUS } from '../../shared/topology.ts';
+import { parseTickDetail, priceTickDetailSchema } from '../../shared/schemas/tick.ts';
+import { physicalName, TICK_BUS } from '../../shared/topology.ts';
 
 /**
  * docs/FEED.md is what an exchange's engineer writes the publisher from: its numbers, names and examples are checked
@@ -203,5 +207,98 @@ describe('docs/FEED.md against the code', () => {
     expect(new Set([...named(imports), ...named(types)])).toEqual(all);
     expect(new Set(packages)).toEqual(new Set(['@aws-sdk/client-eventbridge', 'zod']));
     for (const p of packages) expect(imports).toContain(`\`${p}\``);
+  });
+
+  // integrate50: an exchange's engineer wrote a publisher from this page alone (test/integration/feed-doc-publisher.test.ts).
+  describe('read as a first-time integrator would', () => {
+    /** The page's ```ts blocks. */
+    const snippets = [...feed.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    /** Lines without their indent, and no blank ones: a snippet copied into a function keeps its text. */
+    const lines = (text: string) =>
+      text
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
+    const table = (heading: string) => {
+      const from = feed.indexOf(heading);
+      const rows = feed.slice(from).split('\n\n')[1]!;
+      return [...rows.matchAll(/^\| `(\w+)` \| ([^|]*) \|/gm)].map((m) => ({
+        field: m[1]!,
+        type: m[2]!.trim(),
+      }));
+    };
+
+    it("names the detail's fields as the schema has them, the optional ones as optional", () => {
+      const rows = table('The detail (shared/schemas/tick.ts)');
+      const shape = priceTickDetailSchema.shape;
+      expect(rows.map((r) => r.field).sort()).toEqual(Object.keys(shape).sort());
+      for (const { field, type } of rows)
+        expect(type.includes('optional'), field).toBe(
+          shape[field as keyof typeof shape].safeParse(undefined).success,
+        );
+    });
+
+    it("names the entry's fields as the publisher writes them", () => {
+      const rows = table('One PutEvents entry per tick:');
+      expect(rows.map((r) => r.field).sort()).toEqual(Object.keys(tickEntry('bus', {} as never)).sort());
+    });
+
+    it('gives the publisher the integration test runs on the local stack, line for line', () => {
+      const example = snippets.find((s) => s.includes('publishTicks(events, BUS, ticks)'))!;
+      expect(example).toContain("from './shared/feed/publisher.ts'");
+      const body = lines(example.slice(example.indexOf('const next =')));
+      const copy = lines(read('test/integration/feed-doc-publisher.test.ts'));
+      const at = copy.indexOf(body[0]!);
+      expect(at).toBeGreaterThan(0);
+      expect(copy.slice(at, at + body.length)).toEqual(body);
+    });
+
+    it('points a local publisher at what `local up` starts: its port, region, stage and bus', () => {
+      const local = snippets.find((s) => s.includes('endpoint:'))!;
+      expect(local).toContain(`endpoint: 'http://${MOTO_HOST}:${DEFAULT_LOCAL_PORT}'`);
+      expect(local).toContain("region: 'us-east-1'");
+      const bus = physicalName(DEFAULT_LOCAL_STAGE, TICK_BUS.name);
+      expect(local).toContain(`publishTicks(events, '${bus}', ticks)`);
+      const flat = feed.replace(/\s+/g, ' ');
+      expect(flat).toContain(
+        `moto on \`http://${MOTO_HOST}:${DEFAULT_LOCAL_PORT}\`, the stage \`${DEFAULT_LOCAL_STAGE}\` and its bus \`${bus}\` in \`us-east-1\``,
+      );
+    });
+
+    it('names every reason margin-check gives a tick of the feed', () => {
+      const given = new Set(
+        ['shared/domain/tick.ts', 'shared/schemas/tick.ts', 'shared/services/margin-check.ts'].flatMap(
+          (file) => [...read(file).matchAll(/['`](tick\/[a-z-]+)/g)].map((m) => m[1]!),
+        ),
+      );
+      // A continuation's, which margin-check puts itself, never the feed.
+      given.delete('tick/continuation-done');
+      expect(given.size).toBeGreaterThan(15);
+      for (const reason of given) expect(feed, reason).toContain(`\`${reason}\``);
+    });
+
+    it('points to sections of DEPLOY.md and README that exist', () => {
+      const pages = { 'DEPLOY.md': read('docs/DEPLOY.md'), README: read('README.md') };
+      const refs = [
+        ...feed.replace(/\s+/g, ' ').matchAll(/(DEPLOY\.md|README)(?:\.md)?(?:\]\([^)]*\))?, "([^"]+)"/g),
+      ];
+      expect(refs.length).toBeGreaterThan(2);
+      for (const [, page, section] of refs) {
+        const text = pages[page as keyof typeof pages];
+        expect(
+          [`**${section}**`, `## ${section}\n`].some((s) => text.includes(s)),
+          `${page}, "${section}"`,
+        ).toBe(true);
+      }
+    });
+
+    it('cites only findings docs/RELIABILITY.md has', () => {
+      const reliability = read('docs/RELIABILITY.md');
+      const cited = new Set(
+        [...feed.matchAll(/\b([a-z]+\d+[a-z]?-[a-z0-9-]+[a-z0-9])\b/g)].map((m) => m[1]!),
+      );
+      expect(cited.size).toBeGreaterThan(10);
+      for (const id of cited) expect(reliability, id).toMatch(new RegExp(`^\\| ${id} \\|`, 'm'));
+    });
   });
 });

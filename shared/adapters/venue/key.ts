@@ -89,3 +89,12 @@ export function secretsManagerVenueKey(
     },
   };
 }
+
+/**
+ * A key given as it is, never read from anywhere: a contract test's stub of the exchange, or a testnet's key from a
+ * file (docs/VENUE.md, "Testing it"). The adapter reads it as it reads secretsManagerVenueKey's.
+ */
+export const fixedVenueKey = (secret: string): VenueKey => ({
+  get: async () => secret,
+  refresh: async () => secret,
+});
