@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
@@ -10,6 +10,7 @@ import { evaluateTick } from '../../shared/domain/tick.ts';
 import { formatPpm, parsePrice } from '../../shared/domain/units.ts';
 import {
   DEFAULT_RETRY,
+  POLICY_ENTRY_CODES,
   PUT_EVENTS_BATCH,
   PutEntriesError,
   RETRYABLE_ENTRY_CODES,
@@ -238,6 +239,28 @@ describe('docs/FEED.md against the code', () => {
         );
     });
 
+    it('parses prices into integer units of 1e-8, as it says', () => {
+      expect(feed.replace(/\s+/g, ' ')).toContain(
+        'it is parsed into integer units of 1e-8 and never passes through a float',
+      );
+      const parsed = parseTickDetail({
+        symbol: 'ETH-USD',
+        markPrice: '1520.5',
+        indexPrice: '0.00012345',
+        timestamp: '2026-01-01T00:00:00.123Z',
+        sequence: 1,
+        source: 'doc',
+      });
+      expect(parsed).toMatchObject({
+        ok: true,
+        tick: {
+          markPrice: 152_050_000_000n,
+          indexPrice: 12_345n,
+          timestampMs: Date.UTC(2026, 0, 1, 0, 0, 0, 123),
+        },
+      });
+    });
+
     it("names the entry's fields as the publisher writes them", () => {
       const rows = table('One PutEvents entry per tick:');
       expect(rows.map((r) => r.field).sort()).toEqual(Object.keys(tickEntry('bus', {} as never)).sort());
@@ -277,6 +300,40 @@ describe('docs/FEED.md against the code', () => {
       for (const reason of given) expect(feed, reason).toContain(`\`${reason}\``);
     });
 
+    it("names the publisher's calls with their parameters, its exports and the policy's codes as they are", async () => {
+      const publisher = await import('../../shared/feed/publisher.ts');
+      const source = read('shared/feed/publisher.ts');
+      const calls = [...feed.matchAll(/`(tickDetail|putEntries|publishTicks)\(([^)]*)\)`/g)];
+      expect(calls.map((c) => c[1])).toEqual(['tickDetail', 'putEntries', 'publishTicks']);
+      for (const [, name, params] of calls) {
+        const declared = new RegExp(`export (?:async )?function ${name}\\(([^)]*)\\)`).exec(source)![1]!;
+        const names = declared
+          .split(',')
+          .map((p) => p.trim().split(/[?:]/)[0])
+          .filter(Boolean);
+        expect(names.join(', '), name).toBe(params);
+      }
+      for (const name of [
+        'tickDetail',
+        'putEntries',
+        'publishTicks',
+        'TickInputError',
+        'PutEntriesError',
+        'TickPublishError',
+        'DEFAULT_RETRY',
+        'PUT_EVENTS_BATCH',
+        'retryableBySdk',
+        'refusedForEveryCall',
+      ]) {
+        expect(feed, name).toContain(`\`${name}`);
+        expect(publisher, name).toHaveProperty(name);
+      }
+      const who = feed.slice(feed.indexOf('**A refusal by the bus'), feed.indexOf('## PutEvents: limits'));
+      const policy = [...who.matchAll(/`(\w+Exception)` \(/g)].map((m) => m[1]!);
+      expect(policy.sort()).toEqual([...POLICY_ENTRY_CODES].sort());
+      expect(source).toContain('events/not-sent: a PutEvents call was NOT sent');
+    });
+
     it('points to sections of DEPLOY.md and README that exist', () => {
       const pages = { 'DEPLOY.md': read('docs/DEPLOY.md'), README: read('README.md') };
       const refs = [
@@ -290,6 +347,17 @@ describe('docs/FEED.md against the code', () => {
           `${page}, "${section}"`,
         ).toBe(true);
       }
+    });
+
+    it('names only files that exist', () => {
+      const files = [
+        ...feed.matchAll(
+          /\b(?:shared|test|infra|functions|cli|scripts|examples)\/[\w./-]+\.(?:ts|json|sh)\b/g,
+        ),
+      ];
+      expect(files.length).toBeGreaterThan(5);
+      for (const [file] of files)
+        expect(existsSync(new URL(`../../${file}`, import.meta.url)), file).toBe(true);
     });
 
     it('cites only findings docs/RELIABILITY.md has', () => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../shared/adapters/embedded/clock.ts';
 import { KEYLESS_VENUES } from '../../shared/adapters/venue/index.ts';
@@ -70,9 +70,14 @@ describe('docs/VENUE.md against the code', () => {
     expect(flat).toContain("fit in liquidation-consumer's 60 s");
     expect(ORDER_LEASE_MS).toBe(90_000);
     expect(flat).toContain('the order lease (90 s)');
-    const concurrency = (f: typeof consumer) => (f.trigger?.kind === 'queue' ? f.trigger.maxConcurrency : 0);
+    // integrate50-venue-concurrency: the page had the auction's containers run their batches in parallel too.
+    const trigger = (f: typeof consumer) => (f.trigger?.kind === 'queue' ? f.trigger : undefined)!;
+    expect(read('functions/liquidation-consumer/index.ts')).not.toContain('processInParallel');
+    expect(read('functions/auction/index.ts')).toContain('processInParallel: false');
+    const calls =
+      trigger(consumer).maxConcurrency * trigger(consumer).batchSize + trigger(auction).maxConcurrency;
     expect(flat).toContain(
-      `Up to ${concurrency(consumer)} consumer and ${concurrency(auction)} auction containers`,
+      `Up to ${trigger(consumer).maxConcurrency} consumer containers, each running its batch of ${trigger(consumer).batchSize} records in parallel, and ${trigger(auction).maxConcurrency} auction containers, each one record at a time (auctions clear against the same providers): up to ${calls} calls at once`,
     );
     expect(DEAD_LETTER_RETENTION_SECONDS).toBe(14 * 24 * 3600);
     expect(flat).toContain('from the dead-letter queue (kept 14 days)');
@@ -197,6 +202,17 @@ describe('docs/VENUE.md against the code', () => {
         `${page}, "${section}"`,
       ).toBe(true);
     }
+  });
+
+  it('names only files that exist', () => {
+    const files = [
+      ...venue.matchAll(
+        /\b(?:shared|test|infra|functions|cli|scripts|examples)\/[\w./-]+\.(?:ts|json|sh)\b/g,
+      ),
+    ];
+    expect(files.length).toBeGreaterThan(5);
+    for (const [file] of files)
+      expect(existsSync(new URL(`../../${file}`, import.meta.url)), file).toBe(true);
   });
 
   it('cites only findings docs/RELIABILITY.md has', () => {
