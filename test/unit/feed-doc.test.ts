@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_LOCAL_PORT } from '../../cli/ops/local.ts';
 import { loadConfig } from '../../infra/config.ts';
 import { DEFAULT_RISK_CONFIG, marketConfig } from '../../shared/domain/config.ts';
-import { evaluateTick } from '../../shared/domain/tick.ts';
+import { evaluateTick, type Tick, type TickState } from '../../shared/domain/tick.ts';
 import { formatPpm, parsePrice } from '../../shared/domain/units.ts';
 import {
   DEFAULT_RETRY,
@@ -228,6 +228,112 @@ describe('docs/FEED.md against the code', () => {
         type: m[2]!.trim(),
       }));
     };
+
+    it("gives margin-check's verdict on each print its tables and lists describe", () => {
+      const m = marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD');
+      const now = 1_767_225_600_000;
+      const last = { sequence: 100, markPrice: parsePrice('2000'), timestampMs: now - 1_000 };
+      const tick = (over: Partial<Tick> = {}): Tick => ({
+        symbol: 'ETH-USD',
+        markPrice: parsePrice('2001'),
+        timestampMs: now,
+        sequence: 101,
+        source: 'doc',
+        ...over,
+      });
+      const verdict = (t: Tick, state: TickState = { lastTick: last }, at = now) => {
+        const v = evaluateTick(t, state, m, at);
+        return v.verdict === 'reject' ? v.reason : v.closeBreaker ? v.reason : 'accepted';
+      };
+      const held = (markPrice: string, trippedAtMs: number): TickState => ({
+        lastTick: last,
+        breaker: {
+          reason: 'tick/price-band',
+          trippedAtMs,
+          tick: { sequence: 101, markPrice: parsePrice(markPrice), timestampMs: trippedAtMs },
+        },
+      });
+      const jump = m.maxSequenceJump;
+      const skew = m.maxClockSkewSeconds * 1000;
+      const cases: [string, string, Tick, TickState?][] = [
+        // "The sequence"'s table, row by row.
+        ['above the last, by at most `maxSequenceJump`', 'accepted', tick({ sequence: 100 + jump })],
+        ['equal to the last', 'tick/duplicate', tick({ sequence: 100 })],
+        ['below the last', 'tick/out-of-order', tick({ sequence: 99, timestampMs: last.timestampMs })],
+        [
+          'a higher number stamped before the last accepted tick',
+          'tick/out-of-order',
+          tick({ timestampMs: last.timestampMs - 1 }),
+        ],
+        [
+          'below the last yet stamped more than `maxClockSkewSeconds` (5 s) after its last tick',
+          'tick/sequence-behind',
+          tick({ sequence: 99, timestampMs: last.timestampMs + skew + 1 }),
+        ],
+        [
+          'above the last by more than `maxSequenceJump`',
+          'tick/sequence-jump',
+          tick({ sequence: 101 + jump }),
+        ],
+        // "Timing".
+        [
+          'more than `maxTickAgeSeconds` [60] before',
+          'tick/too-old',
+          tick({ timestampMs: now - 60_001 }),
+          {},
+        ],
+        [
+          'one more than `maxClockSkewSeconds` [5] ahead as `tick/future`',
+          'tick/future',
+          tick({ timestampMs: now + skew + 1 }),
+        ],
+        ['one ahead within the skew counts as stamped now', 'accepted', tick({ timestampMs: now + skew })],
+        // "The detail" and "The band and the breaker".
+        [
+          'the mark must lie within `indexBand` of it',
+          'tick/index-band',
+          tick({ indexPrice: parsePrice('1800') }),
+        ],
+        ["A market's first print", 'tick/unconfirmed', tick(), {}],
+        [
+          'further than `priceBand` [15 %] from the last mark',
+          'tick/price-band',
+          tick({ markPrice: parsePrice('1600') }),
+        ],
+        [
+          'The next print within the band of that mark',
+          'tick/breaker-reverted',
+          tick({ sequence: 102 }),
+          held('1600', now - 1_000),
+        ],
+        [
+          'at least `breakerConfirmSeconds` after it',
+          'tick/breaker-persisted',
+          tick({ sequence: 102, markPrice: parsePrice('1601') }),
+          held('1600', now - 5_000),
+        ],
+        [
+          'agreeing with it sooner, it is refused',
+          'tick/breaker-confirming',
+          tick({ sequence: 102, markPrice: parsePrice('1601') }),
+          held('1600', now - 4_999),
+        ],
+        [
+          'A print agreeing with neither',
+          'tick/breaker-open',
+          tick({ sequence: 102, markPrice: parsePrice('1200') }),
+          held('1600', now - 1_000),
+        ],
+      ];
+      for (const [said, reason, t, state] of cases) {
+        expect(feed.replace(/\s+/g, ' '), said).toContain(said);
+        expect(verdict(t, state), said).toBe(reason);
+      }
+      // A first print's second, within the band: the market opens.
+      expect(verdict(tick({ sequence: 102 }), { breaker: { ...held('2001', now - 1_000).breaker! } })).toBe(
+        'tick/first-confirmed',
+      );
+    });
 
     it("names the detail's fields as the schema has them, the optional ones as optional", () => {
       const rows = table('The detail (shared/schemas/tick.ts)');
