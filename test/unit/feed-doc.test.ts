@@ -255,29 +255,44 @@ describe('docs/FEED.md against the code', () => {
       });
       const jump = m.maxSequenceJump;
       const skew = m.maxClockSkewSeconds * 1000;
+      // Each case is the page's own words, the verdict they give included (the last `tick/...` they name; an accepted
+      // print's words name none): a row or a sentence saying another reason fails, not only a phrase gone
+      // (review50-integrate-feed-verdict-unbound).
       const cases: [string, string, Tick, TickState?][] = [
         // "The sequence"'s table, row by row.
-        ['above the last, by at most `maxSequenceJump`', 'accepted', tick({ sequence: 100 + jump })],
-        ['equal to the last', 'tick/duplicate', tick({ sequence: 100 })],
-        ['below the last', 'tick/out-of-order', tick({ sequence: 99, timestampMs: last.timestampMs })],
         [
-          'a higher number stamped before the last accepted tick',
+          'above the last, by at most `maxSequenceJump` (1,000,000 by default) | judged as usual (timing, band, breaker) |',
+          'accepted',
+          tick({ sequence: 100 + jump }),
+        ],
+        [
+          'equal to the last (or to the tick its breaker holds) | refused as `tick/duplicate`',
+          'tick/duplicate',
+          tick({ sequence: 100 }),
+        ],
+        [
+          '| below the last | refused as `tick/out-of-order`',
+          'tick/out-of-order',
+          tick({ sequence: 99, timestampMs: last.timestampMs }),
+        ],
+        [
+          'refused as `tick/out-of-order` (also a higher number stamped before the last accepted tick)',
           'tick/out-of-order',
           tick({ timestampMs: last.timestampMs - 1 }),
         ],
         [
-          'below the last yet stamped more than `maxClockSkewSeconds` (5 s) after its last tick',
+          'below the last yet stamped more than `maxClockSkewSeconds` (5 s) after its last tick | held as `tick/sequence-behind`',
           'tick/sequence-behind',
           tick({ sequence: 99, timestampMs: last.timestampMs + skew + 1 }),
         ],
         [
-          'above the last by more than `maxSequenceJump`',
+          'above the last by more than `maxSequenceJump` | held as `tick/sequence-jump`',
           'tick/sequence-jump',
           tick({ sequence: 101 + jump }),
         ],
         // "Timing".
         [
-          'more than `maxTickAgeSeconds` [60] before',
+          "A tick stamped more than `maxTickAgeSeconds` [60] before margin-check's clock is refused as `tick/too-old`",
           'tick/too-old',
           tick({ timestampMs: now - 60_001 }),
           {},
@@ -287,52 +302,62 @@ describe('docs/FEED.md against the code', () => {
           'tick/future',
           tick({ timestampMs: now + skew + 1 }),
         ],
-        ['one ahead within the skew counts as stamped now', 'accepted', tick({ timestampMs: now + skew })],
+        ['one ahead within the skew counts as stamped now.', 'accepted', tick({ timestampMs: now + skew })],
         // "The detail" and "The band and the breaker".
         [
-          'the mark must lie within `indexBand` of it',
+          'the mark must lie within `indexBand` of it (10 % by default) or the tick is refused as `tick/index-band`',
           'tick/index-band',
           tick({ indexPrice: parsePrice('1800') }),
         ],
-        ["A market's first print", 'tick/unconfirmed', tick(), {}],
         [
-          'further than `priceBand` [15 %] from the last mark',
+          "**A market's first print** is never trusted alone: held (`tick/unconfirmed`",
+          'tick/unconfirmed',
+          tick(),
+          {},
+        ],
+        [
+          'opens the market (logged at INFO as `circuit breaker closed`, `tick/first-confirmed`',
+          'tick/first-confirmed',
+          tick({ sequence: 102 }),
+          { breaker: { ...held('2001', now - 1_000).breaker! } },
+        ],
+        [
+          '**A print further than `priceBand` [15 %] from the last mark** (or, with `priceWindowSeconds`, from the mark that opened the current window: `tick/window-band`) trips the circuit breaker (`tick/price-band`',
           'tick/price-band',
           tick({ markPrice: parsePrice('1600') }),
         ],
         [
-          'The next print within the band of that mark',
+          'The next print within the band of that mark closes the breaker (the print was bad: `tick/breaker-reverted`',
           'tick/breaker-reverted',
           tick({ sequence: 102 }),
           held('1600', now - 1_000),
         ],
         [
-          'at least `breakerConfirmSeconds` after it',
+          "at least `breakerConfirmSeconds` after it by its stamp and by margin-check's clock, confirms the move (`tick/breaker-persisted`",
           'tick/breaker-persisted',
           tick({ sequence: 102, markPrice: parsePrice('1601') }),
           held('1600', now - 5_000),
         ],
         [
-          'agreeing with it sooner, it is refused',
+          'agreeing with it sooner, it is refused (`tick/breaker-confirming`',
           'tick/breaker-confirming',
           tick({ sequence: 102, markPrice: parsePrice('1601') }),
           held('1600', now - 4_999),
         ],
         [
-          'A print agreeing with neither',
+          'A print agreeing with neither is held instead (`tick/breaker-open`',
           'tick/breaker-open',
           tick({ sequence: 102, markPrice: parsePrice('1200') }),
           held('1600', now - 1_000),
         ],
       ];
+      const flat = feed.replace(/\s+/g, ' ');
       for (const [said, reason, t, state] of cases) {
-        expect(feed.replace(/\s+/g, ' '), said).toContain(said);
+        expect(flat, said).toContain(said);
+        const named = [...said.matchAll(/`(tick\/[a-z-]+)`/g)].map((m) => m[1]!);
+        expect(named.at(-1) ?? 'accepted', `what the page says of: ${said}`).toBe(reason);
         expect(verdict(t, state), said).toBe(reason);
       }
-      // A first print's second, within the band: the market opens.
-      expect(verdict(tick({ sequence: 102 }), { breaker: { ...held('2001', now - 1_000).breaker! } })).toBe(
-        'tick/first-confirmed',
-      );
     });
 
     it("names the detail's fields as the schema has them, the optional ones as optional", () => {

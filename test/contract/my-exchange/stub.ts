@@ -75,11 +75,20 @@ export interface ExchangeStub {
   setEmpty(symbol: string, empty: boolean): void;
   /** Requests served, by route ("POST /v1/orders"): what the adapter sent. */
   readonly served: Map<string, number>;
+  /** Rotates the API key once the next order has executed: every later call under the old one is refused (401). */
+  rotateKeyAfterNextOrder(): void;
+  /** Refuses the key on the next `times` calls of `route` ("GET /v1/orders"), as a key rotated meanwhile. */
+  refuseKeyOn(route: string, times: number): void;
+  /** Serves `symbol`'s grid as these strings (what another exchange's instruments call may answer). */
+  serveGrid(symbol: string, grid: { tickSize: string; lotSize: string } | undefined): void;
   stop(): Promise<void>;
 }
 
 export async function startExchangeStub(): Promise<ExchangeStub> {
-  const apiKey = `key-${randomUUID()}`;
+  let apiKey = `key-${randomUUID()}`;
+  let rotateAfterOrder = false;
+  const grids = new Map<string, { tickSize: string; lotSize: string }>();
+  const keyRefused = new Map<string, number>();
   const instruments = new Map<string, Instrument>([
     [
       'ETH-USD',
@@ -148,9 +157,13 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
     const [, version, resource, id] = url.pathname.split('/');
     const route = `${req.method} /${version}/${resource}${id ? '/:id' : ''}`;
     served.set(route, (served.get(route) ?? 0) + 1);
-    if (req.headers['x-api-key'] !== apiKey) throw new HttpError(401, 'INVALID_API_KEY');
+    const refusing = keyRefused.get(route) ?? 0;
+    if (refusing > 0) keyRefused.set(route, refusing - 1);
+    if (req.headers['x-api-key'] !== apiKey || refusing > 0) throw new HttpError(401, 'INVALID_API_KEY');
     if (req.method === 'GET' && resource === 'instruments' && id) {
       const i = instrument(decodeURIComponent(id));
+      const served = grids.get(decodeURIComponent(id));
+      if (served) return { symbol: id, ...served };
       return { symbol: id, tickSize: formatPrice(i.tick), lotSize: formatBase(i.lot) };
     }
     if (req.method === 'GET' && resource === 'book' && id) {
@@ -189,6 +202,10 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
       };
       orders.set(clientOrderId, order);
       byId.set(order.orderId, order);
+      if (rotateAfterOrder) {
+        rotateAfterOrder = false;
+        apiKey = `key-${randomUUID()}`;
+      }
       if (fault === 'lost-after') return res.destroy();
       return orderJson(order);
     }
@@ -236,6 +253,11 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
     nextQuote: (fault) => void quoteFaults.push(fault),
     setEmpty: (symbol, isEmpty) => void (isEmpty ? empty.add(symbol) : empty.delete(symbol)),
     served,
+    rotateKeyAfterNextOrder: () => {
+      rotateAfterOrder = true;
+    },
+    refuseKeyOn: (route, times) => void keyRefused.set(route, times),
+    serveGrid: (symbol, grid) => void (grid ? grids.set(symbol, grid) : grids.delete(symbol)),
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -86,6 +86,53 @@ function unanswered(error: unknown, what: string): never {
   );
 }
 
+/**
+ * Once the order may have reached the exchange, a failure reading its outcome (its trades, its look-up) says nothing
+ * of whether it executed: a `timeout`, never `unavailable`, which the consumer takes as "nothing executed" and, after
+ * its attempts, hands the size to the auction: sold twice (review50-integrate-example-after-sent).
+ */
+async function afterPlacing<T>(read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (error) {
+    if (error instanceof VenueError && error.kind === 'unavailable')
+      return fail(`${error.message.replace(/^venue\/unavailable: /, '')} (the order was placed)`, 'timeout');
+    throw error;
+  }
+}
+
+/** The key's fields, from the secret's string; never its text in an error (the consumer records and logs errors). */
+function apiKeyOf(raw: string): string {
+  let apiKey: unknown;
+  try {
+    apiKey = (JSON.parse(raw) as { apiKey?: unknown } | null)?.apiKey;
+  } catch {
+    // JSON.parse's message quotes the text: not passed on (review50-integrate-example-secret-echo).
+  }
+  if (typeof apiKey !== 'string' || apiKey.length === 0)
+    return fail(
+      'the venue key is not JSON with an "apiKey" string (docs/VENUE.md, "The secret")',
+      'unavailable',
+    );
+  return apiKey;
+}
+
+/** A grid step from the exchange's decimal string: a positive multiple of the 1e-8 unit Backstop's amounts are in. */
+function gridStep(text: string, parse: typeof parsePrice, what: string, symbol: string): bigint {
+  let step: bigint | undefined;
+  try {
+    step = parse(text, what);
+  } catch {
+    // Finer than 1e-8 (or not a decimal): its fills could not be recorded exactly.
+  }
+  if (step === undefined || step <= 0n)
+    return fail(
+      `${symbol}'s grid: ${what} ${JSON.stringify(text)} is not a positive multiple of 1e-8`,
+      'unavailable',
+    );
+  return step;
+}
+
 const roundDown = (v: bigint, grid: bigint): bigint => v - (v % grid);
 const roundUp = (v: bigint, grid: bigint): bigint => (v % grid === 0n ? v : v - (v % grid) + grid);
 
@@ -130,6 +177,9 @@ export class MyExchangeVenue implements Venue {
       const fills = placed === undefined ? [] : await this.#trades(placed, order.clientOrderId, deadline);
       return { clientOrderId: order.clientOrderId, fills, status: fills.length > 0 ? 'PARTIAL' : 'NONE' };
     }
+    // Placed without a look-up first: this exchange refuses a repeated client id for ever (its duplicate error,
+    // below). One keeping ids unique only among open orders executes an IOC's repeat again: look the id up first, or
+    // claim it with a conditional write of your own ("Idempotent placement").
     let orderId: string;
     try {
       const placed = await this.#call('POST', '/v1/orders', deadline, {
@@ -145,7 +195,7 @@ export class MyExchangeVenue implements Venue {
       if (!(error instanceof Answered)) throw error;
       // "The exchange's duplicate client order id error is never passed on as a rejection": find it, answer it.
       if (error.code === 'DUPLICATE_CLIENT_ORDER_ID') {
-        orderId = await this.#lookUp(id, order.clientOrderId, deadline);
+        orderId = await afterPlacing(this.#lookUp(id, order.clientOrderId, deadline));
       } else if (error.status === 503 && error.code === 'MAINTENANCE') {
         return fail(`${order.clientOrderId}: the exchange is down (${error.code})`, 'unavailable');
       } else if (error.status >= 400 && error.status < 500) {
@@ -154,7 +204,7 @@ export class MyExchangeVenue implements Venue {
         return fail(`${order.clientOrderId}: ${error.message}`, 'timeout');
       }
     }
-    const fills = await this.#trades(orderId, order.clientOrderId, deadline);
+    const fills = await afterPlacing(this.#trades(orderId, order.clientOrderId, deadline));
     const filled = fills.reduce((total, f) => total + f.size, 0n);
     return {
       clientOrderId: order.clientOrderId,
@@ -246,19 +296,21 @@ export class MyExchangeVenue implements Venue {
   #instrument(symbol: string, deadline: AbortSignal): Promise<Instrument | undefined> {
     const known = this.#instruments.get(symbol);
     if (known) return known;
-    const reading = this.#call('GET', `/v1/instruments/${encodeURIComponent(symbol)}`, deadline).then(
-      (i) => ({
-        tick: parsePrice(this.#text(i, 'tickSize', symbol)),
-        lot: parseBase(this.#text(i, 'lotSize', symbol)),
-      }),
-      (error: unknown) => {
+    const reading = this.#call('GET', `/v1/instruments/${encodeURIComponent(symbol)}`, deadline)
+      .then((i) => ({
+        tick: gridStep(this.#text(i, 'tickSize', symbol), parsePrice, 'tickSize', symbol),
+        lot: gridStep(this.#text(i, 'lotSize', symbol), parseBase, 'lotSize', symbol),
+      }))
+      .catch((error: unknown) => {
         if (error instanceof Answered && error.code === 'UNKNOWN_SYMBOL') return undefined;
-        // Not kept: the next call asks again. Nothing was placed, so nothing is in doubt.
+        // Not kept, whatever failed (the call, or a grid it cannot read): the next call asks again. Nothing was
+        // placed, so nothing is in doubt (review50-integrate-example-grid).
         this.#instruments.delete(symbol);
         if (error instanceof Answered) return fail(`${symbol}'s grid: ${error.message}`, 'unavailable');
+        if (error instanceof VenueError && error.kind === 'timeout')
+          return fail(error.message.replace(/^venue\/timeout: /, ''), 'unavailable');
         throw error;
-      },
-    );
+      });
     this.#instruments.set(symbol, reading);
     return reading;
   }
@@ -281,7 +333,7 @@ export class MyExchangeVenue implements Venue {
   ): Promise<Record<string, unknown>> {
     let raw = await this.#key.get();
     for (let attempt = 0; ; attempt++) {
-      const { apiKey } = JSON.parse(raw) as { apiKey: string };
+      const apiKey = apiKeyOf(raw);
       let response: Response;
       let text: string;
       try {

@@ -1,0 +1,110 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { fixedVenueKey } from '../../shared/adapters/venue/key.ts';
+import { parseBase, parsePrice } from '../../shared/domain/units.ts';
+import { type OrderRequest, VenueError } from '../../shared/ports/index.ts';
+import { type ExchangeStub, startExchangeStub } from './my-exchange/stub.ts';
+import { MyExchangeVenue } from './my-exchange/venue.ts';
+
+/**
+ * The example adapter is a template integrators copy (docs/VENUE.md, "Testing it"): what the venue contract's faults
+ * do not reach is held here (session 50's review of it).
+ */
+
+let exchange: ExchangeStub | undefined;
+afterEach(async () => {
+  await exchange?.stop();
+  exchange = undefined;
+});
+
+const sell = (id: string, size = '0.01'): OrderRequest => ({
+  clientOrderId: id,
+  symbol: 'ETH-USD',
+  direction: 'SELL',
+  size: parseBase(size),
+  limitPrice: parsePrice('1990'),
+  reference: { mark: parsePrice('2000'), atMs: 0 },
+});
+
+const failure = (promise: Promise<unknown>) =>
+  promise.then(
+    () => {
+      throw new Error('expected a failure');
+    },
+    (error: unknown) => error,
+  );
+
+describe('the example adapter (test/contract/my-exchange/venue.ts)', () => {
+  // review50-integrate-example-after-sent: a read after the order was taken failed as `unavailable`, which the
+  // consumer takes as "nothing executed": after 3 such attempts it handed the executed size to the auction.
+  it('answers a timeout, never unavailable, when what it reads after placing fails: the order executed', async () => {
+    exchange = await startExchangeStub();
+    const venue = new MyExchangeVenue({ key: fixedVenueKey(exchange.secret), baseUrl: exchange.url });
+    // The key is rotated once the order has executed (the reader's refresh still has the old one): its trades and
+    // every look-up of it are refused, as they would be by a connection refused.
+    exchange.rotateKeyAfterNextOrder();
+    const first = await failure(venue.placeIoc(sell('p1:1:market')));
+    expect(exchange.position('ETH-USD')).toBe(-parseBase('0.01'));
+    expect(first).toBeInstanceOf(VenueError);
+    expect(first).toMatchObject({ kind: 'timeout' });
+    // The consumer's next attempt of the same id: refused the key before the order was read, nothing taken (the
+    // consumer keeps the order in doubt from the first attempt's timeout); never an answer of nothing executed.
+    const again = await failure(venue.placeIoc(sell('p1:1:market')));
+    expect(again).toMatchObject({ kind: 'unavailable' });
+    expect(exchange.position('ETH-USD')).toBe(-parseBase('0.01'));
+  });
+
+  it("answers a timeout when the exchange's duplicate cannot be looked up: the order exists", async () => {
+    exchange = await startExchangeStub();
+    const venue = new MyExchangeVenue({ key: fixedVenueKey(exchange.secret), baseUrl: exchange.url });
+    exchange.next('lost-after');
+    expect(await failure(venue.placeIoc(sell('p4:1:market')))).toMatchObject({ kind: 'timeout' });
+    // Asked again: the duplicate, then its look-up refused twice (the reader's refresh included).
+    exchange.refuseKeyOn('GET /v1/orders', 2);
+    expect(await failure(venue.placeIoc(sell('p4:1:market')))).toMatchObject({ kind: 'timeout' });
+    expect(exchange.served.get('GET /v1/orders')).toBe(2);
+    const answer = await venue.placeIoc(sell('p4:1:market'));
+    expect(answer.fills.reduce((t, f) => t + f.size, 0n)).toBe(parseBase('0.01'));
+    expect(exchange.position('ETH-USD')).toBe(-parseBase('0.01'));
+  });
+
+  // review50-integrate-example-secret-echo: JSON.parse's error quotes the text it could not read, and the consumer
+  // records an error that is not a VenueError on the liquidation and in its logs.
+  it("never puts the secret's value in an error: a secret that is not its JSON is unavailable, said so", async () => {
+    exchange = await startExchangeStub();
+    for (const secret of ['key-plain-0123456789abcdef', '{"apiKey": 7, "k": "key-plain-0123456789abcdef"}']) {
+      const venue = new MyExchangeVenue({ key: fixedVenueKey(secret), baseUrl: exchange.url });
+      for (const call of [venue.quote('ETH-USD'), venue.placeIoc(sell('p2:1:market'))]) {
+        const error = await failure(call);
+        expect(error).toBeInstanceOf(VenueError);
+        expect(error).toMatchObject({ kind: 'unavailable' });
+        expect((error as Error).message).toContain('not JSON with an "apiKey" string');
+        expect((error as Error).message).not.toContain('0123456789abcdef');
+      }
+    }
+    expect(exchange.served.get('POST /v1/orders') ?? 0).toBe(0);
+  });
+
+  // review50-integrate-example-grid: a grid that did not parse (a lot of 0, a tick finer than the 1e-8 prices are
+  // in) threw a RangeError or a UnitError, not a VenueError, and was kept: every later order of the container failed.
+  it('refuses a grid it cannot trade on as unavailable, and reads it again at the next call', async () => {
+    exchange = await startExchangeStub();
+    const venue = new MyExchangeVenue({ key: fixedVenueKey(exchange.secret), baseUrl: exchange.url });
+    for (const grid of [
+      { tickSize: '0.01', lotSize: '0' },
+      { tickSize: '0.000000001', lotSize: '0.001' },
+      { tickSize: 'one cent', lotSize: '0.001' },
+    ]) {
+      exchange.serveGrid('ETH-USD', grid);
+      const error = await failure(venue.placeIoc(sell('p3:1:market')));
+      expect(error, JSON.stringify(grid)).toBeInstanceOf(VenueError);
+      expect(error).toMatchObject({
+        kind: 'unavailable',
+        message: expect.stringContaining("ETH-USD's grid"),
+      });
+    }
+    expect(exchange.served.get('POST /v1/orders') ?? 0).toBe(0);
+    exchange.serveGrid('ETH-USD', undefined);
+    const answer = await venue.placeIoc(sell('p3:1:market'));
+    expect(answer.fills.reduce((t, f) => t + f.size, 0n)).toBe(parseBase('0.01'));
+  });
+});
