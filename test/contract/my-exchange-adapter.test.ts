@@ -107,4 +107,29 @@ describe('the example adapter (test/contract/my-exchange/venue.ts)', () => {
     const answer = await venue.placeIoc(sell('p3:1:market'));
     expect(answer.fills.reduce((t, f) => t + f.size, 0n)).toBe(parseBase('0.01'));
   });
+
+  // review50-integrate-example-grid-kept: the grid was read once a container (hours on Lambda), an unlisted answer too:
+  // a market whose tick or lot the exchange changed was refused at every order (each a venue failure, the slice to
+  // the auction), and one listed later stayed unlisted.
+  it('reads the grid again after the exchange refuses a price or size on it, and asks again of an unlisted market', async () => {
+    exchange = await startExchangeStub();
+    const venue = new MyExchangeVenue({ key: fixedVenueKey(exchange.secret), baseUrl: exchange.url });
+    const at = (id: string, limit: string): OrderRequest => ({ ...sell(id), limitPrice: parsePrice(limit) });
+    expect((await venue.placeIoc(at('p5:1:market', '1990.01'))).fills).not.toEqual([]);
+    exchange.list('ETH-USD', { tickSize: '0.05', lotSize: '0.001' });
+    // Its first order on the old grid is refused; the next reads the new one.
+    expect(await failure(venue.placeIoc(at('p5:2:market', '1990.01')))).toMatchObject({ kind: 'rejected' });
+    expect((await venue.placeIoc(at('p5:2:market', '1990.01'))).fills).not.toEqual([]);
+    exchange.list('ETH-USD', { tickSize: '0.05', lotSize: '0.01' });
+    const odd = { ...at('p5:3:market', '1990'), size: parseBase('0.015') };
+    expect(await failure(venue.placeIoc(odd))).toMatchObject({ kind: 'rejected' });
+    expect((await venue.placeIoc(odd)).fills).toEqual([expect.objectContaining({ size: parseBase('0.01') })]);
+    // Unlisted, then listed.
+    expect(await venue.quote('SOL-USD')).toEqual({});
+    expect(await failure(venue.placeIoc({ ...sell('p6:1:market'), symbol: 'SOL-USD' }))).toMatchObject({
+      kind: 'rejected',
+    });
+    exchange.list('SOL-USD', { tickSize: '0.01', lotSize: '0.001' });
+    expect((await venue.placeIoc({ ...sell('p6:1:market'), symbol: 'SOL-USD' })).fills).not.toEqual([]);
+  });
 });

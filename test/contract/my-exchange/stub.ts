@@ -79,6 +79,8 @@ export interface ExchangeStub {
   rotateKeyAfterNextOrder(): void;
   /** Refuses the key on the next `times` calls of `route` ("GET /v1/orders"), as a key rotated meanwhile. */
   refuseKeyOn(route: string, times: number): void;
+  /** Lists `symbol` on this grid, or changes its grid (exchanges change a market's tick or lot): its book as ETH-USD's. */
+  list(symbol: string, grid: { tickSize: string; lotSize: string }): void;
   /** Serves `symbol`'s grid as these strings (what another exchange's instruments call may answer). */
   serveGrid(symbol: string, grid: { tickSize: string; lotSize: string } | undefined): void;
   stop(): Promise<void>;
@@ -257,6 +259,12 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
       rotateAfterOrder = true;
     },
     refuseKeyOn: (route, times) => void keyRefused.set(route, times),
+    list: (symbol, grid) =>
+      void instruments.set(symbol, {
+        ...(instruments.get(symbol) ?? instruments.get('ETH-USD')!),
+        tick: parsePrice(grid.tickSize),
+        lot: parseBase(grid.lotSize),
+      }),
     serveGrid: (symbol, grid) => void (grid ? grids.set(symbol, grid) : grids.delete(symbol)),
     stop: () =>
       new Promise<void>((resolve) => {

@@ -199,6 +199,10 @@ export class MyExchangeVenue implements Venue {
       } else if (error.status === 503 && error.code === 'MAINTENANCE') {
         return fail(`${order.clientOrderId}: the exchange is down (${error.code})`, 'unavailable');
       } else if (error.status >= 400 && error.status < 500) {
+        // Off its grid: the exchange changed the market's tick or lot since it was read. Read again at the next
+        // attempt, which then goes through (review50-integrate-example-grid-kept).
+        if (error.code === 'INVALID_PRICE' || error.code === 'INVALID_QUANTITY')
+          this.#instruments.delete(order.symbol);
         return fail(`${order.clientOrderId}: refused (${error.code})`, 'rejected');
       } else {
         return fail(`${order.clientOrderId}: ${error.message}`, 'timeout');
@@ -302,10 +306,11 @@ export class MyExchangeVenue implements Venue {
         lot: gridStep(this.#text(i, 'lotSize', symbol), parseBase, 'lotSize', symbol),
       }))
       .catch((error: unknown) => {
-        if (error instanceof Answered && error.code === 'UNKNOWN_SYMBOL') return undefined;
-        // Not kept, whatever failed (the call, or a grid it cannot read): the next call asks again. Nothing was
-        // placed, so nothing is in doubt (review50-integrate-example-grid).
+        // Not kept, whatever failed (the call, or a grid it cannot read), nor an unlisted market (it may be listed
+        // later): the next call asks again. Nothing was placed, so nothing is in doubt
+        // (review50-integrate-example-grid, review50-integrate-example-grid-kept).
         this.#instruments.delete(symbol);
+        if (error instanceof Answered && error.code === 'UNKNOWN_SYMBOL') return undefined;
         if (error instanceof Answered) return fail(`${symbol}'s grid: ${error.message}`, 'unavailable');
         if (error instanceof VenueError && error.kind === 'timeout')
           return fail(error.message.replace(/^venue\/timeout: /, ''), 'unavailable');
