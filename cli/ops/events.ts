@@ -235,7 +235,8 @@ call whole (the caller's credentials, the bus's policy), which it would every ne
 error (a PutEvents call that failed without an answer, or that left no request for want of credentials, its
 ticks then said NOT sent): its outcome so far is printed first, exit 1. Exit 4 when ticks are of unknown fate
 (a PutEvents call that got no answer, or an answer that said nothing of them: on the bus or not) and none was
-refused: replay/unknown-fate names them and how to find out, as inject tick does; 130 when Ctrl-C stops it before
+refused: replay/unknown-fate names them and how to find out, as inject tick does (not for held ticks, or the file's
+last, followed by a held tick the bus took: the same price, which got through); 130 when Ctrl-C stops it before
 the file's end.
   --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
@@ -488,23 +489,55 @@ function lastTickAdvice(symbol: string, sequence: number, resend: string, target
   );
 }
 
+/** What replayUnknownFateLine and the exit code read of a replay's outcome. */
+export type ReplayFates = Pick<ReplayOutcome, 'unknown' | 'total' | 'lastMaybeOnBus' | 'lastTaken'>;
+
+/**
+ * Whether a tick of unknown fate had its price taken by the bus after it (cli50b-held-unknown-fate): a held tick, or the
+ * file's last, followed by a held tick the bus took, which repeats the file's last price. The market's mark then missed
+ * nothing whatever became of it: no later tick tells more of a held tick's fate than the bus taking it.
+ */
+export function repeatedLater(fates: ReplayFates, unknown: ReplayOutcome['unknown'][number]): boolean {
+  return unknown.index >= fates.total - 1 && (fates.lastTaken ?? Number.NEGATIVE_INFINITY) > unknown.sequence;
+}
+
+/** Exit 4 for ticks of unknown fate whose price may have missed the market: none the bus took again later. */
+export const unknownFateMatters = (fates: ReplayFates): boolean =>
+  fates.unknown.some((u) => !repeatedLater(fates, u));
+
+const sequencesWord = (ticks: readonly { readonly sequence: number }[]): string =>
+  `sequence${ticks.length === 1 ? '' : 's'} ${ticks.map((t) => t.sequence).join(', ')}`;
+
 /**
  * A replay's ticks of unknown fate, as inject says its own (cli50-replay-unknown-fate): by sequence, and what to do. The
- * last one, when no later tick was sent, is found out and sent again as inject's is (`inject tick` with its price and
- * sequence, `flags` the replay's --source and --config); one the replay sent later ticks after is past resending.
+ * last one, when no later tick may be on the bus (cli50b-replay-last-sent: one whose call made no request, or that the
+ * bus refused, is not), is found out and sent again as inject's is (`inject tick` with its price and sequence, `flags`
+ * the replay's --source and --config); one the replay sent later ticks after is past resending. A held tick (or the
+ * file's last) repeats the file's last price: one a later held tick the bus took followed missed the market nothing
+ * (cli50b-held-unknown-fate), and one followed only by ticks of unknown fate has that price in the last one's resend.
  */
 export function replayUnknownFateLine(
   symbol: string,
-  unknown: ReplayOutcome['unknown'],
-  lastSequence: number,
+  fates: ReplayFates,
   priceOf: (index: number) => PriceE8 | undefined,
   target: AdviceTarget,
   flags = '',
 ): string {
+  const { unknown } = fates;
   const last = unknown.at(-1)!;
   const price = priceOf(last.index);
-  const resendable = last.sequence === lastSequence && price !== undefined;
-  const earlier = resendable ? unknown.length - 1 : unknown.length;
+  const resendable = last.sequence === fates.lastMaybeOnBus && price !== undefined;
+  const others = resendable ? unknown.slice(0, -1) : unknown;
+  const repeated = others.filter((u) => repeatedLater(fates, u));
+  // The file's last price, past resending, in the resend above (only held ticks of unknown fate follow it).
+  const lastPrice = resendable
+    ? others.filter((u) => !repeatedLater(fates, u) && u.index >= fates.total - 1)
+    : [];
+  const earlier = others.filter((u) => !repeated.includes(u) && !lastPrice.includes(u));
+  // Named by sequence after a group named so.
+  const named = repeated.length > 0 || lastPrice.length > 0;
+  const one = (ticks: readonly unknown[], single: string, many: string) =>
+    ticks.length === 1 ? single : many;
   const advice = [
     ...(resendable
       ? [
@@ -516,15 +549,28 @@ export function replayUnknownFateLine(
           ),
         ]
       : []),
-    ...(earlier > 0
+    ...(repeated.length > 0
       ? [
-          `${resendable ? `the ${earlier === 1 ? 'other was' : `other ${earlier} were`}` : earlier === 1 ? 'It was' : 'They were'} ` +
+          `${sequencesWord(repeated)} sent the file's last price, which the bus took after ${one(repeated, 'it', 'them')} in ` +
+            `held tick ${fates.lastTaken}: the market's mark missed nothing, on the bus or not`,
+        ]
+      : []),
+    ...(lastPrice.length > 0
+      ? [
+          `${sequencesWord(lastPrice)} sent the file's last price, which sending ${last.sequence} again sends: past ` +
+            `resending, later ticks following ${one(lastPrice, 'it', 'them')}`,
+        ]
+      : []),
+    ...(earlier.length > 0
+      ? [
+          `${named ? `${sequencesWord(earlier)} ${one(earlier, 'was', 'were')}` : resendable ? `the ${one(earlier, 'other was', `other ${earlier.length} were`)}` : one(earlier, 'It was', 'They were')} ` +
             'followed by later ticks of the replay: once the market takes one, a tick sent again behind it is refused ' +
-            `as out of order, so ${earlier === 1 ? 'it is' : 'they are'}, if not on the bus, prices of the file the market did not see`,
+            `as out of order, so ${one(earlier, 'it is', 'they are')}, if not on the bus, prices of the file the market did not see`,
         ]
       : []),
   ];
-  return `replay/unknown-fate: ${symbol}: ${unknownLine(unknown)}. ${advice.join('; ')}`;
+  const said = advice.join('; ');
+  return `replay/unknown-fate: ${symbol}: ${unknownLine(unknown)}. ${said.charAt(0).toUpperCase()}${said.slice(1)}`;
 }
 
 function waitOption(value: string): number {
@@ -777,8 +823,7 @@ export const runReplay: Command<'replay'> = operatorCommand(async (argv, io) => 
         `backstop: ${printable(
           replayUnknownFateLine(
             symbol,
-            outcome.unknown,
-            outcome.lastSequence,
+            outcome,
             (index) => points[index]?.price ?? lastPrice,
             deployment,
             flags.map((f) => ` ${shellWord(f)}`).join(''),
@@ -808,9 +853,10 @@ export const runReplay: Command<'replay'> = operatorCommand(async (argv, io) => 
     // Ctrl-C during a hold ends it, the file sent: the documented way to stop holding, not an interruption.
     if (abort.signal.aborted && outcome.sent < outcome.total) return 130;
     // A tick of unknown fate may not be on the bus either: the file did not surely reach the stack (review47-replay-
-    // unknown-exit); said as inject says its own, exit 4, a refused one's 1 first (cli50-replay-unknown-fate).
+    // unknown-exit); said as inject says its own, exit 4, a refused one's 1 first (cli50-replay-unknown-fate). Not for
+    // one whose price the bus took again later in a held tick: the market's mark missed nothing (cli50b-held-unknown-fate).
     if (outcome.rejected.length > 0) return 1;
-    return outcome.unknown.length > 0 ? UNKNOWN_FATE_EXIT : 0;
+    return unknownFateMatters(outcome) ? UNKNOWN_FATE_EXIT : 0;
   });
 });
 

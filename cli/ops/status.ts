@@ -277,6 +277,12 @@ export interface FailedRefresh {
   readonly error: string;
   /** The last refresh that succeeded (none before the first). */
   readonly last?: StatusReport;
+  /**
+   * How long before this refresh `last` was read, by the machine's clock (beside `last`): the figures' age is a
+   * duration, and AWS's time, set again by each answer's Date header, a second floored, jitters by a second between
+   * two reads (cli50b-stale-age-jitter).
+   */
+  readonly lastAgeMs?: number;
   /** Refreshes failed in a row, this one included. */
   readonly inARow: number;
   readonly intervalMs: number;
@@ -290,7 +296,7 @@ export interface FailedRefresh {
  * before, as does a bug.
  */
 export async function watchStatus(watch: StatusWatch): Promise<void> {
-  let last: StatusReport | undefined;
+  let last: { readonly report: StatusReport; readonly atMs: number } | undefined;
   let inARow = 0;
   while (!watch.signal.aborted) {
     const atMs = watch.nowMs();
@@ -307,14 +313,14 @@ export async function watchStatus(watch: StatusWatch): Promise<void> {
         // Said beside the last report's `at`, and its figures' age from it.
         atMs: awsMs,
         error: failure.line,
-        ...(last === undefined ? {} : { last }),
+        ...(last === undefined ? {} : { last: last.report, lastAgeMs: atMs - last.atMs }),
         inARow,
         intervalMs: watch.intervalMs,
       });
       await watch.sleep(watch.intervalMs, watch.signal);
       continue;
     }
-    last = report;
+    last = { report, atMs };
     inARow = 0;
     watch.write(report);
     await watch.sleep(watch.intervalMs, watch.signal);
@@ -329,7 +335,7 @@ export function failedRefreshLine(failed: FailedRefresh): string {
   const at = new Date(failed.atMs).toISOString();
   const row = failed.inARow > 1 ? ` (${failed.inARow} in a row)` : '';
   const figures = failed.last
-    ? `STALE: the figures shown were read at ${failed.last.at}, ${Math.max(0, Math.floor((failed.atMs - Date.parse(failed.last.at)) / 1000))} s ago`
+    ? `STALE: the figures shown were read at ${failed.last.at}, ${Math.max(0, Math.floor((failed.lastAgeMs ?? failed.atMs - Date.parse(failed.last.at)) / 1000))} s ago`
     : 'no figures yet';
   return `backstop status: the refresh at ${at} failed${row}: ${failed.error}; ${figures}; read again in ${failed.intervalMs / 1000} s (Ctrl-C ends the watch)`;
 }

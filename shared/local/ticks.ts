@@ -247,7 +247,15 @@ export interface ReplayOutcome extends PutOutcome {
   /** Ticks of the last price sent after the file (ReplayHold). */
   readonly held: number;
   readonly firstSequence: number;
+  /** The last sequence the replay numbered, its call made a request or not (notSent). */
   readonly lastSequence: number;
+  /**
+   * The last sequence that may be on the bus: taken by it (an event id) or of unknown fate; not one it refused, nor one
+   * whose call made no request (cli50b-replay-last-sent). Absent: none.
+   */
+  readonly lastMaybeOnBus?: number;
+  /** The last sequence the bus took (an event id); absent: none. */
+  readonly lastTaken?: number;
 }
 
 /**
@@ -375,6 +383,8 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
   let refusedWhole: (RefusedEntry & { sequence: number }) | undefined;
   let failure: { readonly error: unknown } | undefined;
   let held = 0;
+  let lastMaybeOnBus: number | undefined;
+  let lastTaken: number | undefined;
   // The replay's ticks, each sequence's stamp: a refusal trace on the market is one of them only with both.
   const sent = new Map<number, number>();
   // The replay's ticks the market showed it did not take (feed47-replay-breaker, feed48-refusal-trace), by sequence.
@@ -451,10 +461,14 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
       notSent.push({ index: index + i, sequence: first + i, reason: notSentText(failed!) });
     // Waited on: those the bus took (one of unknown fate may never come).
     const notPut = new Set([...outcome.rejected, ...outcome.unknown].map((r) => r.index));
+    const refusedAt = new Set(outcome.rejected.map((r) => r.index));
     entries.forEach((_, i) => {
       if (never.has(i)) return;
       sent.set(first + i, stamp);
-      if (!notPut.has(i)) onBus.push(first + i);
+      if (!refusedAt.has(i)) lastMaybeOnBus = first + i;
+      if (notPut.has(i)) return;
+      onBus.push(first + i);
+      lastTaken = first + i;
     });
     eventIds.push(...outcome.eventIds);
     // Every next call would be refused the same: stop, as the SDK's error once stopped it (follow47-replay-call-refused).
@@ -572,5 +586,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
     renumbered,
     firstSequence: firstSent ?? options.firstSequence,
     lastSequence: Math.max(firstSent ?? options.firstSequence, next - 1),
+    ...(lastMaybeOnBus === undefined ? {} : { lastMaybeOnBus }),
+    ...(lastTaken === undefined ? {} : { lastTaken }),
   };
 }

@@ -41,7 +41,13 @@ import { renderStatement, statementJson } from '../../cli/ops/fund-statement.ts'
 import { notResentLine, overdueHeadline } from '../../cli/ops/liquidations.ts';
 import { emulatorOf, upIndexShards, venueKeyOption } from '../../cli/ops/local.ts';
 import { pricesOption, renderFund } from '../../cli/ops/seed.ts';
-import { renderStatus, STATUS_USAGE } from '../../cli/ops/status.ts';
+import {
+  type FailedRefresh,
+  failedRefreshLine,
+  renderStatus,
+  STATUS_USAGE,
+  watchStatus,
+} from '../../cli/ops/status.ts';
 import { readRiskConfig } from '../../cli/risk-config.ts';
 import { resolveSymbol } from '../../cli/simulate.ts';
 import {
@@ -476,18 +482,33 @@ describe('replay --hold: its looks at the stack', () => {
     });
     const price = (index: number) => [parsePrice('150'), parsePrice('151.5')][index];
     const flags = '--target aws --stage prod --region eu-west-1';
-    expect(replayUnknownFateLine('ETH-USD', [tick(42, 1)], 42, price, target, ' --source feed-a')).toBe(
+    // A file of four ticks (prices for the first two here).
+    const fates = (unknown: ReturnType<typeof tick>[], lastMaybeOnBus: number, lastTaken?: number) => ({
+      unknown,
+      total: 4,
+      lastMaybeOnBus,
+      ...(lastTaken === undefined ? {} : { lastTaken }),
+    });
+    expect(
+      replayUnknownFateLine('ETH-USD', fates([tick(42, 1)], 42), price, target, ' --source feed-a'),
+    ).toBe(
       'replay/unknown-fate: ETH-USD: 1 tick of unknown fate, on the bus or not: sequence 42 (NoResult). ' +
         `\`backstop status ${flags}\` shows ETH-USD's last sequence and any print its breaker holds: 42 there is this ` +
         `tick, on the bus; sending it again (\`backstop inject tick --symbol ETH-USD --price 151.5 --sequence 42 --source ` +
         `feed-a ${flags}\`) is safe (margin-check takes a sequence once)`,
     );
-    expect(replayUnknownFateLine('ETH-USD', [tick(41, 0), tick(42, 1)], 42, price, target)).toMatch(
+    expect(replayUnknownFateLine('ETH-USD', fates([tick(41, 0), tick(42, 1)], 42), price, target)).toMatch(
       /--sequence 42 --target aws .*\(margin-check takes a sequence once\); the other was followed by later ticks of the replay: once the market takes one, a tick sent again behind it is refused as out of order, so it is, if not on the bus, prices of the file the market did not see$/,
     );
-    const past = replayUnknownFateLine('ETH-USD', [tick(40, 0), tick(41, 1)], 43, price, target);
+    const past = replayUnknownFateLine('ETH-USD', fates([tick(40, 0), tick(41, 1)], 43, 43), price, target);
     expect(past).toMatch(/sequences 40 \(NoResult\), 41 \(NoResult\)\. They were followed by later ticks/);
     expect(past).not.toContain('inject tick');
+    // cli50b-held-unknown-fate: held ticks (a file of one tick, 40) of unknown fate, none taken after them: the earlier
+    // one's price is the last one's, in its resend.
+    const held = { unknown: [tick(41, 1), tick(42, 2)], total: 1, lastMaybeOnBus: 42, lastTaken: 40 };
+    expect(replayUnknownFateLine('ETH-USD', held, () => parsePrice('150'), target)).toMatch(
+      /--sequence 42 --target aws .*\(margin-check takes a sequence once\); sequence 41 sent the file's last price, which sending 42 again sends: past resending, later ticks following it$/,
+    );
   });
 
   it("says a period closed by time and why, an empty journal's opening, and a statement the index's lag holds back", async () => {
@@ -1702,6 +1723,47 @@ exit 0
     ]);
     // A bug is no failure of the environment: it ends the watch as any command's.
     expect(refreshFailure(new TypeError('x is undefined'))).toBeUndefined();
+  });
+
+  // cli50b-stale-age-jitter: the stale figures' age was the difference of two readings of AWS's clock, each a Date
+  // header's second floored plus the machine's time since: figures read a second and more before said "0 s ago".
+  it("says the stale figures' age by the machine's clock, not AWS's time set again between the reads", async () => {
+    const t0 = Date.parse('2026-03-01T10:00:00.100Z');
+    let now = t0;
+    // AWS's time by the answers: the first read's last answer came in its second's start, the second's at its end.
+    const offsets = [0, -999];
+    let reads = 0;
+    const failures: FailedRefresh[] = [];
+    const stop = new AbortController();
+    await watchStatus({
+      read: async (_nowMs, awsNowMs) => {
+        reads += 1;
+        if (reads === 2)
+          throw Object.assign(new Error('Rate exceeded'), {
+            name: 'ThrottlingException',
+            $metadata: { httpStatusCode: 400 },
+          });
+        return { at: new Date(awsNowMs).toISOString() } as StatusReport;
+      },
+      write: () => {},
+      writeFailure: (failed) => {
+        failures.push(failed);
+        stop.abort();
+      },
+      intervalMs: 1_000,
+      nowMs: () => now,
+      awsNowMs: () => now + offsets[reads]!,
+      sleep: async (ms) => {
+        now += ms;
+      },
+      signal: stop.signal,
+    });
+    expect(failures).toHaveLength(1);
+    expect(failures[0]!.lastAgeMs).toBe(1_000);
+    // AWS's time moved by 1 ms between the reads, the machine's by the interval.
+    expect(failedRefreshLine(failures[0]!)).toBe(
+      'backstop status: the refresh at 2026-03-01T10:00:00.101Z failed: ThrottlingException: Rate exceeded; STALE: the figures shown were read at 2026-03-01T10:00:00.100Z, 1 s ago; read again in 1 s (Ctrl-C ends the watch)',
+    );
   });
 
   // review47-refresh-client-errors: only ten names were lasting, so any other error AWS answered as the caller's (a code

@@ -1,10 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../cli/main.ts';
 import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
+import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
+import type { LiquidationRecord } from '../../shared/ports/index.ts';
 import { cli, useOperatorEmulator } from '../support/cli.ts';
 
 const emulator = useOperatorEmulator('replay-exit');
@@ -65,6 +69,127 @@ describe('backstop replay: a tick of unknown fate', () => {
     // Listed where the exit codes are.
     expect((await cli('replay', '--help')).stdout).toMatch(/Exit 4 when ticks are of unknown fate/);
     expect((await cli('--help')).stdout).toMatch(/replay \(4\)/);
+  });
+});
+
+// cli50b-held-unknown-fate, cli50b-replay-last-sent: what replay/unknown-fate says of a tick past which other ticks were
+// numbered, and its exit.
+describe('backstop replay: a tick of unknown fate followed by others', () => {
+  /** PutEvents answered by `answer` for the n-th call (undefined: sent to moto). */
+  const putEvents = (answer: (call: number) => 'no-result' | 'no-credentials' | undefined) => {
+    let calls = 0;
+    const send = EventBridgeClient.prototype.send;
+    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
+      this: EventBridgeClient,
+      command: unknown,
+    ) {
+      const said = command instanceof PutEventsCommand ? answer(++calls) : undefined;
+      if (said === 'no-result')
+        return {
+          FailedEntryCount: 0,
+          Entries: (command as PutEventsCommand).input.Entries!.map(() => ({})),
+          $metadata: {},
+        };
+      if (said === 'no-credentials')
+        throw Object.assign(new Error('Could not load credentials from any providers'), {
+          name: 'CredentialsProviderError',
+        });
+      return (send as (c: unknown) => Promise<unknown>).call(this, command);
+    } as never);
+  };
+
+  it('a held tick of unknown fate, the next held tick taken: its price got through, said so, exit 0', async () => {
+    const { names, at } = await emulator.newStage('held-unknown');
+    const file = path.join(emulator.dir, 'one-held.csv');
+    writeFileSync(file, 'timestamp,close\n1584000000000,150\n');
+    const pending: LiquidationRecord = {
+      id: 'p1:0',
+      positionId: 'p1',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      state: 'QUEUED',
+      tickKey: 'ETH-USD#1',
+      triggerMark: parsePrice('150'),
+      remainingSize: 100_000_000n,
+      marketFills: [],
+      history: [{ atMs: Date.now(), state: 'QUEUED' }],
+      version: 0,
+    };
+    const put = (record: LiquidationRecord) =>
+      emulator.clients.dynamo.send(
+        new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
+      );
+    await put(pending);
+    // The file's tick (call 1) taken; the first held tick's five calls answered with no result for it; the rest taken.
+    putEvents((call) => (call >= 2 && call <= 6 ? 'no-result' : undefined));
+    let stdout = '';
+    let stderr = '';
+    let settling: Promise<unknown> | undefined;
+    const code = await main(
+      [
+        'replay',
+        file,
+        '--symbol',
+        'ETH-USD',
+        '--speed',
+        'max',
+        '--hold',
+        '--hold-every',
+        '1',
+        '--json',
+        ...at,
+      ],
+      {
+        stdout: { write: (t: string) => (stdout += t) },
+        stderr: {
+          isTTY: false,
+          write: (t: string) => {
+            stderr += t;
+            // A held tick taken: the work settles, the hold's next look ends it.
+            if (t.includes(' sent again as sequence '))
+              settling ??= put({ ...pending, state: 'CANCELLED', version: 1 });
+          },
+        },
+      },
+    );
+    await settling;
+    const summary = JSON.parse(stdout);
+    const s = summary.firstSequence;
+    // Held ticks until a look finds the work settled: each after the first taken, the last of them too.
+    expect(summary).toMatchObject({ sent: 1, unknownFate: 1, lastSequence: s + summary.held });
+    expect(summary.held).toBeGreaterThanOrEqual(2);
+    expect(summary.unknownTicks).toEqual([
+      { sequence: s + 1, code: 'NoResult', message: 'no result for the entry' },
+    ]);
+    // Before: "It was followed by later ticks of the replay ... prices of the file the market did not see", exit 4.
+    expect(stderr).toContain(
+      `backstop: replay/unknown-fate: ETH-USD: 1 tick of unknown fate, on the bus or not: sequence ${s + 1} (NoResult). ` +
+        `Sequence ${s + 1} sent the file's last price, which the bus took after it in held tick ${summary.lastSequence}: the market's ` +
+        'mark missed nothing, on the bus or not\n',
+    );
+    expect(code, stderr).toBe(0);
+  });
+
+  it('a tick of unknown fate, the next one not sent: the last that may be on the bus, resent as inject does', async () => {
+    const { at } = await emulator.newStage('unknown-unsent');
+    const file = path.join(emulator.dir, 'two-unsent.csv');
+    writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n');
+    // The first tick's five calls answered with no result for it; the second's finds no credentials: no request.
+    putEvents((call) => (call <= 5 ? 'no-result' : 'no-credentials'));
+    const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
+    const summary = JSON.parse(run.stdout);
+    const s = summary.firstSequence;
+    expect(summary).toMatchObject({ sent: 1, unknownFate: 1, notSent: 1, lastSequence: s + 1 });
+    // Before: "It was followed by later ticks of the replay ...": the later tick never left.
+    const flags = at.map((w) => ` ${w}`).join('');
+    expect(run.stderr).toContain(
+      `backstop: replay/unknown-fate: ETH-USD: 1 tick of unknown fate, on the bus or not: sequence ${s} (NoResult). ` +
+        `\`backstop status${flags}\` shows ETH-USD's last sequence and any print its breaker holds: ${s} there is this ` +
+        `tick, on the bus; sending it again (\`backstop inject tick --symbol ETH-USD --price 150 --sequence ${s}${flags}\`) ` +
+        'is safe (margin-check takes a sequence once)\n',
+    );
+    // The call that made no request ended it.
+    expect(run.code).toBe(1);
   });
 });
 

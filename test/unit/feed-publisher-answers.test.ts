@@ -1,7 +1,12 @@
 import { Readable } from 'node:stream';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { describe, expect, it } from 'vitest';
-import { heldNotPutLine, heldPutMayHeal } from '../../cli/ops/events.ts';
+import {
+  heldNotPutLine,
+  heldPutMayHeal,
+  replayUnknownFateLine,
+  unknownFateMatters,
+} from '../../cli/ops/events.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import {
   PutEntriesError,
@@ -344,6 +349,48 @@ describe('a replay stops at a call refused whole for a reason every next call me
       code: 'AccessDeniedException',
       scope: 'call',
     });
+  });
+
+  // cli50b-held-unknown-fate: a held tick of unknown fate, the bus taking the next held tick, of the same price, was said
+  // "prices of the file the market did not see", exit 4.
+  it('a held tick of unknown fate, the next held tick taken: its price got through, nothing to do', async () => {
+    // The file's tick 41 taken; held tick 42 answered with no result through its five calls; held tick 43 taken.
+    const { events, requests } = fakeBus((n, keys) =>
+      n >= 2 && n <= 6 ? { results: [{} as { EventId: string }] } : ok(keys),
+    );
+    let looks = 0;
+    const outcome = await replayPrices({
+      points: prices(1),
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async () => {},
+      hold: { everyMs: 1000, pending: async () => ++looks <= 2 },
+    });
+    expect(requests.map((r) => r[0])).toEqual(['ETH-USD 41', ...Array(5).fill('ETH-USD 42'), 'ETH-USD 43']);
+    expect(outcome).toMatchObject({ sent: 1, held: 2, lastMaybeOnBus: 43, lastTaken: 43 });
+    expect(outcome.unknown.map((u) => [u.sequence, u.index])).toEqual([[42, 1]]);
+    const target = { kind: 'aws', stage: 'prod', region: 'eu-west-1' } as const;
+    expect(replayUnknownFateLine('ETH-USD', outcome, () => parsePrice('150'), target)).toBe(
+      'replay/unknown-fate: ETH-USD: 1 tick of unknown fate, on the bus or not: sequence 42 (NoResult). Sequence 42 ' +
+        "sent the file's last price, which the bus took after it in held tick 43: the market's mark missed nothing, on " +
+        'the bus or not',
+    );
+    // Exit 4 was for a price the market may have missed: this one it did not.
+    expect(unknownFateMatters(outcome)).toBe(false);
+    // The last held tick of unknown fate: found out and resent, exit 4.
+    const lastUnknown = {
+      ...outcome,
+      lastMaybeOnBus: 44,
+      lastTaken: 43,
+      unknown: [...outcome.unknown, { ...outcome.unknown[0]!, index: 3, sequence: 44 }],
+    };
+    expect(unknownFateMatters(lastUnknown)).toBe(true);
+    expect(replayUnknownFateLine('ETH-USD', lastUnknown, () => parsePrice('150'), target)).toMatch(
+      /--sequence 44 --target aws .*\(margin-check takes a sequence once\); sequence 42 sent the file's last price, which the bus took after it in held tick 43: /,
+    );
   });
 
   it('goes on past an entry refused for itself and a throttled call, which say nothing of the next', async () => {
@@ -702,6 +749,36 @@ describe('a PutEvents call the SDK finds no credentials for: nothing sent, said 
           'not load credentials from any providers)',
       },
     ]);
+  });
+
+  // cli50b-replay-last-sent: the line of a replay's ticks of unknown fate called the last one past resending when a
+  // later tick's call made no request: `lastSequence` counts it, and nothing of it is on the bus.
+  it('replay: a tick of unknown fate, then one not sent: the last that may be on the bus, it is resent', async () => {
+    // Tick 41's five calls answered with no result for it; tick 42's credentials did not resolve.
+    const { events, requests } = busWithCredentials(
+      (sent) => sent < 5,
+      () => ({ results: [{} as { EventId: string }] }),
+    );
+    const outcome = await replayPrices({
+      points: prices(3),
+      symbol: 'ETH-USD',
+      busName: BUS,
+      events,
+      speed: { kind: 'max' },
+      firstSequence: 41,
+      sleep: async () => {},
+    });
+    expect(requests).toHaveLength(5);
+    expect(outcome.unknown.map((u) => [u.sequence, u.code])).toEqual([[41, 'NoResult']]);
+    expect(outcome.notSent?.map((n) => n.sequence)).toEqual([42]);
+    expect(outcome).toMatchObject({ lastSequence: 42, lastMaybeOnBus: 41 });
+    expect(outcome.lastTaken).toBeUndefined();
+    const target = { kind: 'aws', stage: 'prod', region: 'eu-west-1' } as const;
+    // Before: "It was followed by later ticks of the replay ...", no resend.
+    expect(replayUnknownFateLine('ETH-USD', outcome, () => parsePrice('150'), target)).toContain(
+      'sending it again (`backstop inject tick --symbol ETH-USD --price 150 --sequence 41 --target aws --stage prod --region eu-west-1`) is safe',
+    );
+    expect(unknownFateMatters(outcome)).toBe(true);
   });
 
   it('after a call of the same entries that failed without an answer: of unknown fate still', async () => {
