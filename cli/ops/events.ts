@@ -235,9 +235,9 @@ call whole (the caller's credentials, the bus's policy), which it would every ne
 error (a PutEvents call that failed without an answer, or that left no request for want of credentials, its
 ticks then said NOT sent): its outcome so far is printed first, exit 1. Exit 4 when ticks are of unknown fate
 (a PutEvents call that got no answer, or an answer that said nothing of them: on the bus or not) and none was
-refused: replay/unknown-fate names them and how to find out, as inject tick does (not for held ticks, or the file's
-last, followed by a held tick the bus took: the same price, which got through); 130 when Ctrl-C stops it before
-the file's end.
+refused: replay/unknown-fate names them and how to find out, as inject tick does (not for a held tick, or the file's
+last, followed by a held tick the bus took: its price sent again later, nothing to resend); 130 when Ctrl-C stops
+it before the file's end.
   --symbol S             market (default: from the file name, e.g. eth-... is ETH-USD)
   --speed X              60x (default: a minute of the file per second), 1x (real time), max (no pauses)
   --source S             feed id (default ${TICK_SOURCE})
@@ -494,14 +494,15 @@ export type ReplayFates = Pick<ReplayOutcome, 'unknown' | 'total' | 'lastMaybeOn
 
 /**
  * Whether a tick of unknown fate had its price taken by the bus after it (cli50b-held-unknown-fate): a held tick, or the
- * file's last, followed by a held tick the bus took, which repeats the file's last price. The market's mark then missed
- * nothing whatever became of it: no later tick tells more of a held tick's fate than the bus taking it.
+ * file's last, followed by a held tick the bus took, which repeats the file's last price. Nothing is left to resend (a
+ * resend is behind that tick); not on the bus, it left the market without its print until that tick, whose fate at
+ * margin-check the bus does not tell (review50-cli2-held-claim).
  */
 export function repeatedLater(fates: ReplayFates, unknown: ReplayOutcome['unknown'][number]): boolean {
   return unknown.index >= fates.total - 1 && (fates.lastTaken ?? Number.NEGATIVE_INFINITY) > unknown.sequence;
 }
 
-/** Exit 4 for ticks of unknown fate whose price may have missed the market: none the bus took again later. */
+/** Exit 4 for ticks of unknown fate with something to find out and perhaps resend: not one repeatedLater. */
 export const unknownFateMatters = (fates: ReplayFates): boolean =>
   fates.unknown.some((u) => !repeatedLater(fates, u));
 
@@ -513,8 +514,9 @@ const sequencesWord = (ticks: readonly { readonly sequence: number }[]): string 
  * last one, when no later tick may be on the bus (cli50b-replay-last-sent: one whose call made no request, or that the
  * bus refused, is not), is found out and sent again as inject's is (`inject tick` with its price and sequence, `flags`
  * the replay's --source and --config); one the replay sent later ticks after is past resending. A held tick (or the
- * file's last) repeats the file's last price: one a later held tick the bus took followed missed the market nothing
- * (cli50b-held-unknown-fate), and one followed only by ticks of unknown fate has that price in the last one's resend.
+ * file's last) repeats the file's last price: one a later held tick the bus took followed has nothing to resend
+ * (cli50b-held-unknown-fate), said without claiming more than the bus told (review50-cli2-held-claim), and one
+ * followed only by ticks of unknown fate has that price in the last one's resend.
  */
 export function replayUnknownFateLine(
   symbol: string,
@@ -549,10 +551,14 @@ export function replayUnknownFateLine(
           ),
         ]
       : []),
+    // What the bus told, no more: a print of that price it took later, not what margin-check made of it, nor of the
+    // one of unknown fate (review50-cli2-held-claim).
     ...(repeated.length > 0
       ? [
           `${sequencesWord(repeated)} sent the file's last price, which the bus took after ${one(repeated, 'it', 'them')} in ` +
-            `held tick ${fates.lastTaken}: the market's mark missed nothing, on the bus or not`,
+            `held tick ${fates.lastTaken}: nothing to resend, ${one(repeated, 'it is', 'they are')} behind ${fates.lastTaken}; if not ` +
+            `on the bus, ${one(repeated, 'it', 'they')} left the market without that print until ${fates.lastTaken}, and the bus ` +
+            `taking ${fates.lastTaken} is not margin-check taking it (\`${backstopCommand(target, 'status')}\` shows ${symbol}'s last sequence)`,
         ]
       : []),
     ...(lastPrice.length > 0
@@ -854,7 +860,7 @@ export const runReplay: Command<'replay'> = operatorCommand(async (argv, io) => 
     if (abort.signal.aborted && outcome.sent < outcome.total) return 130;
     // A tick of unknown fate may not be on the bus either: the file did not surely reach the stack (review47-replay-
     // unknown-exit); said as inject says its own, exit 4, a refused one's 1 first (cli50-replay-unknown-fate). Not for
-    // one whose price the bus took again later in a held tick: the market's mark missed nothing (cli50b-held-unknown-fate).
+    // one whose price the bus took again later in a held tick: nothing is left to resend (cli50b-held-unknown-fate).
     if (outcome.rejected.length > 0) return 1;
     return unknownFateMatters(outcome) ? UNKNOWN_FATE_EXIT : 0;
   });

@@ -2,6 +2,7 @@ import { DEFAULT_RISK_CONFIG, quoteCurrency } from '../../shared/domain/config.t
 import { entriesWord } from '../../shared/domain/journal-audit.ts';
 import { formatQuoteGrouped, parseQuote } from '../../shared/domain/units.ts';
 import { counted } from '../../shared/domain/words.ts';
+import { durationClock } from '../../shared/local/aws-clock.ts';
 import { type AdviceTarget, awsClockOf, backstopCommand } from '../../shared/local/deployment.ts';
 import {
   collectStatus,
@@ -254,7 +255,7 @@ export interface StatusWatch {
   /** A refresh that failed with an error that may heal (refreshFailure): the loop reads again an interval later. */
   readonly writeFailure: (failed: FailedRefresh) => void;
   readonly intervalMs: number;
-  /** The machine's clock: the durations between looks (statusWatcher). */
+  /** A clock of durations, never going back: the durations between looks (statusWatcher; durationClock). */
   readonly nowMs: () => number;
   /** AWS's time, what each look's report is stamped and judged by (ops49b-status-clock); nowMs when absent. */
   readonly awsNowMs?: () => number;
@@ -278,9 +279,9 @@ export interface FailedRefresh {
   /** The last refresh that succeeded (none before the first). */
   readonly last?: StatusReport;
   /**
-   * How long before this refresh `last` was read, by the machine's clock (beside `last`): the figures' age is a
-   * duration, and AWS's time, set again by each answer's Date header, a second floored, jitters by a second between
-   * two reads (cli50b-stale-age-jitter).
+   * How long before this refresh `last` was read, by the watch's clock of durations, `nowMs` (beside `last`): the
+   * figures' age is a duration, and AWS's time, set again by each answer's Date header, a second floored, jitters by a
+   * second between two reads (cli50b-stale-age-jitter).
    */
   readonly lastAgeMs?: number;
   /** Refreshes failed in a row, this one included. */
@@ -423,9 +424,10 @@ export const runStatus: Command = operatorCommand(async (argv, io) => {
           }
         },
         intervalMs,
-        // The looks' durations (stranded work's minute, the counts' age) by the machine's clock: they compare no
-        // stored stamp, and AWS's, re-read from each answer, would jitter by a second.
-        nowMs: Date.now,
+        // The looks' durations (stranded work's minute, the counts' age, the stale figures') by a clock of durations:
+        // they compare no stored stamp, and AWS's, re-read from each answer, would jitter by a second; the machine's
+        // wall clock, stepped back, made them negative (review50-cli2-stale-age-clock).
+        nowMs: durationClock(() => performance.now(), clock),
         awsNowMs: () => clock.nowMs(),
         sequenceNowMs: () => clock.agreedNowMs(),
         sleep: sleepUnlessAborted,

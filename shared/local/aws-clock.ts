@@ -109,3 +109,32 @@ export class AwsClock {
     if (!this.synced) await ask();
   }
 }
+
+/**
+ * A clock of durations, in ms from its first reading, never going back (review50-cli2-stale-age-clock): the machine's
+ * monotonic clock (`monotonicMs`, performance.now: no NTP step moves it, a clock set back gives no negative age), and
+ * no less than AWS's time elapsed since its first reading with an answer, less the second a Date header floors: Linux's
+ * and macOS's monotonic clocks stop while the machine sleeps, and figures read before a laptop slept an hour are an
+ * hour old. A lower bound of the time elapsed, within an answer's way, unless the machine's clock stepped forward with
+ * no answer since (AWS's then moves with it, the sleep's case to the CLI: it says more, never less).
+ */
+export function durationClock(
+  monotonicMs: () => number,
+  aws: Pick<AwsClock, 'nowMs' | 'synced'>,
+): () => number {
+  const startMs = monotonicMs();
+  let anchor: { readonly elapsedMs: number; readonly awsMs: number } | undefined;
+  let latestMs = 0;
+  return () => {
+    const elapsedMs = monotonicMs() - startMs;
+    let atLeastMs = elapsedMs;
+    // AWS's time before its first answer is the machine's: the answer's correction is no time elapsed.
+    if (aws.synced) {
+      const awsMs = aws.nowMs();
+      anchor ??= { elapsedMs, awsMs };
+      atLeastMs = Math.max(elapsedMs, anchor.elapsedMs + awsMs - anchor.awsMs - 1_000);
+    }
+    latestMs = Math.max(latestMs, atLeastMs);
+    return latestMs;
+  };
+}

@@ -602,7 +602,7 @@ export const STATUS_COUNT_EVERY_MS = 5 * 60_000;
 export interface StatusTallies {
   /** When counted, by AWS's time (shown: `counted.at`). */
   readonly atMs: number;
-  /** When counted, by the machine's clock: the counts' age and when to count again, durations between looks. */
+  /** When counted, by the watch's clock of durations: the counts' age and when to count again. */
   readonly lookMs: number;
   readonly positions: StatusReport['positions'];
   readonly liquidations: StatusReport['liquidations'];
@@ -1238,9 +1238,9 @@ async function strandedNow(
  * that Scan the positions, liquidations and auctions tables taken again only once `countEveryMs` has passed since the
  * last (STATUS_COUNT_EVERY_MS), the last ones reused in between and their age said (`counted`). Work found stranded
  * is said so once the reads have found it for `confirmMs` one after another (STRANDED_CONFIRM_MS: confirmStranded).
- * Each read is given the machine's clock at its look (`nowMs`), which times the durations between looks (when to count
- * again, the counts' age, how long work has been stranded: no stored stamp is compared with it, so its offset from
- * AWS's does not matter, and AWS's, re-read from each answer's Date header, would jitter by a second), and AWS's time
+ * Each read is given a clock of durations at its look (`nowMs`: the CLI's durationClock), which times the durations
+ * between looks (when to count again, the counts' age, how long work has been stranded: no stored stamp is compared
+ * with it, and AWS's time, re-read from each answer's Date header, would jitter by a second), and AWS's time
  * (`awsNowMs`: the stamps it judges and shows; ops49b-status-clock).
  */
 export function statusWatcher(

@@ -11,7 +11,7 @@ import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { windowStartFor } from '../../shared/domain/insurance.ts';
 import { parsePrice, usd } from '../../shared/domain/units.ts';
-import { AwsClock } from '../../shared/local/aws-clock.ts';
+import { AwsClock, durationClock } from '../../shared/local/aws-clock.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { cli, useOperatorEmulator } from '../support/cli.ts';
@@ -57,6 +57,44 @@ describe("the CLI's clock of AWS's time (cli49-aws-clock)", () => {
     const aws = watched.nowMs();
     expect(aws).toBeLessThanOrEqual(trueNow());
     expect(aws).toBeGreaterThan(before - 2_000);
+  });
+
+  // review50-cli2-stale-age-clock: status --watch timed its durations (the stale figures' age, the counts', stranded work's
+  // minute) by the machine's wall clock: one set back an hour between two reads said figures a second old "0 s ago".
+  it("times durations by the monotonic clock, never going back, and no less than AWS's time says, less its second", () => {
+    let wall = Date.UTC(2026, 2, 1, 10, 0, 0, 400);
+    let mono = 5_000;
+    const aws = new AwsClock(() => wall);
+    const elapsed = durationClock(() => mono, aws);
+    const answer = (offsetMs: number) =>
+      aws.note(new Date(Math.floor((wall + offsetMs) / 1_000) * 1_000).toUTCString(), wall);
+    mono += 300;
+    wall += 300;
+    // The first answer: the machine 10 minutes slow. AWS's time moving by it is no time elapsed.
+    answer(10 * MINUTE);
+    expect(elapsed()).toBe(300);
+    // A second, by both clocks.
+    mono += 1_000;
+    wall += 1_000;
+    answer(10 * MINUTE);
+    expect(elapsed()).toBe(1_300);
+    // The machine's clock stepped back an hour (NTP), no answer since: a second more, not an hour less.
+    mono += 1_000;
+    wall += 1_000 - 60 * MINUTE;
+    expect(elapsed()).toBe(2_300);
+    answer(70 * MINUTE);
+    expect(elapsed()).toBe(2_300);
+    // The machine slept an hour: its monotonic clock stood still, its wall clock and AWS's did not. An hour, within
+    // the second a Date header floors.
+    mono += 500;
+    wall += 60 * MINUTE + 500;
+    answer(70 * MINUTE);
+    const slept = elapsed();
+    expect(slept).toBeGreaterThanOrEqual(60 * MINUTE + 2_800 - 1_000);
+    expect(slept).toBeLessThanOrEqual(60 * MINUTE + 2_800);
+    // Never back, though AWS's time, set again, says less.
+    answer(70 * MINUTE - 900);
+    expect(elapsed()).toBe(slept);
   });
 
   // ops49b-clock-watch-twice: the middleware's name was fixed, so a second watch of a client threw (a duplicate name).

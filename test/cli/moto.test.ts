@@ -196,6 +196,53 @@ describe('status', () => {
     }
   });
 
+  // review50-cli2-stale-age-clock: the stale figures' age was the machine's wall clock's difference (cli50b-stale-age-jitter):
+  // set back an hour between the reads (an NTP step), figures read a second before were said "0 s ago".
+  it("--watch says the stale figures' age by a clock no step of the machine's moves back", async () => {
+    const { names, at } = await newStage();
+    const send = DynamoDBClient.prototype.send;
+    let marketScans = 0;
+    vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
+      this: DynamoDBClient,
+      ...args: Parameters<DynamoDBClient['send']>
+    ) {
+      const [command] = args;
+      if (command instanceof ScanCommand && command.input.TableName === names.tables.markets) {
+        marketScans += 1;
+        const fault =
+          marketScans === 2
+            ? { name: 'ThrottlingException', message: 'Rate of requests exceeds the allowed throughput.' }
+            : marketScans >= 3
+              ? { name: 'ResourceNotFoundException', message: 'Requested resource not found' }
+              : undefined;
+        if (fault)
+          return Promise.reject(
+            Object.assign(new Error(fault.message), { name: fault.name, $metadata: { httpStatusCode: 400 } }),
+          );
+      }
+      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } as DynamoDBClient['send']);
+    const trueNow = Date.now.bind(Date);
+    let stepMs = 0;
+    vi.spyOn(Date, 'now').mockImplementation(() => trueNow() + stepMs);
+    let stderr = '';
+    let code: number;
+    try {
+      code = await main(['status', '--watch', '--interval', '1', '--json', ...at], {
+        // The first figures written: the machine's clock set back an hour before the next read.
+        stdout: { write: () => (stepMs = -60 * 60_000) },
+        stderr: { write: (t: string) => (stderr += t) },
+      });
+    } finally {
+      vi.restoreAllMocks();
+    }
+    expect(code).toBe(1);
+    // Before: "0 s ago" (the wall clock's difference, an hour less a second, floored at 0).
+    expect(stderr).toMatch(
+      /^backstop status: the refresh at \S+ failed: ThrottlingException: [^\n]*; STALE: the figures shown were read at \S+, [1-9] s ago; read again in 1 s \(Ctrl-C ends the watch\)\nbackstop: AWS ResourceNotFoundException/,
+    );
+  });
+
   it('has the stable JSON shape, every state present, on an empty stage', async () => {
     const { stage, at } = await newStage();
     const report = await status(at);

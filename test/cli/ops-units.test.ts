@@ -509,6 +509,11 @@ describe('replay --hold: its looks at the stack', () => {
     expect(replayUnknownFateLine('ETH-USD', held, () => parsePrice('150'), target)).toMatch(
       /--sequence 42 --target aws .*\(margin-check takes a sequence once\); sequence 41 sent the file's last price, which sending 42 again sends: past resending, later ticks following it$/,
     );
+    // review50-cli2-held-claim: two held ticks the bus took a later one after, said of both, no more than the bus told.
+    const repeated = { unknown: [tick(41, 1), tick(42, 2)], total: 1, lastMaybeOnBus: 43, lastTaken: 43 };
+    expect(replayUnknownFateLine('ETH-USD', repeated, () => parsePrice('150'), target)).toMatch(
+      /\(NoResult\)\. Sequences 41, 42 sent the file's last price, which the bus took after them in held tick 43: nothing to resend, they are behind 43; if not on the bus, they left the market without that print until 43, and the bus taking 43 is not margin-check taking it \(`backstop status --target aws --stage prod --region eu-west-1` shows ETH-USD's last sequence\)$/,
+    );
   });
 
   it("says a period closed by time and why, an empty journal's opening, and a statement the index's lag holds back", async () => {

@@ -161,11 +161,15 @@ describe('backstop replay: a tick of unknown fate followed by others', () => {
     expect(summary.unknownTicks).toEqual([
       { sequence: s + 1, code: 'NoResult', message: 'no result for the entry' },
     ]);
-    // Before: "It was followed by later ticks of the replay ... prices of the file the market did not see", exit 4.
+    // Before: "It was followed by later ticks of the replay ... prices of the file the market did not see", exit 4; then
+    // "the market's mark missed nothing", more than the bus told (review50-cli2-held-claim).
+    const taken = summary.lastSequence;
     expect(stderr).toContain(
       `backstop: replay/unknown-fate: ETH-USD: 1 tick of unknown fate, on the bus or not: sequence ${s + 1} (NoResult). ` +
-        `Sequence ${s + 1} sent the file's last price, which the bus took after it in held tick ${summary.lastSequence}: the market's ` +
-        'mark missed nothing, on the bus or not\n',
+        `Sequence ${s + 1} sent the file's last price, which the bus took after it in held tick ${taken}: nothing to ` +
+        `resend, it is behind ${taken}; if not on the bus, it left the market without that print until ${taken}, and ` +
+        `the bus taking ${taken} is not margin-check taking it (\`backstop status${at.map((w) => ` ${w}`).join('')}\` ` +
+        "shows ETH-USD's last sequence)\n",
     );
     expect(code, stderr).toBe(0);
   });

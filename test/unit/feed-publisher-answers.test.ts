@@ -373,12 +373,16 @@ describe('a replay stops at a call refused whole for a reason every next call me
     expect(outcome).toMatchObject({ sent: 1, held: 2, lastMaybeOnBus: 43, lastTaken: 43 });
     expect(outcome.unknown.map((u) => [u.sequence, u.index])).toEqual([[42, 1]]);
     const target = { kind: 'aws', stage: 'prod', region: 'eu-west-1' } as const;
+    // review50-cli2-held-claim: only what the bus told. It was "the market's mark missed nothing, on the bus or not":
+    // not on the bus, 42 left the market without a print until 43, and margin-check may refuse 43 (too old, ...).
     expect(replayUnknownFateLine('ETH-USD', outcome, () => parsePrice('150'), target)).toBe(
       'replay/unknown-fate: ETH-USD: 1 tick of unknown fate, on the bus or not: sequence 42 (NoResult). Sequence 42 ' +
-        "sent the file's last price, which the bus took after it in held tick 43: the market's mark missed nothing, on " +
-        'the bus or not',
+        "sent the file's last price, which the bus took after it in held tick 43: nothing to resend, it is behind 43; " +
+        'if not on the bus, it left the market without that print until 43, and the bus taking 43 is not ' +
+        "margin-check taking it (`backstop status --target aws --stage prod --region eu-west-1` shows ETH-USD's " +
+        'last sequence)',
     );
-    // Exit 4 was for a price the market may have missed: this one it did not.
+    // Exit 4 asks to find out and perhaps resend: there is nothing to resend.
     expect(unknownFateMatters(outcome)).toBe(false);
     // The last held tick of unknown fate: found out and resent, exit 4.
     const lastUnknown = {
