@@ -148,7 +148,8 @@ export interface HoldLooks {
  * in `target`'s flags. A look that fails with an error that may heal (refreshFailure) is said (`warn`) and the hold
  * goes on, its tick sent: it ended on the first, a throttle or a blip losing its place (ops47-hold-retry), up to
  * holdFailuresAllowed(everyMs) in a row; a lasting one (the stack not there, access denied) or a bug ends it at once.
- * `nowMs`: when a look is made (Date.now).
+ * `nowMs`: when a look is made, by the monotonic clock: a step of the machine's wall clock forward confirmed work
+ * stranded at the next look, the hold ended (review50-cli2-hold-clock); a sleep, during which no tick went, is no look.
  */
 export function holdLooks(options: {
   readonly collect: () => Promise<LiquidationWork>;
@@ -159,7 +160,7 @@ export function holdLooks(options: {
   readonly nowMs?: () => number;
   readonly confirmMs?: number;
 }): HoldLooks {
-  const { nowMs = Date.now, confirmMs = STRANDED_CONFIRM_MS } = options;
+  const { nowMs = () => performance.now(), confirmMs = STRANDED_CONFIRM_MS } = options;
   const allowed = holdFailuresAllowed(options.everyMs);
   let work: { readonly total: number; readonly nonTerminal: number } | undefined = {
     total: 0,

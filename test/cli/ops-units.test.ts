@@ -27,7 +27,7 @@ import {
   RequestThrottled,
 } from '@aws-sdk/client-sqs';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { UsageError } from '../../cli/args.ts';
 import { environmentFailure, parseCommand, refreshFailure, riskConfigFor } from '../../cli/ops/common.ts';
 import {
@@ -277,6 +277,29 @@ describe('replay --hold: its looks at the stack', () => {
       confirmMs: 0,
     });
     expect([await atOnce.pending(), await atOnce.pending()]).toEqual([true, false]);
+  });
+
+  // review50-cli2-hold-clock: the looks were timed by the machine's wall clock: stepped forward two minutes between two
+  // looks (NTP, an operator's date), work the counts read with no message was confirmed stranded, the hold ended.
+  it("times its looks by a clock no step of the machine's moves: two looks a moment apart confirm nothing", async () => {
+    const trueNow = Date.now.bind(Date);
+    let stepMs = 0;
+    vi.spyOn(Date, 'now').mockImplementation(() => trueNow() + stepMs);
+    try {
+      const looks = holdLooks({
+        collect: async () => work(1, 1),
+        everyMs: 30_000,
+        target: aws,
+        warn: () => {},
+      });
+      expect(await looks.pending()).toBe(true);
+      stepMs = 2 * 60_000;
+      // Before: false, "none seen by 2 looks over 120 s".
+      expect(await looks.pending()).toBe(true);
+      expect(looks.ended()).toBeUndefined();
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 
   // review48-stranded-moved: the run went on while its looks saw the work move (a liquidation's state changed), so
