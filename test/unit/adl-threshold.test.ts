@@ -140,3 +140,120 @@ describe('exact ADL top from two mark-independent orders (threshold search)', ()
     expect(UNBOUNDED_LEVERAGE_KEY.toString().length).toBeLessThanOrEqual(38);
   });
 });
+
+// Stryker's survivors (session 50): the exact decision where the doubles cannot tell, fields beyond 2^53, a frontier
+// not known yet or unbounded, the other side's positions, a passed-over frontier, one order read to its end.
+describe('threshold search: each decision at its edge', () => {
+  // Longs (ADL against a short) at a mark of 2,000, entered at 1,000. A size equal to its collateral keys leverage
+  // exactly (1e12), so the bound at F's frontiers is F's own score; C2, a unit of size more, scores 1e-12 above it
+  // (within the doubles' margin: only the exact comparison tells).
+  const MARK = 2_000n * 10n ** 8n;
+  const ENTRY = 1_000n * 10n ** 8n;
+  const long = (id: string, size: bigint, collateral: bigint, entryPrice = ENTRY): AdlCandidate => ({
+    id,
+    side: 'LONG',
+    size,
+    entryPrice,
+    collateral,
+  });
+  const F = long('f', 10n ** 12n, 10n ** 12n);
+  const C1 = long('c1', 2n * 10n ** 12n, 10n ** 12n);
+  const C2 = long('c2', 10n ** 12n + 1n, 10n ** 12n);
+  const offerBoth = (t: AdlThreshold<AdlCandidate>, page: AdlCandidate[]) => {
+    t.offer('entry', page, false);
+    t.offer('leverage', page, false);
+  };
+
+  it('is done when the one beyond the top scores above the bound by less than the doubles can tell', () => {
+    const t = new AdlThreshold<AdlCandidate>(MARK, 'SHORT', 1);
+    offerBoth(t, [C1, C2, F]);
+    expect(t.done()).toBe(true);
+    expect(t.result()).toMatchObject({ complete: false, entries: [{ candidate: { id: 'c1' } }] });
+  });
+
+  it('is not done when the one beyond the top only ties the bound: an unseen tie could come first by its id', () => {
+    const t = new AdlThreshold<AdlCandidate>(MARK, 'SHORT', 1);
+    offerBoth(t, [C1, F]);
+    expect(t.done()).toBe(false);
+  });
+
+  it('weighs the one beyond the top, not one inside it', () => {
+    // The top 2 of C1, C2 and F: F, beyond it, only ties the bound, though C1 is far above it.
+    const t = new AdlThreshold<AdlCandidate>(MARK, 'SHORT', 2);
+    offerBoth(t, [C1, C2, F]);
+    expect(t.done()).toBe(false);
+  });
+
+  it('decides exactly when a field is beyond 2^53 (no estimate), with or without one beyond the top', () => {
+    const huge = (id: string, size: bigint) => long(id, size, 10n ** 12n);
+    const few = new AdlThreshold<AdlCandidate>(MARK, 'SHORT', 1);
+    offerBoth(few, [huge('h', 10n ** 16n)]);
+    expect(few.done()).toBe(false);
+    const many = new AdlThreshold<AdlCandidate>(MARK, 'SHORT', 1);
+    offerBoth(many, [huge('h1', 3n * 10n ** 16n), huge('h2', 2n * 10n ** 16n), huge('h3', 10n ** 16n)]);
+    expect(many.done()).toBe(true);
+    expect(many.result().entries.map((e) => e.candidate.id)).toEqual(['h1']);
+  });
+
+  it('is not done before both orders have a frontier', () => {
+    for (const order of ['entry', 'leverage'] as const) {
+      const t = new AdlThreshold<AdlCandidate>(MARK, 'SHORT', 1);
+      t.offer(order, [C1, C2], false);
+      expect(t.done()).toBe(false);
+    }
+  });
+
+  it('bounds nothing while the leverage order is still at positions without collateral', () => {
+    // 'a' (no collateral, out of profit) heads the leverage order; y and z (no collateral: infinite scores) head
+    // the entry order. 'b', unseen, has no collateral either and ranks first by its id.
+    const t = new AdlThreshold<AdlCandidate>(MARK, 'SHORT', 1);
+    t.offer('entry', [long('z', 10n ** 8n, 0n, ENTRY / 2n), long('y', 10n ** 8n, 0n, ENTRY)], false);
+    t.offer('leverage', [long('a', 10n ** 8n, 0n, 3n * ENTRY)], false);
+    expect(t.done()).toBe(false);
+  });
+
+  it("passes over the deleveraged side's own positions: they move no frontier", () => {
+    const t = new AdlThreshold<AdlCandidate>(MARK, 'SHORT', 1);
+    const short = { ...long('s', 10n ** 8n, 10n ** 8n, 3n * ENTRY), side: 'SHORT' as const };
+    t.offer('entry', [short], false);
+    t.offer('leverage', [short], false);
+    expect(t.done()).toBe(false);
+    expect(t.result().entries).toEqual([]);
+  });
+
+  it('moves the entry frontier past a position passed over for giving nothing without closing', () => {
+    const t = new AdlThreshold<AdlCandidate>(MARK, 'SHORT', 5, true);
+    // F gives; 'o' is out of profit at the mark, so no unseen position is in profit.
+    t.offer('entry', [F, long('o', 10n ** 8n, 10n ** 8n, MARK)], false);
+    t.offer('leverage', [F], false);
+    expect(t.done()).toBe(true);
+    expect(t.result()).toMatchObject({ complete: true, entries: [{ candidate: { id: 'f' } }] });
+  });
+
+  it.each(['entry', 'leverage'] as const)(
+    'has seen the whole side once the %s order alone is read to its end',
+    (order) => {
+      const t = new AdlThreshold<AdlCandidate>(MARK, 'SHORT', 5);
+      t.offer(order, [C1, C2, F], true);
+      t.offer(order === 'entry' ? 'leverage' : 'entry', [C1], false);
+      expect(t.done()).toBe(true);
+      expect(t.result()).toMatchObject({ complete: true });
+      expect(t.result().entries).toHaveLength(3);
+    },
+  );
+
+  it('stops at once for shorts when the most profitable unseen one is not in profit', () => {
+    const short = (id: string, entryPrice: bigint): AdlCandidate => ({
+      id,
+      side: 'SHORT',
+      size: 10n ** 8n,
+      entryPrice,
+      collateral: 10n ** 8n,
+    });
+    const t = new AdlThreshold<AdlCandidate>(MARK, 'LONG', 5);
+    t.offer('entry', [short('p', 3n * ENTRY), short('q', MARK)], false);
+    t.offer('leverage', [short('p', 3n * ENTRY)], false);
+    expect(t.done()).toBe(true);
+    expect(t.result()).toMatchObject({ complete: true, entries: [{ candidate: { id: 'p' } }] });
+  });
+});
