@@ -634,3 +634,88 @@ describe('auctionStatus: the floor and the cusp at their boundaries', () => {
     expect(past.resetCause).toBe('cusp');
   });
 });
+
+// Stryker's survivors (session 50): the refusals' messages (a failed step logs them), the stairstep's own checks of
+// top and elapsed, a mark above MAX_AUCTION_PRICE refused where the status is read.
+describe('auction: refusals and their messages', () => {
+  const START = 1_700_000_000_000;
+  const messageOf = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(AuctionError);
+      expect((e as AuctionError).name).toBe('AuctionError');
+      return (e as AuctionError).message;
+    }
+    throw new Error('no error');
+  };
+  const linear = config({ curve: { kind: 'linear', tauSeconds: 100 }, cusp: ppm('0.6'), floor: ppm('0.5') });
+  const sell = { direction: 'SELL' as const, top: T1000, startedAtMs: START };
+
+  it('says the reason alone when there is no detail, and both when there is', () => {
+    expect(new AuctionError('auction/needs-reset').message).toBe('auction/needs-reset');
+    expect(new AuctionError('auction/needs-reset', 'cause: tail').message).toBe(
+      'auction/needs-reset: cause: tail',
+    );
+  });
+
+  it.each([
+    ['linear', new LinearDecrease(100)],
+    ['stairstep', new StairstepExponentialDecrease(ppm('0.99'), 90)],
+  ] as const)('%s: refuses a bad top or elapsed time, saying which', (_, curve) => {
+    expect(messageOf(() => curve.price(0n, 1))).toBe('auction/invalid-top: top 0');
+    expect(messageOf(() => curve.price(MAX_AUCTION_PRICE + 1n, 1))).toBe(
+      `auction/invalid-top: top ${MAX_AUCTION_PRICE + 1n}`,
+    );
+    expect(messageOf(() => curve.price(T1000, -1))).toBe('auction/invalid-elapsed: elapsed -1 s');
+    expect(messageOf(() => curve.price(T1000, 0.5))).toBe('auction/invalid-elapsed: elapsed 0.5 s');
+  });
+
+  it("refuses a curve's bad parameters, naming them", () => {
+    expect(messageOf(() => new LinearDecrease(0))).toBe(
+      'auction/invalid-curve: tauSeconds must be a positive integer, got 0',
+    );
+    expect(messageOf(() => new StairstepExponentialDecrease(ppm('0.99'), 1.5))).toBe(
+      'auction/invalid-curve: stepSeconds must be a positive integer, got 1.5',
+    );
+    expect(messageOf(() => new StairstepExponentialDecrease(-1n, 90))).toBe(
+      'auction/invalid-curve: cut -1 ppm',
+    );
+  });
+
+  it('refuses a bad mark, buf or start, saying the value', () => {
+    expect(messageOf(() => startPrice(0n, 'SELL', ppm('1.02')))).toBe('auction/invalid-mark: mark 0');
+    expect(messageOf(() => startPrice(T1000, 'BUY', ppm('0.999999')))).toBe(
+      'auction/invalid-buf: buf 999999 ppm is below 1',
+    );
+    // 1e22 x 1.02, in E8.
+    expect(messageOf(() => startPrice(MAX_AUCTION_PRICE, 'SELL', ppm('1.02')))).toBe(
+      `auction/invalid-mark: mark * buf ${102n * 10n ** 28n} is too large`,
+    );
+    expect(messageOf(() => auctionStatus(sell, T1000, Number.NaN, linear))).toBe(
+      `auction/invalid-time: startedAtMs ${START}, nowMs NaN`,
+    );
+  });
+
+  it('refuses a mark above MAX_AUCTION_PRICE where the status and the last price are read', () => {
+    const over = MAX_AUCTION_PRICE + 1n;
+    expect(messageOf(() => auctionStatus(sell, over, START, linear))).toBe(
+      `auction/invalid-mark: mark ${over}`,
+    );
+    expect(messageOf(() => lastPriceBeforeReset(sell, over, linear))).toBe(
+      `auction/invalid-mark: mark ${over}`,
+    );
+    expect(auctionStatus(sell, MAX_AUCTION_PRICE, START, linear).floorPrice).toBe(MAX_AUCTION_PRICE / 2n);
+  });
+
+  it('says why a take or a reset is refused', () => {
+    const stale = auctionStatus(sell, T1000, START + 41_000, linear);
+    expect(messageOf(() => assertTakeable(stale))).toBe('auction/needs-reset: cause: cusp');
+    expect(messageOf(() => resetAuction({ direction: 'SELL', resets: 2 }, T1000, 0, config()))).toBe(
+      'auction/max-resets: 2 of 2 used',
+    );
+    expect(messageOf(() => resetAuction({ direction: 'SELL', resets: 0 }, T1000, 1.5, config()))).toBe(
+      'auction/invalid-time: nowMs 1.5',
+    );
+  });
+});
