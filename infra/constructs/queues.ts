@@ -127,12 +127,21 @@ export function setQueuePolicies(
   const checked = QUEUES.flatMap((def) => {
     const { queue, deadLetter } = queues[def.id];
     const listed = config.queueSendersOnly && !isDeadLetterSink(def) ? config.queueSenderPrincipals : [];
-    return [{ queue, listed }, ...(deadLetter ? [{ queue: deadLetter, listed: [] }] : [])].map((c) => ({
-      ...c,
-      bytes: measureQueuePolicy(c.queue)?.bytes ?? 0,
-    }));
+    return [{ queue, listed }, ...(deadLetter ? [{ queue: deadLetter, listed: [] }] : [])].map((c) => {
+      const measure = measureQueuePolicy(c.queue);
+      return {
+        ...c,
+        bytes: measure?.bytes ?? 0,
+        ownValues: (measure?.conditionValues ?? 0) - c.listed.length,
+      };
+    });
   });
-  for (const { queue, listed } of checked.sort((a, b) => b.bytes - a.bytes)) checkPolicyQuotas(queue, listed);
+  // Likewise each warning's room for them is the least of the queues they are in (final50a-condition-room).
+  const valueRoom = Math.min(
+    ...checked.filter((c) => c.listed.length > 0).map((c) => QUEUE_POLICY_QUOTAS.conditions - c.ownValues),
+  );
+  for (const { queue, listed } of checked.sort((a, b) => b.bytes - a.bytes))
+    checkPolicyQuotas(queue, listed, valueRoom);
 }
 
 function denyOtherSenders(
@@ -303,7 +312,12 @@ const QUOTA_WORDS: Readonly<Record<keyof typeof QUEUE_POLICY_QUOTAS, string>> = 
  * SQS's 10 conditions would take 4 principals, but that reading is not SQS's word and public policies list more
  * values: past 10, a warning, not a refusal (security50-queue-policy-conditions).
  */
-export function checkPolicyQuotas(queue: Queue, listed: readonly string[]): void {
+export function checkPolicyQuotas(
+  queue: Queue,
+  listed: readonly string[],
+  /** How many the warning says fit: by default this policy's room, else the least of the policies they are in. */
+  valueRoom?: number,
+): void {
   const measure = measureQueuePolicy(queue);
   if (!measure) return;
   const id = queue.node.id;
@@ -328,7 +342,10 @@ export function checkPolicyQuotas(queue: Queue, listed: readonly string[]): void
     );
   }
   if (measure.conditionValues > QUEUE_POLICY_QUOTAS.conditions) {
-    const room = QUEUE_POLICY_QUOTAS.conditions - (measure.conditionValues - listed.length);
+    const room = Math.min(
+      valueRoom ?? Number.POSITIVE_INFINITY,
+      QUEUE_POLICY_QUOTAS.conditions - (measure.conditionValues - listed.length),
+    );
     Annotations.of(queue).addWarningV2(
       CONDITION_VALUES_WARNING,
       `queues: the policy of ${id} lists ${measure.conditionValues} condition values (each of the ${listed.length} ${CONTEXT_PREFIX}queueSenderPrincipals is one, in both work queues' deny), over SQS's ${QUEUE_POLICY_QUOTAS.conditions} conditions if each value counts as one: "Amazon SQS policy quotas" does not say what it counts (synth counts ${measure.conditions}, a key under an operator each), so AWS may refuse the deploy with OverLimit (rolled back). If it does, list at most ${Math.max(room, 0)} (one operator role that the operators assume), or deploy with ${CONTEXT_PREFIX}queueSendersOnly=false`,

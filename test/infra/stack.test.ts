@@ -2782,6 +2782,20 @@ describe("each queue's policy within SQS's quotas (security49b-queue-policy-size
     ]);
   });
 
+  it('says in every warning the room of the work queue with the least, past both work queues (final50a-condition-room)', () => {
+    const room = QUEUE_POLICY_QUOTAS.conditions - measures().auctionSteps!.conditionValues;
+    // Enough that liquidations' policy, of fewer senders, is past 10 values too: each queue warns.
+    const listed = Array.from({ length: QUEUE_POLICY_QUOTAS.conditions }, (_, i) => principal(60, i));
+    expect(measures(listed).liquidations!.conditionValues).toBeGreaterThan(QUEUE_POLICY_QUOTAS.conditions);
+    const said = Annotations.fromStack(
+      build({ 'backstop:queueSenderPrincipals': JSON.stringify(listed) }).stack,
+    )
+      .findWarning('*', Match.stringLikeRegexp(CONDITION_VALUES_WARNING))
+      .map((w) => /list at most (\d+)/.exec(String(w.entry.data))?.[1]);
+    // A list cut to a work queue's own room would still warn on the other: one figure, the least.
+    expect(said).toEqual([String(room), String(room)]);
+  });
+
   it('refuses a policy of more than 10 keys under its operators, and warns of more than 10 values under fewer', () => {
     // No option adds a key: the stack's own statements alone could, so this is a queue of its own.
     const policyOf = (conditions: Record<string, Record<string, string[]>>) => {

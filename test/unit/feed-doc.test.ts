@@ -281,9 +281,22 @@ describe('docs/FEED.md against the code', () => {
           tick({ timestampMs: last.timestampMs - 1 }),
         ],
         [
-          'below the last yet stamped more than `maxClockSkewSeconds` (5 s) after its last tick | held as `tick/sequence-behind`',
+          'below the last yet stamped more than `maxClockSkewSeconds` (5 s) after its last recorded print (its last accepted tick, or the one its breaker holds) | held as `tick/sequence-behind`',
           'tick/sequence-behind',
           tick({ sequence: 99, timestampMs: last.timestampMs + skew + 1 }),
+        ],
+        // The print its breaker holds, stamped after the last tick, moves the cut-off (final50a-feed-behind-breaker).
+        [
+          'below the last yet stamped more than `maxClockSkewSeconds` (5 s) after its last recorded print (its last accepted tick, or the one its breaker holds) | held as `tick/sequence-behind`',
+          'tick/sequence-behind',
+          tick({ sequence: 99, timestampMs: now - 500 + skew + 1 }),
+          held('2001', now - 500),
+        ],
+        [
+          '| below the last | refused as `tick/out-of-order`',
+          'tick/out-of-order',
+          tick({ sequence: 99, timestampMs: last.timestampMs + skew + 1 }),
+          held('2001', now - 500),
         ],
         [
           'above the last by more than `maxSequenceJump` | held as `tick/sequence-jump`',
