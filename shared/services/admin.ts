@@ -102,7 +102,8 @@ export const adminRequestSchema = z.discriminatedUnion('action', [
     entryPrice: decimal,
     collateral: decimal,
   }),
-  // A price feed that restarted and counts its sequence from the start again (its ticks refused as out of order).
+  // A price feed that restarted and counts its sequence from the start again (its ticks refused as out of order, or
+  // held as tick/sequence-behind once stamped past the cut-off).
   z.strictObject({
     action: z.literal('resumeFeed'),
     symbol: z.string().max(20),
