@@ -84,6 +84,42 @@ describe('the example adapter (test/contract/my-exchange/venue.ts)', () => {
     expect(exchange.served.get('POST /v1/orders') ?? 0).toBe(0);
   });
 
+  // final50c-example-key-header: a key an HTTP header cannot carry (a line break, a NUL: a key file pasted whole into
+  // the JSON) made fetch throw `Headers.append: "<the key>" is an invalid header value.`, which the adapter passed on
+  // as a `timeout` (in doubt, though nothing left): the key in the liquidation's record and the logs.
+  it('never puts the key in an error when an HTTP header cannot carry it: unavailable, nothing sent', async () => {
+    exchange = await startExchangeStub();
+    for (const apiKey of ['key-0123456789abcdef\nsecret-fedcba9876543210', 'key-0123456789abcdef\u0000']) {
+      const venue = new MyExchangeVenue({
+        key: fixedVenueKey(JSON.stringify({ apiKey })),
+        baseUrl: exchange.url,
+      });
+      for (const call of [() => venue.quote('ETH-USD'), () => venue.placeIoc(sell('p7:1:market'))]) {
+        const error = await failure(call());
+        expect(error).toBeInstanceOf(VenueError);
+        expect(error).toMatchObject({ kind: 'unavailable' });
+        expect((error as Error).message).not.toContain('0123456789abcdef');
+        expect((error as Error).message).not.toContain('fedcba9876543210');
+      }
+    }
+    expect([...exchange.served.values()].reduce((t, n) => t + n, 0)).toBe(0);
+  });
+
+  // final50c-example-sub-lot-after-found: a repeat under one lot looks its id up first; found, the order exists and may
+  // have executed, but a failed read of its trades (a connection refused, the key refused twice) left as `unavailable`.
+  it('answers a timeout when a sub-lot repeat finds its order but cannot read its trades', async () => {
+    exchange = await startExchangeStub();
+    const venue = new MyExchangeVenue({ key: fixedVenueKey(exchange.secret), baseUrl: exchange.url });
+    expect((await venue.placeIoc(sell('p8:1:market'))).fills).not.toEqual([]);
+    // The same id again, under one lot (a grid the exchange made coarser since, read by another container).
+    exchange.refuseKeyOn('GET /v1/trades', 2);
+    expect(await failure(venue.placeIoc(sell('p8:1:market', '0.0005')))).toMatchObject({ kind: 'timeout' });
+    expect(exchange.served.get('GET /v1/trades')).toBe(3);
+    const answer = await venue.placeIoc(sell('p8:1:market', '0.0005'));
+    expect(answer.fills.reduce((t, f) => t + f.size, 0n)).toBe(parseBase('0.01'));
+    expect(exchange.position('ETH-USD')).toBe(-parseBase('0.01'));
+  });
+
   // review50-integrate-example-grid: a grid that did not parse (a lot of 0, a tick finer than the 1e-8 prices are
   // in) threw a RangeError or a UnitError, not a VenueError, and was kept: every later order of the container failed.
   it('refuses a grid it cannot trade on as unavailable, and reads it again at the next call', async () => {

@@ -61,11 +61,12 @@ import {
  * wake marks of the sleeping auctions, `wakeMarkSELL` and `wakeMarkBUY`, a held sequence jump, `heldJump`, and a
  * registration's wake going on in continuations, `registrationWake`.
  * Counters written by ADD: `providersEpoch`, `wakeCovers{SELL,BUY}`, `lastResortFills{SELL,BUY}`; `spentWakeEpoch` only
- * rises (a conditional SET). The `lastTick`,
- * `breaker` and `heldJump` maps carry the `writer` token of the call that wrote them (see writerToken), which reads
- * ignore; so do the top-level tokens of the writes with no map of their own (`rebaseWriter`, SEGMENT_WRITER_ATTR,
- * wakeWriterAttr, EPOCH_WRITER_ATTR, fillsWriterAttr), each left in place until its next write. Each refusal trace
- * is a map of its own, `refusal:<reason>` (refusalAttr): one kind's note never waits on another's.
+ * rises (a conditional SET). The `lastTick`, `breaker` and `heldJump` maps carry the `writer` token of the call that
+ * wrote them (see writerToken), `heldJump` also the `continuedWriter` of its last continuation written with a note
+ * (CONTINUED_WRITER), which reads ignore; so do the top-level tokens of the writes with no map of their own
+ * (`rebaseWriter`, SEGMENT_WRITER_ATTR, wakeWriterAttr, EPOCH_WRITER_ATTR, fillsWriterAttr), each left in place until
+ * its next write. Each refusal trace is a map of its own, `refusal:<reason>` (refusalAttr): one kind's note never waits
+ * on another's.
  */
 
 /** MarketState.providersEpoch: bumped by admin (ADD), checked by the transactor (ConditionCheck). */

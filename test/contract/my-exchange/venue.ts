@@ -114,6 +114,13 @@ function apiKeyOf(raw: string): string {
       'the venue key is not JSON with an "apiKey" string (docs/VENUE.md, "The secret")',
       'unavailable',
     );
+  // fetch refuses a header value holding a line break or a NUL with an error quoting it: the key in the consumer's
+  // record and logs, as a `timeout` though nothing left (final50c-example-key-header). Keys are printable ASCII.
+  if (!/^[\x21-\x7e]+$/.test(apiKey))
+    return fail(
+      'the venue key\'s "apiKey" holds a character other than printable ASCII (a space, a line break?)',
+      'unavailable',
+    );
   return apiKey;
 }
 
@@ -174,7 +181,9 @@ export class MyExchangeVenue implements Venue {
     // id is looked up first (the contract's `repeat` caught this adapter answering NONE to a sub-lot repeat).
     if (size === 0n || limit === 0n) {
       const placed = await this.#find(id, order.clientOrderId, deadline);
-      const fills = placed === undefined ? [] : await this.#trades(placed, order.clientOrderId, deadline);
+      // Found, it may have executed: its trades unread are in doubt (final50c-example-sub-lot-after-found).
+      const fills =
+        placed === undefined ? [] : await afterPlacing(this.#trades(placed, order.clientOrderId, deadline));
       return { clientOrderId: order.clientOrderId, fills, status: fills.length > 0 ? 'PARTIAL' : 'NONE' };
     }
     // Placed without a look-up first: this exchange refuses a repeated client id for ever (its duplicate error,
