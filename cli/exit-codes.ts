@@ -4,6 +4,8 @@
  * each command's own codes from it (the help test wants each said, with what it means, in the command's --help).
  */
 
+import { spokenList } from '../shared/domain/words.ts';
+
 /** Every command's: 0 done, 1 a failure, 2 a bad argument or input, 130 interrupted (Ctrl-C). */
 export const GENERAL_EXIT_CODES = [0, 1, 2, 130] as const;
 
@@ -26,6 +28,7 @@ export type AnyExitCode = ExitCode<OwnExitCommand>;
 
 /** `inject tick (3, 4), replay (4) and fund statement (3)`, for `backstop --help`. */
 export function ownExitCodesText(): string {
-  const each = Object.entries(OWN_EXIT_CODES).map(([command, codes]) => `${command} (${codes.join(', ')})`);
-  return each.length > 1 ? `${each.slice(0, -1).join(', ')} and ${each.at(-1)}` : (each[0] ?? '');
+  return spokenList(
+    Object.entries(OWN_EXIT_CODES).map(([command, codes]) => `${command} (${codes.join(', ')})`),
+  );
 }

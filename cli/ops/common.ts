@@ -10,6 +10,7 @@ import {
 import { UnprocessedKeysError } from '../../shared/adapters/aws/reader.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG, parseRiskConfig, type RiskConfig } from '../../shared/domain/config.ts';
+import { spokenList } from '../../shared/domain/words.ts';
 import { errorText, firstLine } from '../../shared/error-text.ts';
 import { PutEntriesError } from '../../shared/feed/publisher.ts';
 import {
@@ -138,9 +139,7 @@ export function refuseOthersOptions(
   for (const [name, value] of Object.entries(values)) {
     if (value === undefined || takes.includes(name)) continue;
     const takers = Object.keys(owned).filter((s) => owned[s]!.includes(name));
-    const listed =
-      takers.length > 1 ? `${takers.slice(0, -1).join(', ')} and ${takers.at(-1)}` : (takers[0] ?? '');
-    throw new UsageError(`${command} ${action}: --${name} is an option of ${command} ${listed}`);
+    throw new UsageError(`${command} ${action}: --${name} is an option of ${command} ${spokenList(takers)}`);
   }
 }
 

@@ -70,27 +70,29 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             one sent back whose delete then fails is said, still in the DLQ (a redrive sends it again, a
             duplicate its consumer takes; or discard it). The text names every one of those, then at most
             ${REDRIVE_FAILED_SHOWN} not sent back and how many more (--json lists them all). Messages it held that SQS would
-            not release as it ended are said (back once their visibility timeout, ${PEEK_VISIBILITY_SECONDS} s, runs out; --json: notReleased).
-            Exit 1 when it left a message it read (not sent back, or its delete failed: the dead-letter alarm
-            stays on) or an error stopped it; else 0, arrivals and those past or short of SQS's count included
+            not release as it ended are said (back once their visibility timeout, ${PEEK_VISIBILITY_SECONDS} s, runs out; --json:
+            notReleased). Exit 1 when it left a message it read (not sent back, or its delete failed: the
+            dead-letter alarm stays on) or an error stopped it; else 0, arrivals and those past or short of
+            SQS's count included
   discard   deletes the messages named (a poison message, or one dealt with otherwise), or with
             --not-its-dead-letter every one dlq list marks NOT REDRIVEN as not its work queue's
             (dlq/not-its-dead-letter, by the redrive's own judgment, --accept-source's ARNs taken as the work
-            queue's), and prints their bodies, the only copy left: keep them with the incident (--json keeps them exact: the text
-            escapes control and bidi characters as \\uXXXX). An error once it has something to say
-            (a body deleted, a delete that failed, a release refused) is said after it (STOPPED by ...;
-            --json: stopped), exit 1
+            queue's), and prints their bodies, the only copy left: keep them with the incident (--json
+            keeps them exact: the text escapes control and bidi characters as \\uXXXX). An error once it has
+            something to say (a body deleted, a delete that failed, a release refused) is said after it
+            (STOPPED by ...; --json: stopped), exit 1
   --queue Q              ${DLQ_IDS.join(' | ')} (default: all)
   --max N                most messages per queue (default 100 for list, 1000 for redrive and discard); a
                          redrive does not count those it leaves as dlq/not-its-dead-letter (each still said)
   --message-id IDS       discard: the message ids, comma-separated (as dlq list shows them)
   --not-its-dead-letter  discard: instead of ids, those a redrive would leave as not its work queue's, among
                          the first --max read
-  --accept-source ARNS   list, redrive (and discard --not-its-dead-letter), with --queue liquidations or auctionSteps: take the letters SQS moved
-                         from these queues (their ARNs, comma-separated, exactly as dlq list's NOT REDRIVEN line
-                         names them) as that work queue's, sending them on to it: its queue under an older
-                         name, replaced by a stack change (docs/DEPLOY.md). Only those named, never inferred;
-                         one of another account or region than the DLQ's, or one of the stack's queues, refused
+  --accept-source ARNS   list, redrive (and discard --not-its-dead-letter), with --queue liquidations or
+                         auctionSteps: take the letters SQS moved from these queues (their ARNs, comma-separated,
+                         exactly as dlq list's NOT REDRIVEN line names them) as that work queue's, sending them on
+                         to it: its queue under an older name, replaced by a stack change (docs/DEPLOY.md). Only
+                         those named, never inferred; one of another account or region than the DLQ's, or one of
+                         the stack's queues, refused
   --json                 JSON instead of text
 ${TARGET_USAGE}`;
 

@@ -507,8 +507,18 @@ export function repeatedLater(fates: ReplayFates, unknown: ReplayOutcome['unknow
 export const unknownFateMatters = (fates: ReplayFates): boolean =>
   fates.unknown.some((u) => !repeatedLater(fates, u));
 
+/** How many sequences a line names of a group, as unknownLine names its ticks. */
+const SEQUENCES_NAMED = 20;
+
+/**
+ * A group's sequences, at most SEQUENCES_NAMED of them and how many more: a flaky network's hours of held ticks named
+ * every one, a line of thousands of numbers (final50b-unknown-fate-sequences-bounded).
+ */
 const sequencesWord = (ticks: readonly { readonly sequence: number }[]): string =>
-  `sequence${ticks.length === 1 ? '' : 's'} ${ticks.map((t) => t.sequence).join(', ')}`;
+  `sequence${ticks.length === 1 ? '' : 's'} ${ticks
+    .slice(0, SEQUENCES_NAMED)
+    .map((t) => t.sequence)
+    .join(', ')}${ticks.length > SEQUENCES_NAMED ? `, ... ${ticks.length - SEQUENCES_NAMED} more` : ''}`;
 
 /**
  * A replay's ticks of unknown fate, as inject says its own (cli50-replay-unknown-fate): by sequence, and what to do. The
@@ -957,12 +967,12 @@ function failureLine(error: unknown): string {
 export function unknownLine(unknown: ReplayOutcome['unknown']): string {
   const n = unknown.length;
   const shown = unknown
-    .slice(0, 20)
+    .slice(0, SEQUENCES_NAMED)
     .map((u) => `${u.sequence} (${u.code})`)
     .join(', ');
   return (
     `${counted(n, 'tick', 'ticks')} of unknown fate, on the bus or not: sequence${n === 1 ? '' : 's'} ` +
-    `${shown}${n > 20 ? `, ... ${n - 20} more` : ''}`
+    `${shown}${n > SEQUENCES_NAMED ? `, ... ${n - SEQUENCES_NAMED} more` : ''}`
   );
 }
 

@@ -247,8 +247,8 @@ export const statusText = (report: StatusReport, target: AdviceTarget, confirmMs
 /** `status --watch`'s loop and what it runs on (a test drives it with a clock and sleep of its own). */
 export interface StatusWatch {
   /**
-   * One refresh's read at `nowMs`, the machine's clock, and `awsNowMs`, AWS's time (statusWatcher: the Scanned counts
-   * only every STATUS_COUNT_EVERY_MS).
+   * One refresh's read at `nowMs`, the watch's clock of durations, `awsNowMs`, AWS's time, and `sequenceNowMs`, AWS's
+   * as inject numbers a first tick (statusWatcher: the Scanned counts only every STATUS_COUNT_EVERY_MS).
    */
   readonly read: (nowMs: number, awsNowMs: number, sequenceNowMs: number) => Promise<StatusReport>;
   readonly write: (report: StatusReport) => void;

@@ -7,3 +7,7 @@ export const counted = (n: number, one: string, many: string): string => `${n} $
 
 /** A time in epoch ms as the commands and reports say it: ISO 8601, UTC, to the millisecond. */
 export const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** Items as a sentence lists them: `a`, `a and b`, `a, b and c` (a command's subcommands, its exit codes). */
+export const spokenList = (items: readonly string[]): string =>
+  items.length > 1 ? `${items.slice(0, -1).join(', ')} and ${items.at(-1)}` : (items[0] ?? '');

@@ -1171,7 +1171,7 @@ async function readStatus(
     quote,
     counted: {
       at: iso(tallies.atMs),
-      // A duration between the watch's looks: the machine's clock (AWS's, re-read from each answer, jitters by a second).
+      // A duration between the watch's looks: its clock of durations (AWS's, re-read from each answer, jitters by a second).
       ageSeconds: Math.max(0, Math.floor((lookMs - tallies.lookMs) / 1000)),
     },
     strandedAtLeast,

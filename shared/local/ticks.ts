@@ -103,11 +103,17 @@ export interface ReplayOptions {
   /** Sequence of the first point; each next point gets the next integer. */
   readonly firstSequence: number;
   readonly source?: string;
-  /** The clock that paces the run (and, moved by stampOffsetMs, stamps its ticks); Date.now when absent. */
+  /**
+   * A test's clock, which paces the run and, moved by stampOffsetMs, stamps its ticks. Absent, the pacing and the
+   * stall's deadline, durations, are timed by the monotonic clock (performance.now), the stamps by the machine's wall
+   * clock (Date.now): a step of the wall clock held the next tick as long as it went back, and, forward past stallMs,
+   * stopped the replay as stalled (final50b-replay-pace-clock, as review50-cli2-hold-clock for the hold's looks).
+   */
   readonly now?: () => number;
   /**
-   * AWS's time less `now`'s, taken once as the run starts: each tick is stamped `now()` moved by it, since margin-check
-   * judges stamps by AWS's clock (ops49b-tick-clock). Fixed, so stamps keep `now`'s order (one before the last tick's is
+   * AWS's time less the stamps' clock's (`now`, or Date.now), taken once as the run starts: each tick is stamped by
+   * that clock moved by it, since margin-check judges stamps by AWS's clock (ops49b-tick-clock). Fixed, so stamps keep
+   * that clock's order (one before the last tick's is
    * refused as out of order), where AWS's time re-read from each answer's Date header would jitter by a second. 0 when
    * absent.
    */
@@ -367,7 +373,8 @@ const notSentText = (error: PutEntriesError): string => {
  * PutEvents of its own, once the one before was put (and, with a backlog, handled as far as its limit says).
  */
 export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcome> {
-  const now = options.now ?? Date.now;
+  const now = options.now ?? (() => performance.now());
+  const wallNow = options.now ?? Date.now;
   const stampOffsetMs = options.stampOffsetMs ?? 0;
   const sleep = options.sleep ?? realSleep;
   const offsets = dueOffsets(options.points, options.speed);
@@ -503,7 +510,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
       if (stalled) break;
       if (options.signal?.aborted) break;
       const first = await claim(batch.end - batch.start);
-      const sendMs = now() + stampOffsetMs;
+      const sendMs = wallNow() + stampOffsetMs;
       const entries = options.points.slice(batch.start, batch.end).map((point, i) =>
         tickEntry(
           options.busName,
@@ -542,7 +549,7 @@ export async function replayPrices(options: ReplayOptions): Promise<ReplayOutcom
         // Asked after the wait, right before a tick: the stack has handled the file's last ticks by then.
         if (options.signal?.aborted || !(await pending())) break;
         const sequence = await claim(1);
-        const stamp = now() + stampOffsetMs;
+        const stamp = wallNow() + stampOffsetMs;
         const entry = tickEntry(
           options.busName,
           tickDetail({

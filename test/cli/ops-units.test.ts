@@ -537,6 +537,25 @@ describe('replay --hold: its looks at the stack', () => {
     expect(replayUnknownFateLine('ETH-USD', repeated, () => parsePrice('150'), target)).toMatch(
       /\(NoResult\)\. Sequences 41, 42 sent the file's last price, which the bus took after them in held tick 43: nothing to resend, they are behind 43; if not on the bus, they left the market without that print until 43, and the bus taking 43 is not margin-check taking it \(`backstop status --target aws --stage prod --region eu-west-1` shows ETH-USD's last sequence\)$/,
     );
+    // final50b-unknown-fate-sequences-bounded: each group named by at most 20 sequences, as unknownLine names them (a
+    // file of 1,000 ticks whose 500 from 101 and 300 held ticks after it were of unknown fate, a later held tick taken).
+    const flaky = {
+      unknown: [
+        ...Array.from({ length: 500 }, (_, i) => tick(101 + i, 100 + i)),
+        ...Array.from({ length: 300 }, (_, i) => tick(1001 + i, 1000 + i)),
+      ],
+      total: 1000,
+      lastMaybeOnBus: 1400,
+      lastTaken: 1400,
+    };
+    const bounded = replayUnknownFateLine('ETH-USD', flaky, () => parsePrice('150'), target);
+    expect(bounded).toContain('Sequences 1001, 1002, ');
+    expect(bounded).toContain(', 1020, ... 280 more sent the file');
+    expect(bounded).toContain('; sequences 101, 102, ');
+    expect(bounded).toContain(', 120, ... 480 more were followed by later ticks');
+    expect(bounded).not.toContain('1021');
+    expect(bounded).not.toContain('121,');
+    expect(bounded.length).toBeLessThan(1500);
   });
 
   it("says a period closed by time and why, an empty journal's opening, and a statement the index's lag holds back", async () => {
@@ -707,6 +726,96 @@ describe('replay pacing', () => {
     ],
   ])('groups ticks due within 5 ms: %s', (_name, offsets, expected) => {
     expect(replayBatches(offsets as number[], 5).map((b) => [b.start, b.end])).toEqual(expected);
+  });
+
+  // final50b-replay-pace-clock: the pacing and the stall's 60 s were durations read off the machine's wall clock.
+  describe('times its pacing and its stall by a clock no step of the machine moves', () => {
+    /** A bus that takes every tick, and the machine's wall clock, stepped by `stepMs` at `step()`. */
+    function steppedRun(stepMs: number, stepOnPut: boolean) {
+      const realNow = Date.now.bind(Date);
+      let offsetMs = 0;
+      const spy = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + offsetMs);
+      const step = () => {
+        offsetMs = stepMs;
+      };
+      const events = {
+        send: async (command: { input: PutEventsCommandInput }) => {
+          if (stepOnPut) step();
+          return {
+            FailedEntryCount: 0,
+            Entries: (command.input.Entries ?? []).map((entry) => {
+              const { sequence } = JSON.parse(entry.Detail!) as { sequence: number };
+              return { EventId: `e${sequence}` };
+            }),
+          };
+        },
+      } as unknown as EventBridgeClient;
+      const sleeps: number[] = [];
+      return {
+        spy,
+        events,
+        step,
+        sleeps,
+        sleep: async (ms: number) => {
+          sleeps.push(ms);
+        },
+      };
+    }
+
+    it('a step back of an hour does not hold the next tick an hour', async () => {
+      const run = steppedRun(-3_600_000, true);
+      try {
+        const outcome = await replayPrices({
+          points: points(3),
+          symbol: 'ETH-USD',
+          busName: 'bus',
+          events: run.events,
+          speed: { kind: 'factor', factor: 60 },
+          firstSequence: 1,
+          sleep: run.sleep,
+        });
+        expect(outcome).toMatchObject({ total: 3, sent: 3, accepted: 3 });
+        // Due 1 s and 2 s after the first at 60x (the fake sleeps move no clock): before, the second tick waited the
+        // hour the clock went back too.
+        expect(run.sleeps).toHaveLength(2);
+        expect(run.sleeps[0]).toBeLessThanOrEqual(1000);
+        expect(run.sleeps[1]).toBeLessThanOrEqual(2000);
+      } finally {
+        run.spy.mockRestore();
+      }
+    });
+
+    it('a step forward of two minutes is no stall: the stack handles the ticks at its next looks', async () => {
+      const run = steppedRun(120_000, false);
+      let looks = 0;
+      try {
+        const outcome = await replayPrices({
+          points: points(3),
+          symbol: 'ETH-USD',
+          busName: 'bus',
+          events: run.events,
+          speed: { kind: 'max' },
+          firstSequence: 1,
+          sleep: run.sleep,
+          backlog: {
+            limit: 1,
+            stallMs: 60_000,
+            pollMs: 250,
+            handled: async () => {
+              looks += 1;
+              // The clock steps between the first two looks; each tick is handled at every third look.
+              if (looks === 2) run.step();
+              return { upTo: looks >= 3 ? Math.floor(looks / 3) : undefined, notTaken: [] };
+            },
+          },
+        });
+        // Before: `replay/stalled: ETH-USD handled no tick for 60 s`, the clock's two minutes taken for the stack's.
+        expect(outcome.stalled).toBeUndefined();
+        expect(outcome).toMatchObject({ total: 3, sent: 3, accepted: 3 });
+      } finally {
+        run.spy.mockRestore();
+      }
+    });
   });
 
   it('covers every point exactly once, in order, at most 10 per batch (property)', () => {
