@@ -8,6 +8,7 @@ import {
 import {
   type DeadLetter,
   type DeadLetterListing,
+  type Discarded,
   DLQ_IDS,
   type DlqId,
   deadLetterQueuesOf,
@@ -77,10 +78,11 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
   discard   deletes the messages named (a poison message, or one dealt with otherwise), or with
             --not-its-dead-letter every one dlq list marks NOT REDRIVEN as not its work queue's
             (dlq/not-its-dead-letter, by the redrive's own judgment, --accept-source's ARNs taken as the work
-            queue's), and prints their bodies, the only copy left: keep them with the incident (--json
-            keeps them exact: the text escapes control and bidi characters as \\uXXXX). An error once it has
-            something to say (a body deleted, a delete that failed, a release refused) is said after it
-            (STOPPED by ...; --json: stopped), exit 1
+            queue's), and prints their bodies, the only copy left, and with --not-its-dead-letter the queue
+            each came from (moved from ARN, or sent straight to it; --json: sourceArn, null): keep them with
+            the incident (--json keeps them exact: the text escapes control and bidi characters as \\uXXXX).
+            An error once it has something to say (a body deleted, a delete that failed, a release refused)
+            is said after it (STOPPED by ...; --json: stopped), exit 1
   --queue Q              ${DLQ_IDS.join(' | ')} (default: all)
   --max N                most messages per queue (default 100 for list, 1000 for redrive and discard); a
                          redrive does not count those it leaves as dlq/not-its-dead-letter (each still said)
@@ -180,6 +182,20 @@ export function deadLetterText(m: DeadLetter, kind: TargetKind): string {
     (m.redriveRefuses === undefined ? '' : `    NOT REDRIVEN: ${printable(m.redriveRefuses)}\n`) +
     `    body: ${printable(m.body.slice(0, 300))}\n`
   );
+}
+
+/**
+ * One message `dlq discard` deleted: its id, where a not-its letter came from (tidy50-dlq-discard-source: the evidence
+ * that made it another's, kept with the incident) and its body, the only copy left.
+ */
+export function discardedText(d: Discarded): string {
+  const from =
+    d.sourceArn === undefined
+      ? ''
+      : d.sourceArn === null
+        ? '  sent straight to it (no DeadLetterQueueSourceArn: moved from no queue)\n'
+        : `  moved from ${printable(d.sourceArn)} (its DeadLetterQueueSourceArn)\n`;
+  return `discarded ${printable(d.messageId)}\n${from}  body: ${printable(d.body)}\n`;
 }
 
 /**
@@ -334,8 +350,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
           })}\n`,
         );
       else {
-        for (const d of outcome.discarded)
-          io.stdout.write(`discarded ${printable(d.messageId)}\n  body: ${printable(d.body)}\n`);
+        for (const d of outcome.discarded) io.stdout.write(discardedText(d));
         if (selected && outcome.discarded.length === 0 && stopped === undefined)
           io.stdout.write(
             `${only}: no letter a redrive would leave as not its work queue's, among the first ${most} read\n`,

@@ -134,7 +134,7 @@ interface UpOptions {
   readonly venueKey?: string;
   readonly lambdaRetries: boolean;
   /** The python that runs the emulator, found by the early check (a detached child is given it: `emulatorOf`). */
-  readonly emulator?: MotoCommand;
+  readonly emulator: MotoCommand;
 }
 
 export const runLocal: Command = operatorCommand(async (argv, io) => {
@@ -160,7 +160,7 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
   const riskConfig = values.config === undefined ? undefined : source.input;
   const positionIndexShards = upIndexShards(values['index-shards'], source);
   const venueKey = venueKeyOption(values['venue-key'], VENUE);
-  const options: UpOptions = {
+  const given: Omit<UpOptions, 'emulator'> = {
     port: intOption('port', values.port, 0, 65535) ?? DEFAULT_LOCAL_PORT,
     stage: values.stage ?? DEFAULT_LOCAL_STAGE,
     region: values.region ?? 'us-east-1',
@@ -180,7 +180,8 @@ export const runLocal: Command = operatorCommand(async (argv, io) => {
   // child probes again.
   const emulator = emulatorOf(process.env);
   rotateLogs(logsToRotate(dir), (message) => io.stderr.write(`backstop: local up: ${printable(message)}\n`));
-  return values.detach ? detach(dir, { ...options, emulator }, io) : up(dir, { ...options, emulator }, io);
+  const options: UpOptions = { ...given, emulator };
+  return values.detach ? detach(dir, options, io) : up(dir, options, io);
 });
 
 /**
@@ -293,7 +294,7 @@ async function runUp(dir: string, options: UpOptions, io: CliIo, metricsFile: st
   const moto = await startMoto({
     port: options.port,
     ownProcessGroup: true,
-    ...(options.emulator ? { command: options.emulator } : {}),
+    command: options.emulator,
   });
   let stack: LocalStack;
   try {
@@ -411,7 +412,7 @@ async function detach(dir: string, options: UpOptions, io: CliIo): Promise<ExitC
       ...process.env,
       BACKSTOP_STATE_DIR: dir,
       [LOG_ENV]: log,
-      ...(options.emulator ? { [EMULATOR_ENV]: options.emulator.command } : {}),
+      [EMULATOR_ENV]: options.emulator.command,
     },
   });
   closeSync(fd);
@@ -422,7 +423,8 @@ async function detach(dir: string, options: UpOptions, io: CliIo): Promise<ExitC
   child.unref();
   const pid = child.pid;
   if (pid === undefined) throw new TargetError('could not start the background process');
-  const deadline = Date.now() + DETACH_DEADLINE_MS;
+  // Durations by the monotonic clock: a step of the machine's gave up at once or waited an hour (tidy50-local-deadline-clock).
+  const deadline = performance.now() + DETACH_DEADLINE_MS;
   for (;;) {
     const record = readLocalRecord(dir);
     if (record?.pid === pid) {
@@ -433,7 +435,7 @@ async function detach(dir: string, options: UpOptions, io: CliIo): Promise<ExitC
       return 0;
     }
     if (exitCode !== null) throw new TargetError(`local up failed in the background: ${lastLine(log)}`);
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       process.kill(pid, 'SIGTERM');
       throw new TargetError(`local up was not ready within ${DETACH_DEADLINE_MS / 1000} s (log ${log})`);
     }
@@ -461,9 +463,9 @@ function looksLikeLocalUp(pid: number): boolean {
 }
 
 async function waitGone(pid: number, deadlineMs: number): Promise<boolean> {
-  const deadline = Date.now() + deadlineMs;
+  const deadline = performance.now() + deadlineMs;
   while (isAlive(pid)) {
-    if (Date.now() > deadline) return false;
+    if (performance.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 100));
   }
   return true;

@@ -948,9 +948,19 @@ async function unredrivable(deployment: Deployment, queue: DlqId, body: string):
   return (await auctionRepo(deployment).get(id)) ? undefined : noRecord('auction', id);
 }
 
+/** A message deleted, with its body (the only copy left: keep it with the incident). */
+export interface Discarded {
+  readonly messageId: string;
+  readonly body: string;
+  /**
+   * A not-its letter's (discardNotItsDeadLetters) source, the evidence that made it another's: the queue SQS moved it
+   * from (its DeadLetterQueueSourceArn), or null, sent straight to the DLQ (tidy50-dlq-discard-source). Absent by id.
+   */
+  readonly sourceArn?: string | null;
+}
+
 export interface DiscardOutcome {
-  /** The messages deleted, with their bodies (the only copy left: keep them with the incident). */
-  readonly discarded: readonly { readonly messageId: string; readonly body: string }[];
+  readonly discarded: readonly Discarded[];
   readonly notFound: readonly string[];
   /** Found, and their delete failed: still in the DLQ (present when any). */
   readonly notDeleted?: readonly NotDeleted[];
@@ -1010,10 +1020,14 @@ export async function discardNotItsDeadLetters(
     () => false,
     max,
     options,
+    (m) => ({ sourceArn: source(m) ?? null }),
   );
 }
 
-/** discardDeadLetters' run: deletes those `wants` takes among the first `max` read, until `done`. */
+/**
+ * discardDeadLetters' run: deletes those `wants` takes among the first `max` read, until `done`; `more`: what is said of
+ * each besides its id and body.
+ */
 async function discardWhere(
   deployment: Deployment,
   queue: DlqId,
@@ -1021,10 +1035,11 @@ async function discardWhere(
   done: () => boolean,
   max: number,
   options: DlqRunOptions,
+  more: (m: Message) => Omit<Discarded, 'messageId' | 'body'> = () => ({}),
 ): Promise<DiscardOutcome> {
   const run = new DlqRun(deployment, dlqUrl(deployment, queue), options);
   let seen = 0;
-  const discarded: { messageId: string; body: string }[] = [];
+  const discarded: Discarded[] = [];
   let failure: { readonly error: unknown } | undefined;
   try {
     while (!done() && seen < max) {
@@ -1034,7 +1049,7 @@ async function discardWhere(
       for (const m of fresh) {
         if (!wants(m)) continue;
         await run.delete(m);
-        discarded.push({ messageId: m.MessageId!, body: m.Body ?? '' });
+        discarded.push({ messageId: m.MessageId!, body: m.Body ?? '', ...more(m) });
       }
     }
   } catch (error) {

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { motoAnswers, motoCommand } from '../../shared/local/moto.ts';
 import { isAlive, readLocalRecord } from '../../shared/local/state.ts';
@@ -92,6 +92,27 @@ describe('local up --detach and local down', () => {
     expect(log).not.toContain('"_aws"');
     const metrics = readFileSync(path.join(dir, 'metrics.log'), 'utf8').trim().split('\n');
     expect(metrics.some((line) => JSON.parse(line).service === 'backstop-bg')).toBe(true);
+  }, 120_000);
+
+  // tidy50-local-deadline-clock: the wait for the background start and local down's for its stop were timed by the wall
+  // clock (Date.now), which a step of the machine's (NTP, an operator's date) moves: forward, local up --detach killed a
+  // start on its way up ("not ready within 120 s") and local down gave up on a stop; back, either waited an hour.
+  it('waits for the background start and its stop by a clock no step of the machine moves', async () => {
+    const realNow = Date.now.bind(Date);
+    let stepped = 0;
+    // The machine's clock an hour on at every read.
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 3_600_000 * ++stepped);
+    try {
+      const up = await cli('local', 'up', '--detach', '--port', '0', '--stage', 'stepped');
+      // Before: exit 1, "local up was not ready within 120 s", the child killed.
+      expect(up.code, up.stderr).toBe(0);
+      const record = readLocalRecord(dir)!;
+      const down = await cli('local', 'down');
+      expect(down.code, down.stderr).toBe(0);
+      expect(isAlive(record.pid)).toBe(false);
+    } finally {
+      vi.restoreAllMocks();
+    }
   }, 120_000);
 
   it('reports why a background start failed, in one line', async () => {

@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { main } from '../../cli/main.ts';
-import { deadLetterText, renderRedrive } from '../../cli/ops/dlq.ts';
+import { deadLetterText, discardedText, renderRedrive } from '../../cli/ops/dlq.ts';
 import {
   type AwsClients,
   createAwsClients,
@@ -389,14 +389,36 @@ it("discards the letters a redrive would leave as not its work queue's, and only
           )
         ).MessageId!,
       );
+    const other = await intruder('dlqsrcdisc-intruder', dlq);
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: other, MessageBody: '{"liquidationId":"theirs:0"}' }),
+    );
+    await receivePastMax(other);
     const outcome = await discardNotItsDeadLetters(d, 'liquidations', 1000, {
       acceptSources: [arnOfUrl(old)],
     });
-    expect(outcome.discarded.map((x) => x.messageId).sort()).toEqual([...forged].sort());
-    expect(outcome.discarded.map((x) => x.body).sort()).toEqual([
-      '{"liquidationId":"forged1:0"}',
-      '{"liquidationId":"forged2:0"}',
-    ]);
+    expect(
+      outcome.discarded
+        .filter((x) => x.sourceArn === null)
+        .map((x) => x.messageId)
+        .sort(),
+    ).toEqual([...forged].sort());
+    // tidy50-dlq-discard-source: each with where it came from, the evidence of whose it is (before: id and body alone).
+    expect(outcome.discarded.map(({ body, sourceArn }) => ({ body, sourceArn }))).toEqual(
+      expect.arrayContaining([
+        { body: '{"liquidationId":"forged1:0"}', sourceArn: null },
+        { body: '{"liquidationId":"forged2:0"}', sourceArn: null },
+        { body: '{"liquidationId":"theirs:0"}', sourceArn: arnOfUrl(other) },
+      ]),
+    );
+    expect(outcome.discarded).toHaveLength(3);
+    const text = (body: string) => discardedText(outcome.discarded.find((x) => x.body === body)!);
+    expect(text('{"liquidationId":"forged1:0"}')).toMatch(
+      /^discarded \S+\n {2}sent straight to it \(no DeadLetterQueueSourceArn: moved from no queue\)\n {2}body: \{"liquidationId":"forged1:0"\}\n$/,
+    );
+    expect(text('{"liquidationId":"theirs:0"}')).toContain(
+      `\n  moved from ${arnOfUrl(other)} (its DeadLetterQueueSourceArn)\n  body: {"liquidationId":"theirs:0"}\n`,
+    );
     expect(outcome.notFound).toEqual([]);
     // The work queue's own and, named by --accept-source, its older name's stay.
     expect((await listDeadLetters(d, 'liquidations')).map((l) => l.body).sort()).toEqual([

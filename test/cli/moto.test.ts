@@ -933,9 +933,11 @@ describe('dlq list and redrive on moto', () => {
     const ours = await put('{"liquidationId":"ours:0"}');
     const theirs = await put('{"liquidationId":"theirs:0"}');
     // Where SQS moved each from, as AWS marks a move (moto sets no DeadLetterQueueSourceArn: test/cli/dlq-source.test.ts).
+    // tidy50-dlq-discard-source: the source is remote text, escaped as the rest (a bidi override here).
+    const theirsFrom = arnOf(`${dlq.slice(0, dlq.lastIndexOf('/'))}/${stage}-intruder\u202e`);
     const movedFrom = new Map([
       [ours, arnOf(names.queues.liquidations.url)],
-      [theirs, arnOf(`${dlq.slice(0, dlq.lastIndexOf('/'))}/${stage}-intruder`)],
+      [theirs, theirsFrom],
     ]);
     let arnUnread = true;
     const send = SQSClient.prototype.send;
@@ -957,7 +959,9 @@ describe('dlq list and redrive on moto', () => {
       if (arnUnread && command instanceof GetQueueAttributesCommand) delete out.Attributes?.QueueArn;
       return out;
     } as SQSClient['send']);
-    const discard = () => cli('dlq', 'discard', '--queue', 'liquidations', '--not-its-dead-letter', ...at);
+    const discardWith = (...more: string[]) =>
+      cli('dlq', 'discard', '--queue', 'liquidations', '--not-its-dead-letter', ...more, ...at);
+    const discard = () => discardWith();
     try {
       // Before: both discarded, the work queue's own too, exit 0.
       const unread = await discard();
@@ -970,9 +974,21 @@ describe('dlq list and redrive on moto', () => {
       expect(redrive.stdout).toContain('\n  STOPPED by dlq/arn-unread: ');
       expect(redrive.stdout).not.toContain('not-its-dead-letter');
       arnUnread = false;
+      // tidy50-dlq-discard-source: the queue it came from, what made it not its work queue's, kept with its body (before:
+      // the id and body alone, the source gone with the letter).
+      const json = await discardWith('--json');
+      expect(json.code, json.stderr).toBe(0);
+      expect(json.stdout).toContain('intruder\\u202e"');
+      expect(JSON.parse(json.stdout).discarded).toEqual([
+        { messageId: theirs, body: '{"liquidationId":"theirs:0"}', sourceArn: theirsFrom },
+      ]);
+      const later = await put('{"liquidationId":"theirs:1"}');
+      movedFrom.set(later, theirsFrom);
       const run = await discard();
       expect(run.code, run.stderr).toBe(0);
-      expect(run.stdout).toBe(`discarded ${theirs}\n  body: {"liquidationId":"theirs:0"}\n`);
+      expect(run.stdout).toBe(
+        `discarded ${later}\n  moved from ${theirsFrom.replace('\u202e', '\\u202e')} (its DeadLetterQueueSourceArn)\n  body: {"liquidationId":"theirs:1"}\n`,
+      );
       const again = await discard();
       expect(again.code, again.stderr).toBe(0);
       expect(again.stdout).toBe(

@@ -1712,6 +1712,24 @@ exit 0
     expect(emulatorOf({ BACKSTOP_LOCAL_LOG: 'l', BACKSTOP_LOCAL_MOTO_PYTHON: python }).command).toBe(python);
   });
 
+  // tidy50-local-deadline-clock: moto's start deadline was timed by the wall clock (Date.now), which a step of the machine's
+  // (NTP, an operator's date) moves: forward, the start gave up at its first look; back, it waited an hour.
+  it('times the emulator start by a clock no step of the machine moves', async () => {
+    const realNow = Date.now.bind(Date);
+    let stepped = 0;
+    // The machine's clock an hour on at every read.
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 3_600_000 * ++stepped);
+    let moto: Awaited<ReturnType<typeof startMoto>> | undefined;
+    try {
+      // Before: "moto server did not answer on ... within 20000 ms", at its first look.
+      moto = await startMoto();
+      expect(moto.running()).toBe(true);
+    } finally {
+      vi.restoreAllMocks();
+      await moto?.stop();
+    }
+  }, 60_000);
+
   // review49-onboard-setup-imports: the script's check was a hand copy of the launcher's imports, in other words
   // (`import flask, werkzeug.serving`): an import the launcher gains would pass the script and fail at `local up`.
   it("setup-emulator.sh checks the machine's moto with the launcher's own imports", () => {
