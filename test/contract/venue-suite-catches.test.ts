@@ -30,6 +30,7 @@ const FAULTS = {
   'lost-after': 'timeout-after-fill',
   refused: 'reject',
   down: 'unavailable',
+  'unread-after': 'timeout-after-fill',
 } as const satisfies Record<ExchangeFault, unknown>;
 
 /**
@@ -149,6 +150,38 @@ const inMemory = (exchange: SimulatedVenue): Venue => {
   };
 };
 
+/**
+ * An adapter that reads an order's outcome apart from placing it, over an exchange where, after 'unread-after', the
+ * reads of that order's outcome fail (the key refused) until another id is placed: the read's failure answered as
+ * `kind`. The other faults are the book's own.
+ */
+const unreadAs = (kind: VenueErrorKind) => async (): Promise<VenueHarness> => {
+  let armed = false;
+  let unread: string | undefined;
+  const h = await harnessOf((exchange) => ({
+    placeIoc: async (o) => {
+      if (o.clientOrderId !== unread) unread = undefined;
+      // Placed: the exchange executes it (a repeat, it answers the first execution).
+      const result = await exchange.placeIoc(o);
+      if (armed) {
+        armed = false;
+        unread = o.clientOrderId;
+      }
+      if (o.clientOrderId === unread)
+        throw new VenueError(`venue/${kind}: ${o.clientOrderId}: its trades unread, the key refused`, kind);
+      return result;
+    },
+    quote: (s) => exchange.quote(s),
+  }))();
+  return {
+    ...h,
+    fail: (fault) => {
+      if (fault === 'unread-after') armed = true;
+      else h.fail!(fault);
+    },
+  };
+};
+
 const MISTAKES: readonly {
   readonly mistake: string;
   readonly caughtBy: readonly string[];
@@ -188,13 +221,25 @@ const MISTAKES: readonly {
   },
   {
     mistake: 'a lost answer reported as the exchange being unavailable',
-    caughtBy: ['fault-lost-after', 'fault-sequences'],
+    caughtBy: ['fault-lost-after', 'fault-sequences', 'fault-unread-after'],
     harness: harnessOf(
       through({
         error: (e) =>
           e instanceof VenueError && e.kind === 'timeout' ? new VenueError(e.message, 'unavailable') : e,
       }),
     ),
+  },
+  {
+    // venue50-unread-after: the example adapter did so (review50-integrate-example-after-sent), and no fault of the
+    // contract came after a placement answered.
+    mistake: "a read of an executed order's outcome that failed answered as 'unavailable' (never sent)",
+    caughtBy: ['fault-unread-after'],
+    harness: unreadAs('unavailable'),
+  },
+  {
+    mistake: "a read of an executed order's outcome that failed answered as 'rejected'",
+    caughtBy: ['fault-unread-after'],
+    harness: unreadAs('rejected'),
   },
   {
     mistake: "only the first page of an order's trades reported",
@@ -490,6 +535,20 @@ describe('the venue contract catches the mistakes it is written against', () => 
         checkVenueProperty(property, harnessOf(through({ quote: (q) => ({ bid: q.ask, ask: q.bid }) }))),
         id,
       ).rejects.toThrow(/a crossed quote: the bid \d+ above the ask \d+/);
+    }
+  });
+
+  // The mistake is the kind alone: answering the read's failure as a timeout passes every property (but the controls
+  // the harness lacks), and answering it 'unavailable' passes every other one (venue50-unread-after: no other fault
+  // comes after an order was answered).
+  it("passes an adapter answering an executed order's unread outcome as a timeout; 'unavailable' fails that property alone", async () => {
+    const offered = VENUE_PROPERTIES.filter(
+      (p) => !(p.needs ?? []).some((c) => c === 'sibling' || c === 'quote faults'),
+    );
+    for (const property of offered) {
+      await checkVenueProperty(property, unreadAs('timeout'), { numRuns: 50, seed: 46 });
+      if (property.id !== 'fault-unread-after')
+        await checkVenueProperty(property, unreadAs('unavailable'), { numRuns: 50, seed: 46 });
     }
   });
 

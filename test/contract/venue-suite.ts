@@ -29,7 +29,12 @@ export type ExchangeFault =
   /** The exchange refused the order (margin, a halted market, a rate limit). */
   | 'refused'
   /** The exchange said it is down (maintenance, a 5xx before accepting anything). */
-  | 'down';
+  | 'down'
+  /**
+   * The exchange executed it and answered, then each read of its outcome fails (its trades, a look-up of its id: the
+   * key refused, a connection refused) until the exchange takes an order of another id.
+   */
+  | 'unread-after';
 
 export interface VenueHarness {
   readonly venue: Venue;
@@ -89,6 +94,8 @@ const KINDS_FOR: Record<ExchangeFault, readonly VenueErrorKind[]> = {
   // the dead-letter queue instead.
   refused: ['rejected', 'unavailable'],
   down: ['unavailable', 'rejected'],
+  // Executed, as 'lost-after': whatever the read met, the order's kind is a timeout (review50-integrate-example-after-sent).
+  'unread-after': ['timeout'],
 };
 
 const PPM = 1_000_000n;
@@ -693,6 +700,44 @@ export const VENUE_PROPERTIES: readonly VenueProperty[] = [
       expect(problemsOf(h, order, retry.result)).toEqual([]);
       expect(tradedBy(order.direction, retry.result.fills)).toEqual(lost.moved);
       expect(retry.moved).toEqual(NOTHING);
+    },
+  },
+  // An order placed whose outcome cannot be read (its trades, the look-up after a duplicate): a read refused the key
+  // or a connection is no sign that nothing executed. Answered 'unavailable' (or 'rejected') at each of the consumer's
+  // attempts, the executed size goes to the auction, which sells it again (venue50-unread-after).
+  {
+    id: 'fault-unread-after',
+    section: FAILURES,
+    title:
+      'unread-after: each attempt while its outcome cannot be read a timeout (or the execution, found), and once it can, the repeat answers that execution',
+    needs: ['faults'],
+    check: async (h) => {
+      const next = orderMaker(h);
+      const order = next({ size: h.minSize * 2n });
+      control(h, 'fail')('unread-after');
+      let executed = NOTHING;
+      // placeWithRetries' attempts of one delivery.
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const outcome = await place(h, order);
+        executed = plus(executed, outcome.moved);
+        if (attempt === 1) expect(outcome.moved.base, 'the exchange executed it').not.toBe(0n);
+        else expect(outcome.moved, `attempt ${attempt} executed again`).toEqual(NOTHING);
+        if ('error' in outcome) expectVenueError(outcome.error, KINDS_FOR['unread-after']);
+        else {
+          expect(problemsOf(h, order, outcome.result)).toEqual([]);
+          expect(tradedBy(order.direction, outcome.result.fills), `attempt ${attempt}`).toEqual(executed);
+        }
+      }
+      // The exchange takes another order: the first's outcome can be read again.
+      const other = next({ direction: 'BUY' });
+      expectExecution(h, other, await place(h, other));
+      const again = await place(h, order);
+      if ('error' in again) throw new Error(`the repeat of an executed order threw ${again.error}`);
+      expect(problemsOf(h, order, again.result)).toEqual([]);
+      expect(tradedBy(order.direction, again.result.fills), 'the repeat answers the execution').toEqual(
+        executed,
+      );
+      expect(again.moved).toEqual(NOTHING);
     },
   },
   {

@@ -11,12 +11,16 @@ const SYMBOL = 'ETH-USD';
 const MARK = price('2000');
 const START_MS = 1_700_000_000_000;
 
-/** The exchange faults as the simulated book's own: it executes, then loses the answer, for 'lost-after'. */
+/**
+ * The exchange faults as the simulated book's own: it executes, then loses the answer, for 'lost-after', and for
+ * 'unread-after' (the book is its own adapter: no read of an outcome apart from the answer).
+ */
 const SIMULATED: Record<ExchangeFault, VenueFault> = {
   'lost-before': 'timeout',
   'lost-after': 'timeout-after-fill',
   refused: 'reject',
   down: 'unavailable',
+  'unread-after': 'timeout-after-fill',
 };
 
 /** The controls of a simulated book: its faults, its empty books, its record of executions. */

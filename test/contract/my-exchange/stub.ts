@@ -108,6 +108,8 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
   const positions = new Map<string, BaseE8>();
   const spent = new Map<string, bigint>();
   const faults: ExchangeFault[] = [];
+  /** The order 'unread-after' executed: reads of its outcome refuse the key (as a rotation) until another id is taken. */
+  let unread: Order | undefined;
   const quoteFaults: ('lost' | 'down')[] = [];
   const served = new Map<string, number>();
 
@@ -183,6 +185,8 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
       if (fault === 'lost-before') return res.destroy();
       if (fault === 'down') throw new HttpError(503, 'MAINTENANCE');
       if (fault === 'refused') throw new HttpError(400, 'INSUFFICIENT_MARGIN');
+      // Another id taken: the outcome refused since 'unread-after' can be read again.
+      if (o.clientOrderId !== unread?.clientOrderId) unread = undefined;
       const clientOrderId = text(o.clientOrderId, 'clientOrderId');
       if (!/^[A-Za-z0-9_-]{1,36}$/.test(clientOrderId)) throw new HttpError(400, 'INVALID_CLIENT_ORDER_ID');
       if (orders.has(clientOrderId)) throw new HttpError(409, 'DUPLICATE_CLIENT_ORDER_ID');
@@ -209,15 +213,18 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
         apiKey = `key-${randomUUID()}`;
       }
       if (fault === 'lost-after') return res.destroy();
+      if (fault === 'unread-after') unread = order;
       return orderJson(order);
     }
     if (req.method === 'GET' && resource === 'orders' && !id) {
       const order = orders.get(url.searchParams.get('clientOrderId') ?? '');
+      if (order && order === unread) throw new HttpError(401, 'INVALID_API_KEY');
       if (!order) throw new HttpError(404, 'ORDER_NOT_FOUND');
       return orderJson(order);
     }
     if (req.method === 'GET' && resource === 'trades' && !id) {
       const order = byId.get(url.searchParams.get('orderId') ?? '');
+      if (order && order === unread) throw new HttpError(401, 'INVALID_API_KEY');
       if (!order) throw new HttpError(404, 'ORDER_NOT_FOUND');
       const from = Number(url.searchParams.get('cursor') ?? '0');
       const page = order.trades.slice(from, from + PAGE);
