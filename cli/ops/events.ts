@@ -480,7 +480,8 @@ export function unknownFateExit(
 
 /**
  * How to find out what became of the last tick a command sent, of unknown fate, and send it again (`resend`: how).
- * Only the last: once the market took a later one, a tick sent again is refused as out of order.
+ * Only the last: once the market took a later one, a tick sent again is never taken (evaluateTick: refused as
+ * tick/out-of-order, or, stamped past the last print's stamp plus maxClockSkewSeconds, held as tick/sequence-behind).
  */
 function lastTickAdvice(symbol: string, sequence: number, resend: string, target: AdviceTarget): string {
   return (
@@ -581,8 +582,10 @@ export function replayUnknownFateLine(
     ...(earlier.length > 0
       ? [
           `${named ? `${sequencesWord(earlier)} ${one(earlier, 'was', 'were')}` : resendable ? `the ${one(earlier, 'other was', `other ${earlier.length} were`)}` : one(earlier, 'It was', 'They were')} ` +
-            'followed by later ticks of the replay: once the market takes one, a tick sent again behind it is refused ' +
-            `as out of order, so ${one(earlier, 'it is', 'they are')}, if not on the bus, prices of the file the market did not see`,
+            'followed by later ticks of the replay: once the market takes one, a tick sent again behind it is never taken ' +
+            "(refused as out of order, or held as tick/sequence-behind when stamped more than maxClockSkewSeconds after the market's " +
+            'last print, as one sent again now may be: harmless, but it pages FeedNumberingAlarm), ' +
+            `so ${one(earlier, 'it is', 'they are')}, if not on the bus, prices of the file the market did not see`,
         ]
       : []),
   ];

@@ -66,11 +66,12 @@ import { adviceTargetFromEnv, LOCAL_RUNNER_ENV } from '../../shared/advice.ts';
 import {
   DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
+  marketConfig,
   parseRiskConfig,
   type RiskConfig,
 } from '../../shared/domain/config.ts';
 import { SETTLED_AFTER_MS } from '../../shared/domain/fund-statement.ts';
-import { withinSequenceJump } from '../../shared/domain/tick.ts';
+import { evaluateTick, withinSequenceJump } from '../../shared/domain/tick.ts';
 import { formatQuoteGrouped, parsePrice, usd } from '../../shared/domain/units.ts';
 import { TickInputError, tickDetail } from '../../shared/feed/publisher.ts';
 import {
@@ -521,8 +522,37 @@ describe('replay --hold: its looks at the stack', () => {
         `feed-a ${flags}\`) is safe (margin-check takes a sequence once)`,
     );
     expect(replayUnknownFateLine('ETH-USD', fates([tick(41, 0), tick(42, 1)], 42), price, target)).toMatch(
-      /--sequence 42 --target aws .*\(margin-check takes a sequence once\); the other was followed by later ticks of the replay: once the market takes one, a tick sent again behind it is refused as out of order, so it is, if not on the bus, prices of the file the market did not see$/,
+      /--sequence 42 --target aws .*\(margin-check takes a sequence once\); the other was followed by later ticks of the replay: once the market takes one, a tick sent again behind it is never taken \(refused as out of order, or held as tick\/sequence-behind when stamped more than maxClockSkewSeconds after the market's last print, as one sent again now may be: harmless, but it pages FeedNumberingAlarm\), so it is, if not on the bus, prices of the file the market did not see$/,
     );
+    // venue50-resend-behind: what the line says of a tick sent again behind the market's last is margin-check's verdict.
+    const market = marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD');
+    const lastAt = 1_767_225_600_000;
+    const state = { lastTick: { sequence: 43, markPrice: parsePrice('151'), timestampMs: lastAt } };
+    const again = (stampedAt: number, nowMs: number) =>
+      evaluateTick(
+        {
+          symbol: 'ETH-USD',
+          markPrice: parsePrice('150'),
+          timestampMs: stampedAt,
+          sequence: 41,
+          source: 'replay',
+        },
+        state,
+        market,
+        nowMs,
+      );
+    const skewMs = market.maxClockSkewSeconds * 1000;
+    expect(again(lastAt - 1_000, lastAt + 60_000)).toMatchObject({
+      verdict: 'reject',
+      reason: 'tick/out-of-order',
+    });
+    expect(again(lastAt + skewMs, lastAt + skewMs)).toMatchObject({ reason: 'tick/out-of-order' });
+    // Sent again a minute on, stamped then (inject's stamp is now).
+    expect(again(lastAt + 60_000, lastAt + 60_000)).toMatchObject({
+      verdict: 'reject',
+      reason: 'tick/sequence-behind',
+      holdJump: true,
+    });
     const past = replayUnknownFateLine('ETH-USD', fates([tick(40, 0), tick(41, 1)], 43, 43), price, target);
     expect(past).toMatch(/sequences 40 \(NoResult\), 41 \(NoResult\)\. They were followed by later ticks/);
     expect(past).not.toContain('inject tick');
