@@ -582,10 +582,17 @@ export function replayUnknownFateLine(
     ...(earlier.length > 0
       ? [
           `${named ? `${sequencesWord(earlier)} ${one(earlier, 'was', 'were')}` : resendable ? `the ${one(earlier, 'other was', `other ${earlier.length} were`)}` : one(earlier, 'It was', 'They were')} ` +
-            'followed by later ticks of the replay: once the market takes one, a tick sent again behind it is never taken ' +
-            "(refused as out of order, or held as tick/sequence-behind when stamped more than maxClockSkewSeconds after the market's " +
-            'last print, as one sent again now may be: harmless, but it pages FeedNumberingAlarm), ' +
-            `so ${one(earlier, 'it is', 'they are')}, if not on the bus, prices of the file the market did not see`,
+            'followed by later ticks of the replay: once the market takes one, ' +
+            (earlier.length === 1
+              ? 'a tick sent again behind it is never taken ' +
+                "(refused as out of order, or held as tick/sequence-behind when stamped more than maxClockSkewSeconds after the market's " +
+                'last print, as one sent again now may be: harmless, but it pages FeedNumberingAlarm), so it is'
+              : // Two behind, the second continuing the held first, are a feed restarted lower to evaluateTick: once the
+                // mark is stale it follows them, an old price taken (review50-venue-resend-several).
+                'each sent again behind it is refused as out of order or held as tick/sequence-behind (paging ' +
+                'FeedNumberingAlarm), but two or more in order on a stale mark, breakerConfirmSeconds apart, move the market ' +
+                'back onto their numbering, an old price taken as its mark: never send them again. They are') +
+            ', if not on the bus, prices of the file the market did not see',
         ]
       : []),
   ];

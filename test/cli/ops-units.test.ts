@@ -71,7 +71,7 @@ import {
   type RiskConfig,
 } from '../../shared/domain/config.ts';
 import { SETTLED_AFTER_MS } from '../../shared/domain/fund-statement.ts';
-import { evaluateTick, withinSequenceJump } from '../../shared/domain/tick.ts';
+import { evaluateTick, rebasedTickState, withinSequenceJump } from '../../shared/domain/tick.ts';
 import { formatQuoteGrouped, parsePrice, usd } from '../../shared/domain/units.ts';
 import { TickInputError, tickDetail } from '../../shared/feed/publisher.ts';
 import {
@@ -556,6 +556,38 @@ describe('replay --hold: its looks at the stack', () => {
     const past = replayUnknownFateLine('ETH-USD', fates([tick(40, 0), tick(41, 1)], 43, 43), price, target);
     expect(past).toMatch(/sequences 40 \(NoResult\), 41 \(NoResult\)\. They were followed by later ticks/);
     expect(past).not.toContain('inject tick');
+    // review50-venue-resend-several: two of them sent again in order, the second breakerConfirmSeconds after the
+    // first, once the market's mark is stale (no feed after the replay), move the market back onto their numbering,
+    // and the second is judged as a mark: taken, an old price of the file. The line says so of two or more, not harmless.
+    expect(past).toContain(
+      'once the market takes one, each sent again behind it is refused as out of order or held as tick/sequence-behind (paging FeedNumberingAlarm), but two or more in order on a stale mark, breakerConfirmSeconds apart, move the market back onto their numbering, an old price taken as its mark: never send them again. They are, if not on the bus, prices of the file the market did not see',
+    );
+    expect(past).not.toContain('harmless');
+    const staleMs = lastAt + market.maxMarkAgeSeconds * 1000 + 60_000;
+    const resent = (sequence: number, nowMs: number, on: Parameters<typeof evaluateTick>[1]) =>
+      evaluateTick(
+        { symbol: 'ETH-USD', markPrice: parsePrice('150'), timestampMs: nowMs, sequence, source: 'replay' },
+        on,
+        market,
+        nowMs,
+      );
+    expect(resent(40, staleMs, state)).toMatchObject({ reason: 'tick/sequence-behind', holdJump: true });
+    const holding = {
+      ...state,
+      heldJump: {
+        tick: { sequence: 40, markPrice: parsePrice('150'), timestampMs: staleMs },
+        heldAtMs: staleMs,
+      },
+    };
+    const nextAt = staleMs + market.breakerConfirmSeconds * 1000;
+    const moved = resent(41, nextAt, holding);
+    expect(moved).toMatchObject({ reason: 'tick/sequence-behind', rebase: { sequence: 40 } });
+    if (moved.verdict !== 'reject' || !moved.rebase) throw new Error('no rebase');
+    expect(resent(41, nextAt, rebasedTickState(holding, moved.rebase))).toMatchObject({ verdict: 'accept' });
+    // One alone is held and goes nowhere: the line keeps its word for it.
+    expect(
+      replayUnknownFateLine('ETH-USD', fates([tick(41, 0), tick(42, 1)], 42), price, target),
+    ).not.toContain('two or more');
     // cli50b-held-unknown-fate: held ticks (a file of one tick, 40) of unknown fate, none taken after them: the earlier
     // one's price is the last one's, in its resend.
     const held = { unknown: [tick(41, 1), tick(42, 2)], total: 1, lastMaybeOnBus: 42, lastTaken: 40 };

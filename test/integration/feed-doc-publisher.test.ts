@@ -76,7 +76,9 @@ afterAll(async () => {
 const markets = () =>
   createAwsAdapters({ clients: stack!.clients, names: stack!.names, clock: systemClock }).markets;
 
-describe('a publisher written from docs/FEED.md, on the local stack', () => {
+// One after another whatever the run's settings (--sequence.concurrent): each test's stack is the file's one `stack`,
+// and its start empties the emulator under the other (review50-venue-feed-doc-sequential).
+describe('a publisher written from docs/FEED.md, on the local stack', { concurrent: false }, () => {
   it("puts ticks margin-check accepts: two to open a market, then one a second, a heartbeat's included", async () => {
     expect(stack!.names.busName).toBe('backstop-local-ticks');
     const errors = vi.spyOn(console, 'error');
