@@ -74,7 +74,8 @@ ${CHART_LINES}
                          read (exit 3)
   --json                 one JSON object (docs/DEPLOY.md, "Month-end close"), amounts exact decimal strings
   --csv                  the postings, one a line (RFC 4180: a header, CRLF), for an accounting system; what
-                         does not reconcile or was cut short is said on stderr
+                         does not reconcile, was cut short or is still open (its end not reached) is said on
+                         stderr
   --config FILE.json     risk configuration: the fund's quote currency (required on a stack of other rules):
 ${CONFIG_FILE_HELP}  Exit 0: it reconciles; 1: it does not (or an entry's kind is not in the chart); 3: cut short by --max.
 `;
@@ -480,12 +481,19 @@ function unindexedAdvice(read: StatementRead, target: AdviceTarget): string {
   return `the journal holds entries its index by sequence does not list (${unindexedAmong(u)}, from entry ${u.lowest}): a stack deployed before session 27; run \`${backstopCommand(target, 'fund index-journal')}\` (docs/DEPLOY.md, "Journal not indexed"), then this statement again`;
 }
 
-/** What --csv says on stderr: the statement's verdict when it is not a clean, complete one. */
+/**
+ * What --csv says on stderr: the statement's verdict when it is not a clean, complete, final one. A period with an end
+ * not reached yet is said open (audit50-csv-open-period): the CSV is what finance books, and entries may still join it.
+ */
 function csvWarnings(read: StatementRead, target: AdviceTarget): string[] {
   const s = read.statement;
   const lines: string[] = [];
   const stopped = stoppedLine(read);
   if (stopped && read.stoppedBy === 'max') lines.push(stopped);
+  if (stopped && read.stoppedBy === 'journal' && read.period.to !== undefined)
+    lines.push(
+      `${stopped}; not closed, not final: book it once a run says closed (the text's "closed", --json's period.closed)`,
+    );
   if (!s.reconciles) {
     lines.push(
       `${unreconciled(read)} (${counted(s.breaks.length, 'break', 'breaks')}${s.difference !== undefined && s.difference !== 0n ? `, difference ${grouped(s.difference)}` : ''}): ${s.breaks

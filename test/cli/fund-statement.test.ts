@@ -229,6 +229,31 @@ describe('backstop fund statement (moto)', () => {
     );
   });
 
+  // audit50-csv-open-period: the CSV, what finance books, said nothing of a period entries may still join.
+  it('--csv of a period whose end has not come says on stderr that it is open, not final (exit 0)', async () => {
+    const { names, at } = await emulator.newStage('csvopen');
+    const now = Date.now();
+    await move(names, 'p1:0:fee', 'liquidation-fee', '1.25', now);
+    const tomorrow = new Date(now + 86_400_000).toISOString();
+    const csv = await cli('fund', 'statement', '--from-sequence', '1', '--to', tomorrow, '--csv', ...at);
+    expect(csv.code).toBe(0);
+    expect(csv.stdout.split('\r\n')).toHaveLength(1 + 2 + 1);
+    expect(csv.stderr).toBe(
+      `backstop: fund statement: open: the journal's last entry read is 1, none stamped at or after ${tomorrow} yet; ` +
+        'entries written from now on may fall in this period; not closed, not final: book it once a run says closed ' +
+        '(the text\'s "closed", --json\'s period.closed)\n',
+    );
+    // By sequence, its last entry not written yet: the same.
+    const bySequence = await cli('fund', 'statement', '--to-sequence', '2', '--csv', ...at);
+    expect(bySequence.code).toBe(0);
+    expect(bySequence.stderr).toMatch(
+      /^backstop: fund statement: open: .*entry 2 not written yet; .*not final/,
+    );
+    // Closed, or with no end asked for (to the journal's end, as asked), nothing is said.
+    expect((await cli('fund', 'statement', '--to-sequence', '1', '--csv', ...at)).stderr).toBe('');
+    expect((await cli('fund', 'statement', '--csv', ...at)).stderr).toBe('');
+  });
+
   it('a period with a break: named, the identity shown, exit 1; the CSV says so on stderr', async () => {
     const { names, at } = await emulator.newStage('brk');
     await monthEnd(names);
