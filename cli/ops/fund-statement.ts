@@ -222,6 +222,7 @@ export function statementJson(read: StatementRead, quote: string) {
       continueFrom: continueFrom(read) ?? null,
       stampedBeforeFrom: s.stampedBefore,
     },
+    unnamedMovements: s.unnamed,
     read: read.read,
     max: read.max,
     complete: read.stoppedBy !== 'max',
@@ -415,6 +416,8 @@ export function renderStatement(read: StatementRead, quote: string, target: Advi
   const stopped = stoppedLine(read);
   if (stopped) lines.push(stopped);
   if (read.stoppedBy === 'max' && read.phase === 'before') return `${lines.join('\n')}\n`;
+  const nobody = unnamedLine(read);
+  if (nobody) lines.push(`  ${nobody}`);
   const width = 16;
   const amount = (v: QuoteE6 | undefined) => (v === undefined ? 'unknown' : grouped(v)).padStart(width);
   const openingOf =
@@ -481,6 +484,18 @@ function unindexedAdvice(read: StatementRead, target: AdviceTarget): string {
   return `the journal holds entries its index by sequence does not list (${unindexedAmong(u)}, from entry ${u.lowest}): a stack deployed before session 27; run \`${backstopCommand(target, 'fund index-journal')}\` (docs/DEPLOY.md, "Journal not indexed"), then this statement again`;
 }
 
+/** The deposits and withdrawals that name nobody (audit50-statement-unnamed-movements), or nothing when none. */
+function unnamedLine(read: StatementRead): string | undefined {
+  const { unnamed } = read.statement;
+  if (unnamed.length === 0) return undefined;
+  const which =
+    unnamed.length === 1 ? '1 deposit or withdrawal names' : `${unnamed.length} deposits or withdrawals name`;
+  return (
+    `${which} nobody (no actor): ${listSome(unnamed)}; the admin function's name nobody, nor a deposit whose caller ` +
+    "STS could not name: CloudTrail's data events for the admin function say who invoked it"
+  );
+}
+
 /**
  * What --csv says on stderr: the statement's verdict when it is not a clean, complete, final one. A period with an end
  * not reached yet is said open (audit50-csv-open-period): the CSV is what finance books, and entries may still join it.
@@ -503,6 +518,8 @@ function csvWarnings(read: StatementRead, target: AdviceTarget): string[] {
     );
     if (read.unindexed) lines.push(unindexedAdvice(read, target));
   }
+  const nobody = unnamedLine(read);
+  if (nobody) lines.push(nobody);
   return lines;
 }
 

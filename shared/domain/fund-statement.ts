@@ -401,6 +401,11 @@ export interface FundStatement {
   readonly totals: { readonly debit: QuoteE6; readonly credit: QuoteE6 };
   /** Entries of the period stamped before its --from (committed after its first entry). */
   readonly stampedBefore: readonly number[];
+  /**
+   * Deposits and withdrawals of the period that name nobody (no actor): the admin function's, whose requests name
+   * nobody, and a deposit whose caller STS could not name. An auditor asks who moved them: CloudTrail says.
+   */
+  readonly unnamed: readonly number[];
 }
 
 export interface StatementInput {
@@ -505,6 +510,7 @@ export function buildStatement(input: StatementInput): FundStatement {
   let debit = 0n;
   let credit = 0n;
   const stampedBefore: number[] = [];
+  const unnamed: number[] = [];
   for (const entry of entries) {
     if (entry.account !== account)
       throw new StatementError(
@@ -526,6 +532,7 @@ export function buildStatement(input: StatementInput): FundStatement {
     else k.out -= entry.amount;
     movements += entry.amount;
     if (input.fromMs !== undefined && entry.atMs < input.fromMs) stampedBefore.push(entry.sequence);
+    if ((entry.kind === 'deposit' || entry.kind === 'withdraw') && !entry.actor) unnamed.push(entry.sequence);
   }
   const first = entries[0];
   const last = entries[entries.length - 1];
@@ -553,5 +560,6 @@ export function buildStatement(input: StatementInput): FundStatement {
     accounts: [...accounts].map(([name, t]) => ({ account: name, ...t })),
     totals: { debit, credit },
     stampedBefore,
+    unnamed,
   };
 }

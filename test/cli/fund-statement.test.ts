@@ -137,6 +137,7 @@ describe('backstop fund statement (moto)', () => {
         continueFrom: 7,
         stampedBeforeFrom: [],
       },
+      unnamedMovements: [],
       read: 3,
       max: 100_000,
       complete: true,
@@ -252,6 +253,28 @@ describe('backstop fund statement (moto)', () => {
     // Closed, or with no end asked for (to the journal's end, as asked), nothing is said.
     expect((await cli('fund', 'statement', '--to-sequence', '1', '--csv', ...at)).stderr).toBe('');
     expect((await cli('fund', 'statement', '--csv', ...at)).stderr).toBe('');
+  });
+
+  // audit50-statement-unnamed-movements: a deposit or withdrawal naming nobody (the admin function's; a deposit STS did
+  // not name) was booked with an empty actor, nothing said.
+  it('names the deposits and withdrawals that say nobody moved them, in the text, --json and on --csv stderr', async () => {
+    const { names, at } = await emulator.newStage('unnamed');
+    await monthEnd(names);
+    await move(names, 'admin:lambda-1', 'deposit', '20', Date.UTC(2026, 0, 20), { reference: 'admin' }); // 7
+    await move(names, 'admin:lambda-2', 'withdraw', '-5', Date.UTC(2026, 0, 21), { reference: 'admin' }); // 8
+    const said =
+      "2 deposits or withdrawals name nobody (no actor): 7, 8; the admin function's name nobody, nor a deposit whose " +
+      "caller STS could not name: CloudTrail's data events for the admin function say who invoked it";
+    const text = await cli('fund', 'statement', '--from-sequence', '1', ...at);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`\n  ${said}\n`);
+    const json = JSON.parse((await cli('fund', 'statement', '--from-sequence', '1', '--json', ...at)).stdout);
+    expect(json.unnamedMovements).toEqual([7, 8]);
+    const csv = await cli('fund', 'statement', '--from-sequence', '1', '--csv', ...at);
+    expect([csv.code, csv.stderr]).toEqual([0, `backstop: fund statement: ${said}\n`]);
+    // The deposit with its actor (entry 1) is not named; a period of none says nothing.
+    const named = await cli('fund', 'statement', '--to-sequence', '6', '--json', ...at);
+    expect(JSON.parse(named.stdout).unnamedMovements).toEqual([]);
   });
 
   it('a period with a break: named, the identity shown, exit 1; the CSV says so on stderr', async () => {

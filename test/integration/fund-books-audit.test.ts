@@ -349,6 +349,8 @@ describe('the insurance fund audited from its raw items (moto, a crash slice)', 
       expect(opening + into - out).toBe(closing);
       expect(json.currency).toBe('USD');
       expect(json.reconciles).toBe(true);
+      // Every deposit and withdrawal names who moved it.
+      expect(json.unnamedMovements).toEqual([]);
       expect(json.period.firstSequence).toBe(entries[0]!.sequence);
       expect(json.period.lastSequence).toBe(entries.at(-1)!.sequence);
       expect(json.period.entries).toBe(entries.length);

@@ -425,6 +425,27 @@ describe('cutPage: a period by time is a range of entries by sequence', () => {
     expect(s.stampedBefore).toEqual([3]);
   });
 
+  it('names the deposits and withdrawals that name nobody, and no other entry (audit50-statement-unnamed-movements)', () => {
+    const moves = journal([
+      ['deposit', '10'],
+      ['deposit', '10'],
+      ['withdraw', '-1'],
+      ['withdraw', '-1'],
+      ['liquidation-fee', '1'],
+      ['deposit', '1'],
+    ]);
+    const named = (e: StatementEntry, actor: string) => ({ ...e, actor });
+    const entries = [
+      named(moves[0]!, 'arn:aws:sts::1:assumed-role/treasury/jane'),
+      moves[1]!,
+      named(moves[2]!, 'arn:aws:iam::1:user/joe'),
+      moves[3]!,
+      moves[4]!,
+      named(moves[5]!, ''),
+    ];
+    expect(buildStatement({ account: FUND, entries }).unnamed).toEqual([2, 4, 6]);
+  });
+
   it('tiles: consecutive periods share their edge, each entry in one, each closing the next opening', () => {
     const first = cut(entries, { from: { atMs: T }, to: { atMs: 2 * T } });
     const second = cut(entries, { from: { atMs: 2 * T }, to: { atMs: 3 * T } });
