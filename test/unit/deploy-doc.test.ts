@@ -15,6 +15,7 @@ import { adviceTargetFromEnv, withTargetFlags } from '../../shared/advice.ts';
 import { CONTRA_ACCOUNTS, FUND_CHART } from '../../shared/domain/fund-statement.ts';
 import { missingEntryProblem, type Reconciliation } from '../../shared/domain/journal-audit.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
+import { differenceMovements, planKeyOf } from '../../shared/domain/waterfall.ts';
 import { PutEntriesError, TickPublishError } from '../../shared/feed/publisher.ts';
 import { STATUS_COUNT_EVERY_MS, STRANDED_CONFIRM_MS, STRANDED_LOOK_MAX } from '../../shared/local/status.ts';
 import { metricsService } from '../../shared/metrics.ts';
@@ -259,6 +260,34 @@ describe("docs/DEPLOY.md's month-end close against `backstop fund statement`", (
     // Four kinds, booked against three accounts: what finance maps.
     const count = ['no', 'one', 'two', 'three', 'four', 'five'][CONTRA_ACCOUNTS.length];
     expect(section).toContain(`Map the ${count} contra accounts to the general`);
+  });
+
+  // audit50-statement-causes: nothing told an auditor how an entry ties to the settlement that moved it.
+  it("ties each entry to its cause as the settlement's plans key it", () => {
+    const plan = (amount: bigint) => ({
+      account: INSURANCE_ACCOUNT,
+      idempotencyKey: 'p1:0:fee',
+      amount,
+      kind: 'liquidation-fee' as const,
+      reference: 'p1:0',
+      atMs: 1,
+      floor: 0n,
+    });
+    const config = { drawCapPerWindow: 10n, windowSeconds: 60, floor: 0n };
+    // A plan made again moves the difference under its number; the key it began from is the plan's.
+    const [again] = differenceMovements([plan(3n)], { 'p1:0:fee': 2n }, 1, { atMs: 1, config });
+    expect(again).toMatchObject({ idempotencyKey: 'p1:0:fee:r1', reference: 'p1:0', amount: 1n });
+    expect(planKeyOf(again!.idempotencyKey)).toBe('p1:0:fee');
+    for (const said of [
+      '`<liquidation id>:fee`',
+      '`<liquidation id>:shortfall`',
+      '`:r<n>`',
+      '`fee` is the sum of its `liquidation-fee` entries',
+      '`insurancePaid` the sum of its `shortfall-payout` entries negated',
+      '`shortfall` is `insurancePaid` + `adlCovered`',
+      '`admin:<--key>`',
+    ])
+      expect(section.replace(/\s+/g, ' '), said).toContain(said);
   });
 
   it('names every key --json writes', async () => {
