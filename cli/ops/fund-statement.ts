@@ -270,7 +270,10 @@ export function statementJson(read: StatementRead, quote: string) {
   };
 }
 
-/** The postings' CSV columns, in order. */
+/**
+ * The postings' CSV columns, in order. `balanceAfter`, the fund's balance after the entry on both its postings, last:
+ * the CSV alone then ties to the opening and closing and chains entry by entry (audit50-csv-balance).
+ */
 export const POSTING_COLUMNS = [
   'sequence',
   'posting',
@@ -283,6 +286,7 @@ export const POSTING_COLUMNS = [
   'reference',
   'key',
   'actor',
+  'balanceAfter',
 ] as const;
 
 /** A field as RFC 4180 writes it: quoted, its quotes doubled, when it holds a comma, a quote, CR or LF. */
@@ -307,6 +311,7 @@ function renderPostingsCsv(entries: readonly JournalEntry[], quote: string): str
           entry.reference,
           entry.idempotencyKey,
           entry.actor ?? '',
+          formatQuote(entry.balanceAfter),
         ]
           .map(csvField)
           .join(','),

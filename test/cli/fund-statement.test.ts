@@ -213,21 +213,50 @@ describe('backstop fund statement (moto)', () => {
     const run = await cli('fund', 'statement', '--from-sequence', '6', '--csv', ...at);
     expect([run.code, run.stderr]).toEqual([0, '']);
     expect(run.stdout).toBe(
-      'sequence,posting,time,account,debit,credit,currency,kind,reference,key,actor\r\n' +
-        '6,1,2026-01-31T23:59:59.000Z,insurance-fund,2,,USD,liquidation-fee,p4,p4:0:fee,\r\n' +
-        '6,2,2026-01-31T23:59:59.000Z,fees:liquidation,,2,USD,liquidation-fee,p4,p4:0:fee,\r\n' +
-        '7,1,2026-02-01T00:00:02.000Z,insurance-fund,0.000001,,USD,liquidation-fee,"a ""quoted"", reference\nline",odd:1,\r\n' +
-        '7,2,2026-02-01T00:00:02.000Z,fees:liquidation,,0.000001,USD,liquidation-fee,"a ""quoted"", reference\nline",odd:1,\r\n',
+      'sequence,posting,time,account,debit,credit,currency,kind,reference,key,actor,balanceAfter\r\n' +
+        '6,1,2026-01-31T23:59:59.000Z,insurance-fund,2,,USD,liquidation-fee,p4,p4:0:fee,,966.75\r\n' +
+        '6,2,2026-01-31T23:59:59.000Z,fees:liquidation,,2,USD,liquidation-fee,p4,p4:0:fee,,966.75\r\n' +
+        '7,1,2026-02-01T00:00:02.000Z,insurance-fund,0.000001,,USD,liquidation-fee,"a ""quoted"", reference\nline",odd:1,,966.750001\r\n' +
+        '7,2,2026-02-01T00:00:02.000Z,fees:liquidation,,0.000001,USD,liquidation-fee,"a ""quoted"", reference\nline",odd:1,,966.750001\r\n',
     );
     const january = await cli('fund', 'statement', ...JANUARY, '--csv', ...at);
     const lines = january.stdout.split('\r\n');
     expect(lines).toHaveLength(1 + 2 * 4 + 1);
     expect(lines[1]).toBe(
-      '1,1,2026-01-05T00:00:00.000Z,insurance-fund,1000,,USD,deposit,admin,admin:d1,arn:aws:sts::123456789012:assumed-role/treasury/jane',
+      '1,1,2026-01-05T00:00:00.000Z,insurance-fund,1000,,USD,deposit,admin,admin:d1,arn:aws:sts::123456789012:assumed-role/treasury/jane,1000',
     );
     expect(lines[7]).toBe(
-      '4,1,2026-01-31T23:59:31.000Z,fees:liquidation,0.5,,USD,liquidation-fee,p1,p1:0:fee:r1,',
+      '4,1,2026-01-31T23:59:31.000Z,fees:liquidation,0.5,,USD,liquidation-fee,p1,p1:0:fee:r1,,959.75',
     );
+  });
+
+  // audit50-csv-balance: the CSV carried no balance: a spreadsheet could not tie it to the opening and closing, nor
+  // check one entry's chain on the next.
+  it('--csv alone reconciles in a spreadsheet: each entry carries the fund balance after it, chained by its postings', async () => {
+    const { names, at } = await emulator.newStage('csvbal');
+    await monthEnd(names);
+    const csv = await cli('fund', 'statement', '--from-sequence', '2', '--to-sequence', '5', '--csv', ...at);
+    expect(csv.code).toBe(0);
+    const rows = csv.stdout
+      .trimEnd()
+      .split('\r\n')
+      .map((l) => l.split(','));
+    const column = (name: string) => rows[0]!.indexOf(name);
+    expect(column('balanceAfter')).toBe(rows[0]!.length - 1);
+    const value = (row: string[], name: string) => usd(row[column(name)] || '0');
+    // The fund's balance before the period: the first entry's balance less what it moved (the fund's side).
+    const fundMove = (row: string[]) =>
+      row[column('account')] === INSURANCE_ACCOUNT ? value(row, 'debit') - value(row, 'credit') : 0n;
+    let balance: bigint | undefined;
+    for (let i = 1; i < rows.length; i += 2) {
+      const [debit, credit] = [rows[i]!, rows[i + 1]!];
+      expect(value(debit, 'balanceAfter')).toBe(value(credit, 'balanceAfter'));
+      const moved = fundMove(debit) + fundMove(credit);
+      if (balance !== undefined) expect(value(debit, 'balanceAfter')).toBe(balance + moved);
+      balance = value(debit, 'balanceAfter');
+    }
+    // Entry 5's balance: January's closing 959.75, plus February's first fee.
+    expect(balance).toBe(usd('964.75'));
   });
 
   // audit50-csv-open-period: the CSV, what finance books, said nothing of a period entries may still join.
