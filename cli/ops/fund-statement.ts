@@ -271,8 +271,10 @@ export function statementJson(read: StatementRead, quote: string) {
 }
 
 /**
- * The postings' CSV columns, in order. `balanceAfter`, the fund's balance after the entry on both its postings, last:
- * the CSV alone then ties to the opening and closing and chains entry by entry (audit50-csv-balance).
+ * The postings' CSV columns, in order. `fundBalanceAfter`, the fund's balance after the entry on both its postings, last:
+ * the CSV alone then ties to the opening and closing and chains entry by entry (audit50-csv-balance). Named for the
+ * fund: on the contra account's row it is still the fund's, which a bare `balanceAfter` read as that account's
+ * (review50-audit-csv-fund-balance).
  */
 export const POSTING_COLUMNS = [
   'sequence',
@@ -286,7 +288,7 @@ export const POSTING_COLUMNS = [
   'reference',
   'key',
   'actor',
-  'balanceAfter',
+  'fundBalanceAfter',
 ] as const;
 
 /** A field as RFC 4180 writes it: quoted, its quotes doubled, when it holds a comma, a quote, CR or LF. */

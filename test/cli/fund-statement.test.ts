@@ -213,7 +213,7 @@ describe('backstop fund statement (moto)', () => {
     const run = await cli('fund', 'statement', '--from-sequence', '6', '--csv', ...at);
     expect([run.code, run.stderr]).toEqual([0, '']);
     expect(run.stdout).toBe(
-      'sequence,posting,time,account,debit,credit,currency,kind,reference,key,actor,balanceAfter\r\n' +
+      'sequence,posting,time,account,debit,credit,currency,kind,reference,key,actor,fundBalanceAfter\r\n' +
         '6,1,2026-01-31T23:59:59.000Z,insurance-fund,2,,USD,liquidation-fee,p4,p4:0:fee,,966.75\r\n' +
         '6,2,2026-01-31T23:59:59.000Z,fees:liquidation,,2,USD,liquidation-fee,p4,p4:0:fee,,966.75\r\n' +
         '7,1,2026-02-01T00:00:02.000Z,insurance-fund,0.000001,,USD,liquidation-fee,"a ""quoted"", reference\nline",odd:1,,966.750001\r\n' +
@@ -242,7 +242,7 @@ describe('backstop fund statement (moto)', () => {
       .split('\r\n')
       .map((l) => l.split(','));
     const column = (name: string) => rows[0]!.indexOf(name);
-    expect(column('balanceAfter')).toBe(rows[0]!.length - 1);
+    expect(column('fundBalanceAfter')).toBe(rows[0]!.length - 1);
     const value = (row: string[], name: string) => usd(row[column(name)] || '0');
     // The fund's balance before the period: the first entry's balance less what it moved (the fund's side).
     const fundMove = (row: string[]) =>
@@ -250,10 +250,10 @@ describe('backstop fund statement (moto)', () => {
     let balance: bigint | undefined;
     for (let i = 1; i < rows.length; i += 2) {
       const [debit, credit] = [rows[i]!, rows[i + 1]!];
-      expect(value(debit, 'balanceAfter')).toBe(value(credit, 'balanceAfter'));
+      expect(value(debit, 'fundBalanceAfter')).toBe(value(credit, 'fundBalanceAfter'));
       const moved = fundMove(debit) + fundMove(credit);
-      if (balance !== undefined) expect(value(debit, 'balanceAfter')).toBe(balance + moved);
-      balance = value(debit, 'balanceAfter');
+      if (balance !== undefined) expect(value(debit, 'fundBalanceAfter')).toBe(balance + moved);
+      balance = value(debit, 'fundBalanceAfter');
     }
     // Entry 5's balance: January's closing 959.75, plus February's first fee.
     expect(balance).toBe(usd('964.75'));

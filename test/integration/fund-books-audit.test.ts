@@ -395,7 +395,7 @@ describe('the insurance fund audited from its raw items (moto, a crash slice)', 
       'reference',
       'key',
       'actor',
-      'balanceAfter',
+      'fundBalanceAfter',
     ]);
     const body = rows
       .slice(1)
@@ -424,7 +424,7 @@ describe('the insurance fund audited from its raw items (moto, a crash slice)', 
           e.key,
           e.actor ?? '',
         ]);
-        expect(units(row.balanceAfter!), `entry ${e.sequence}'s balance`).toBe(e.after);
+        expect(units(row.fundBalanceAfter!), `entry ${e.sequence}'s balance`).toBe(e.after);
         if (row.account === ACCOUNT) fundNet += row === debit ? amount : -amount;
       }
       expect([debit.account, credit.account]).toContain(ACCOUNT);

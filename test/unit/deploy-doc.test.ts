@@ -257,6 +257,10 @@ describe("docs/DEPLOY.md's month-end close against `backstop fund statement`", (
     for (const [kind, { contra }] of Object.entries(FUND_CHART))
       expect(section).toMatch(new RegExp(`\\| \`${kind}\` \\|[^\\n]*\\| \`${contra}\` \\|\\n`));
     expect(section).toContain(`\`${POSTING_COLUMNS.join(',')}\``);
+    // review50-audit-csv-fund-balance: the balance column is the fund's on the contra account's row too, and has a unit.
+    expect(section.replace(/\s+/g, ' ')).toContain(
+      "`fundBalanceAfter` the fund's balance after the entry, in the quote currency as the amounts, on both its postings (the contra account's row too: not that account's balance)",
+    );
     // Four kinds, booked against three accounts: what finance maps.
     const count = ['no', 'one', 'two', 'three', 'four', 'five'][CONTRA_ACCOUNTS.length];
     expect(section).toContain(`Map the ${count} contra accounts to the general`);
