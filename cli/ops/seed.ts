@@ -410,11 +410,13 @@ const adminDeps = (
 /**
  * The admin's clock in the operator's process: AWS's, not the machine's (cli49-aws-clock). It stamps a deposit or
  * withdrawal, and a statement closes a period by time on how soon after its stamp an entry commits (SETTLED_AFTER_MS):
- * a machine minutes slow stamped one into a period already said closed.
+ * a machine minutes slow stamped one into a period already said closed. A stamp, not a verdict: AWS's best estimate
+ * (agreedNowMs, the machine's clock to the millisecond while the answers say it agrees), not the lower bound a second
+ * behind, which booked a deposit made just after a period's end in that period (review50-audit-stamp-cutoff).
  */
 const awsNow = (deployment: Deployment): (() => number) => {
   const clock = awsClockOf(deployment);
-  return () => clock.nowMs();
+  return () => clock.agreedNowMs();
 };
 
 /** A seed's outcome: its counts, then the first refusals, whose ids and reasons (AWS's errors) are escaped. */

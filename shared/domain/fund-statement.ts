@@ -134,9 +134,9 @@ export const PERIOD_RULE =
  * How long after a period's end by time an entry stamped before it may still commit: a settlement commits within 30 s
  * of its plan's stamp (a later delivery plans again: LATE_DELIVERY_MS) and the 60 s of the function applying it; a
  * deposit or withdrawal, applied by the operator's CLI (not the admin function) and stamped at the write (a withdrawal's
- * after its checks) by AWS's clock as its answers tell it (a second behind at most: cli49-aws-clock), within its calls'
- * timeouts. Twice the longest and more, so a function's clock a minute or two off is covered too
- * (test/unit/fund-statement.test.ts holds it to the timeouts). A CLI suspended mid-write is not: docs/DEPLOY.md says so.
+ * after its checks) by AWS's clock as its answers tell it (a second off at most: cli49-aws-clock,
+ * review50-audit-stamp-cutoff), within its calls' timeouts. Twice the longest and more, so a function's clock a minute
+ * or two off is covered too (test/unit/fund-statement.test.ts holds it to the timeouts). A CLI suspended mid-write is not: docs/DEPLOY.md says so.
  */
 export const SETTLED_AFTER_MS = 10 * 60_000;
 

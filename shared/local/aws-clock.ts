@@ -1,9 +1,9 @@
 /**
  * AWS's time, for what the operator's CLI decides or stamps by the clock (cli49-aws-clock): whether a statement's period
  * by time has closed (SETTLED_AFTER_MS after its end, against stamps the functions write by AWS's clocks), the stamp
- * of a fund deposit or withdrawal, which the CLI writes itself, which liquidations are overdue
- * (review49-cli-overdue-clock) and which dead letters came in during a redrive (agreedNowMs: review49-cli-redrive-clock).
- * The machine's clock may be minutes off.
+ * of a fund deposit or withdrawal, which the CLI writes itself (agreedNowMs: review50-audit-stamp-cutoff), which
+ * liquidations are overdue (review49-cli-overdue-clock) and which dead letters came in during a redrive (agreedNowMs:
+ * review49-cli-redrive-clock). The machine's clock may be minutes off.
  *
  * Each answer of the watched clients carries a Date header: the second AWS answered in, floored. AWS's time when the
  * answer arrived was at least that, so the local clock moved by (Date - local time at arrival) is a lower bound of

@@ -8,7 +8,7 @@ import { main } from '../../cli/main.ts';
 import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
 import { DynamoLedger } from '../../shared/adapters/aws/ledger.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
-import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
+import { DEFAULT_RISK_CONFIG, DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { windowStartFor } from '../../shared/domain/insurance.ts';
 import { parsePrice, usd } from '../../shared/domain/units.ts';
 import { AwsClock, durationClock } from '../../shared/local/aws-clock.ts';
@@ -197,6 +197,37 @@ describe("the CLI's clock of AWS's time (cli49-aws-clock)", () => {
     // Within the second the Date header floors (and the answer's way) before it; before, 20 minutes behind.
     expect(stamped).toBeGreaterThan(before - 2_000);
     expect(stamped).toBeLessThanOrEqual(after);
+  });
+
+  // review50-audit-stamp-cutoff: a deposit was stamped by AWS's lower bound, a second behind at worst, so one made just
+  // after a period's end by time (midnight of the 1st) was booked in the period before it.
+  it("stamps a deposit and a withdrawal by AWS's best estimate, to the millisecond while the machine's clock agrees", async () => {
+    const { at } = await emulator.newStage('clkcut');
+    // The clocks agree (moto answers by this machine's): agreedNowMs is the machine's clock; the lower bound at its worst.
+    vi.spyOn(AwsClock.prototype, 'agreedNowMs').mockImplementation(() => trueNow());
+    vi.spyOn(AwsClock.prototype, 'nowMs').mockImplementation(() => trueNow() - 999);
+    const config = path.join(emulator.dir, 'clkcut-risk.json');
+    writeFileSync(config, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+    for (const action of ['deposit', 'withdraw'] as const) {
+      const cut = trueNow();
+      const run = await cli(
+        'fund',
+        action,
+        '--amount',
+        '1',
+        '--key',
+        action,
+        '--json',
+        '--config',
+        config,
+        ...at,
+      );
+      expect(run.code, run.stderr).toBe(0);
+      const stamped = Date.parse((JSON.parse(run.stdout) as { entry: { at: string } }).entry.at);
+      // Made after the cut, stamped at or after it: the next period's. Before, up to a second before it.
+      expect(stamped, action).toBeGreaterThanOrEqual(cut);
+      expect(stamped, action).toBeLessThanOrEqual(trueNow());
+    }
   });
 
   // ops49b-status-clock: status judged a mark's age and the draw window by the machine's clock.
