@@ -391,9 +391,12 @@ describe('the insurance fund audited from its raw items (moto, a crash slice)', 
       { json: JSON.parse(second.stdout), entries: cutByTime(journal, cutMs, Number.POSITIVE_INFINITY) },
     ];
     expect(periods[0]!.entries.length + periods[1]!.entries.length).toBe(journal.length);
-    // Each period holds settlements; the opening deposit is the first's, the withdrawal the second's.
+    // Each period holds settlements; the opening deposit is the first's, the top-up (made after the cut: stamped after
+    // it, review50-audit-stamp-cutoff) and the withdrawal the second's.
     expect(periods[0]!.entries.map((e) => e.key)).toContain('admin:audit-open');
-    expect(periods[1]!.entries.map((e) => e.key)).toContain('admin:audit-out');
+    expect(periods[1]!.entries.map((e) => e.key)).toEqual(
+      expect.arrayContaining(['admin:audit-topup', 'admin:audit-out']),
+    );
     for (const { json, entries } of periods) {
       expect(entries.some((e) => e.reference !== 'admin')).toBe(true);
       const opening = entries[0]!.before;
