@@ -16,6 +16,7 @@ import {
   discardNotItsDeadLetters,
   dlqUrl,
   errorLine,
+  NOT_ITS_PER_MAX,
   type NotReleased,
   PEEK_VISIBILITY_SECONDS,
   type RedriveOutcome,
@@ -52,7 +53,8 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             note or the auction step, with the error recorded at the last failed receive; EventBridge's
             delivery error), the queue SQS moved each from (or that it was sent straight to the DLQ) and,
             marked NOT REDRIVEN, one redrive would leave there as not its work queue's
-            (dlq/not-its-dead-letter; --json: movedFrom, redriveRefuses); they stay in the queue. Like
+            (dlq/not-its-dead-letter; --json: movedFrom, redriveRefuses), and one only --accept-source lets
+            through marked so (--json: acceptedSource); they stay in the queue. Like
             redrive and discard, it says those SQS would not
             release as it ended (hidden until their visibility timeout runs out; --json: notReleased). An
             error once it has read messages (a receive, a record's read, the queue's ARN, the release) is
@@ -85,7 +87,9 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
             is said after it (STOPPED by ...; --json: stopped), exit 1
   --queue Q              ${DLQ_IDS.join(' | ')} (default: all)
   --max N                most messages per queue (default 100 for list, 1000 for redrive and discard); a
-                         redrive does not count those it leaves as dlq/not-its-dead-letter (each still said)
+                         redrive does not count those it leaves as dlq/not-its-dead-letter (each still said),
+                         but stops once it has left ${NOT_ITS_PER_MAX} times N of them, saying so (exit 1; discard
+                         --not-its-dead-letter removes them)
   --message-id IDS       discard: the message ids, comma-separated (as dlq list shows them)
   --not-its-dead-letter  discard: instead of ids, those a redrive would leave as not its work queue's, among
                          the first --max read
@@ -93,8 +97,8 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
                          auctionSteps: take the letters SQS moved from these queues (their ARNs, comma-separated,
                          exactly as dlq list's NOT REDRIVEN line names them) as that work queue's, sending them on
                          to it: its queue under an older name, replaced by a stack change (docs/DEPLOY.md). Only
-                         those named, never inferred; one of another account or region than the DLQ's, or one of
-                         the stack's queues, refused
+                         those named, never inferred; one of another partition, account or region than the DLQ's,
+                         or one of the stack's queues, refused
   --json                 JSON instead of text
 ${TARGET_USAGE}`;
 
@@ -137,6 +141,8 @@ export function renderRedrive(
         `  ${counted(n, 'letter', 'letters')} moved from ${printable(arn)} sent back as ${o.queue}'s (--accept-source)`,
       );
     if (o.stopped) lines.push(`  STOPPED by ${printable(o.stopped.error)}`);
+    // Its bound on letters left as another queue's (ops50b-redrive-not-its-bound): why those not reached were not.
+    else if (o.notItsLimit !== undefined) lines.push(`  ${printable(o.notItsLimit)}`);
     else if (o.pastCount)
       lines.push(
         `  the DLQ held more than SQS counted as the run began (its count lags up to a minute; a work queue's dead letter keeps its first send's stamp): ${backstopCommand(target, `dlq redrive --queue ${o.queue}`)} sends them back`,
@@ -172,7 +178,8 @@ export function renderRedrive(
 export function deadLetterText(m: DeadLetter, kind: TargetKind): string {
   const from =
     m.movedFrom !== null
-      ? `moved from ${printable(m.movedFrom)}`
+      ? // What --accept-source let through, in the redrive's words (ops50b-list-accepted).
+        `moved from ${printable(m.movedFrom)}${m.acceptedSource === undefined ? '' : `, sent back as ${m.queue}'s by a redrive (--accept-source)`}`
       : kind === 'aws'
         ? 'sent straight to it (moved from no queue)'
         : 'no queue named as its source (sent straight to it, or moved by the emulator, which names none)';
@@ -256,6 +263,22 @@ function acceptSources(value: string | undefined, queue: DlqId | undefined): rea
 }
 
 /**
+ * The AWS partition of a region, as its ARNs name it: China's and GovCloud's regions and the isolated ones are apart
+ * from `aws` (their prefixes, as the SDK's partitions table matches them).
+ */
+export function partitionOf(region: string): string {
+  const partitions: readonly (readonly [RegExp, string])[] = [
+    [/^cn-/, 'aws-cn'],
+    [/^us-gov-/, 'aws-us-gov'],
+    [/^us-iso-/, 'aws-iso'],
+    [/^us-isob-/, 'aws-iso-b'],
+    [/^eu-isoe-/, 'aws-iso-e'],
+    [/^us-isof-/, 'aws-iso-f'],
+  ];
+  return partitions.find(([prefix]) => prefix.test(region))?.[1] ?? 'aws';
+}
+
+/**
  * Refuses an `--accept-source` ARN that cannot be `queue`'s work queue under an older name (review50-ops-accept-source-beside):
  * one of another account or region than its dead-letter queue (SQS moves a letter only to a dead-letter queue of the
  * source's own account and region: a copy from another stage's or region's listing), or one of the stack's other
@@ -271,11 +294,17 @@ function acceptedBeside(deployment: Deployment, queue: DlqId, arns: readonly str
     stacks.set(q.url.split('/').pop() ?? '', `the stack's ${id} queue`);
     if (q.dlqUrl) stacks.set(q.dlqUrl.split('/').pop() ?? '', `the stack's dead-letter queue of ${id}`);
   }
+  const partition = partitionOf(deployment.region);
   for (const arn of arns) {
-    const [, , , region, of, name] = arn.split(':');
-    if (region !== deployment.region || (/^\d{12}$/.test(account) && of !== account))
+    const [, arnPartition, , region, of, name] = arn.split(':');
+    // The partition too (ops50b-accept-source-partition): an aws-cn or aws-us-gov ARN is never a source of an aws DLQ.
+    if (
+      arnPartition !== partition ||
+      region !== deployment.region ||
+      (/^\d{12}$/.test(account) && of !== account)
+    )
       throw new UsageError(
-        `--accept-source: "${arn}" is of account ${of}, region ${region}; the dead-letter queue of ${queue} is of account ${account}, region ${deployment.region}: SQS moves a letter only to a dead-letter queue of its own account and region, so none came from there (an ARN of another stage, account or region?)`,
+        `--accept-source: "${arn}" is of partition ${arnPartition}, account ${of}, region ${region}; the dead-letter queue of ${queue} is of partition ${partition}, account ${account}, region ${deployment.region}: SQS moves a letter only to a dead-letter queue of its own partition, account and region, so none came from there (an ARN of another stage, account, region or partition?)`,
       );
     const stack = name === own ? undefined : stacks.get(name ?? '');
     if (stack !== undefined)

@@ -59,6 +59,11 @@ export interface DeadLetter {
   readonly movedFrom: string | null;
   /** Why `dlq redrive` would leave it in the DLQ, by its source (`dlq/not-its-dead-letter: ...`); absent when it would not. */
   readonly redriveRefuses?: string;
+  /**
+   * The `--accept-source` ARN it was moved from, which alone lets a redrive send it back as its work queue's (absent
+   * when none did): said, as the redrive says it (ops50b-list-accepted).
+   */
+  readonly acceptedSource?: string;
 }
 
 /** How long listed messages stay hidden while the listing runs (they are released right after). */
@@ -322,12 +327,16 @@ async function describeAll(
     },
     () => failure !== undefined,
   );
+  const accepted = new Set(options.acceptSources ?? []);
   const messages = seen.map((m, at) => {
     const refused = refuses?.(m);
+    const from = source(m);
     return {
       ...unexplained(queue, m),
       reason: reasons[at] ?? `${UNKNOWN_REASON}its record was not read, another's read having failed`,
       ...(refused === undefined ? {} : { redriveRefuses: refused }),
+      // Taken as the work queue's on the operator's word alone, as the redrive counts it (acceptedSources).
+      ...(refused === undefined && from !== undefined && accepted.has(from) ? { acceptedSource: from } : {}),
     };
   });
   const lines: string[] = [];
@@ -460,7 +469,10 @@ const parseJson = (body: string): unknown => {
 };
 
 /** A dead letter as SQS gives it, its reason (its record's state, read) still to add. */
-function unexplained(queue: DlqId, m: Message): Omit<DeadLetter, 'reason' | 'redriveRefuses'> {
+function unexplained(
+  queue: DlqId,
+  m: Message,
+): Omit<DeadLetter, 'reason' | 'redriveRefuses' | 'acceptedSource'> {
   const sent = Number(m.Attributes?.SentTimestamp ?? Number.NaN);
   const from = source(m);
   return {
@@ -580,7 +592,20 @@ export interface RedriveOutcome {
   readonly notReleased?: readonly NotReleased[];
   /** The error that ended the run, or its release of what it held as it ended (present when one did). */
   readonly stopped?: RedriveStop;
+  /**
+   * The run stopped once it had left NOT_ITS_PER_MAX times `max` letters as not its work queue's (outside `max`:
+   * ops50-redrive-max-own), the rest not reached: why, and the discard that removes them (present when it did:
+   * ops50b-redrive-not-its-bound).
+   */
+  readonly notItsLimit?: string;
 }
+
+/**
+ * How many letters refused as not its work queue's a redrive reads, per letter of `--max`, before it stops: outside
+ * `max` (ops50-redrive-max-own), a DLQ full of them was read whole, bounded only by SQS's count, and `--json` listed
+ * each (ops50b-redrive-not-its-bound). Ten: a few such letters before the stack's own are still passed.
+ */
+export const NOT_ITS_PER_MAX = 10;
 
 export interface RedriveStop {
   /** The error, its name first for an AWS one. */
@@ -788,6 +813,8 @@ export async function redriveDeadLetters(
    * there by another principal never use up a run's budget before the stack's own are reached (ops50-redrive-max-own).
    */
   let foreignRefused = 0;
+  const foreignLimit = NOT_ITS_PER_MAX * max;
+  let notItsLimit: string | undefined;
   /** Those sent back on the strength of `acceptSources`, by source (said: ops50-dlq-accept-source). */
   const movedFrom = new Map<string, number>();
   let atStart: number | undefined;
@@ -828,6 +855,10 @@ export async function redriveDeadLetters(
         if (notOurs) {
           failed.push({ messageId: m.MessageId ?? '', reason: notOurs });
           foreignRefused += 1;
+          if (foreignRefused >= foreignLimit) {
+            notItsLimit = notItsLimitLine(deployment, queue, foreignRefused, options.acceptSources);
+            break;
+          }
           continue;
         }
         try {
@@ -864,6 +895,7 @@ export async function redriveDeadLetters(
       // not caught up with, letters another reader holds) kept it receiving new ones to `max` (review48-dlq-count-high).
     } while (
       !stopped &&
+      notItsLimit === undefined &&
       moved + failed.length < atStart &&
       moved + failed.length - foreignRefused + arrivedDuring.size < max &&
       arrivedDuring.size < Math.max(RECEIVE_BATCH, atStart)
@@ -871,7 +903,7 @@ export async function redriveDeadLetters(
     // Ended at the count: SQS's may have been short (eventually consistent), and a dead letter moved from a work queue
     // during the run, as old by its stamp, may have taken an older one's place. One more receive, moving nothing, says
     // whether more are there (review48-dlq-past-count: they were left unsaid).
-    if (!stopped && !emptied && moved + failed.length >= atStart) {
+    if (!stopped && notItsLimit === undefined && !emptied && moved + failed.length >= atStart) {
       for (const m of await run.next(RECEIVE_BATCH))
         (Number(m.Attributes?.SentTimestamp ?? 0) > startedMs ? arrivedDuring : pastCount).add(
           m.MessageId ?? '',
@@ -904,6 +936,7 @@ export async function redriveDeadLetters(
     ...(arrivedDuring.size > 0 ? { arrivedDuring: arrivedDuring.size } : {}),
     ...(short > 0 ? { notReached: short } : {}),
     ...(pastCount.size > 0 ? { pastCount: pastCount.size } : {}),
+    ...(notItsLimit !== undefined ? { notItsLimit } : {}),
     ...(notReleased.length > 0 ? { notReleased } : {}),
     ...(stopped !== undefined
       ? {
@@ -1230,6 +1263,25 @@ async function resend(deployment: Deployment, queue: DlqId, body: string, messag
   }
   const unknown = out.unknown[0];
   if (unknown) throw refused(unknown.code, unknown.message, false);
+}
+
+/**
+ * Why a redrive stopped at NOT_ITS_PER_MAX times `max` letters refused as not its work queue's, and the discard that
+ * removes them, with the same --accept-source (without it, the letters it names would be discarded too).
+ */
+function notItsLimitLine(
+  deployment: Deployment,
+  queue: DlqId,
+  refused: number,
+  acceptSources: readonly string[] = [],
+): string {
+  const accept = acceptSources.length > 0 ? ` --accept-source ${shellWord(acceptSources.join(','))}` : '';
+  const most = refused > 1000 ? ` --max ${refused}` : '';
+  const discard = backstopCommand(
+    deployment,
+    `dlq discard --queue ${queue} --not-its-dead-letter${accept}${most}`,
+  );
+  return `stopped after leaving ${counted(refused, 'letter', 'letters')} as not ${queue}'s (dlq/not-its-dead-letter), ${NOT_ITS_PER_MAX} times --max: those past them not reached; ${discard} removes them (each body printed), then redrive again`;
 }
 
 /** The discard of one dead letter, for the target it is in (ux46-advice-target). */

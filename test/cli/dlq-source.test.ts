@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { main } from '../../cli/main.ts';
-import { deadLetterText, discardedText, renderRedrive } from '../../cli/ops/dlq.ts';
+import { deadLetterText, discardedText, partitionOf, renderRedrive } from '../../cli/ops/dlq.ts';
 import {
   type AwsClients,
   createAwsClients,
@@ -278,6 +278,47 @@ it("counts towards --max only the letters a redrive sends back, not those it lea
   }
 }, 60_000);
 
+// ops50b-redrive-not-its-bound: outside --max, the letters refused as another queue's were read to SQS's count as the run
+// began, however many, and --json listed each.
+it("stops once it has left ten times --max letters as another queue's, saying so and how to discard them", async () => {
+  const aws = sourceAsAws();
+  try {
+    const d = await deployment('dlqsrcbound', 'aws');
+    const work = d.names.queues.liquidations.url;
+    const dlq = d.names.queues.liquidations.dlqUrl!;
+    await liquidationRecord(d.names.tables.liquidations, 'ours:0');
+    // Twelve sent straight to the DLQ first (received first), then the stack's own, moved by SQS.
+    for (let n = 0; n < 12; n += 1)
+      await clients.sqs.send(
+        new SendMessageCommand({ QueueUrl: dlq, MessageBody: `{"liquidationId":"forged${n}:0"}` }),
+      );
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: work, MessageBody: '{"liquidationId":"ours:0"}' }),
+    );
+    await receivePastMax(work);
+    const acceptSources = [arnOfUrl(`${work}-old`)];
+    const outcome = await redriveDeadLetters(d, 'liquidations', 1, { acceptSources });
+    // Before: all twelve read and listed, the own one sent back.
+    expect(outcome.moved).toBe(0);
+    expect(outcome.failed).toHaveLength(10);
+    for (const f of outcome.failed) expect(f.reason).toMatch(/^dlq\/not-its-dead-letter: /);
+    const discard = `backstop dlq discard --queue liquidations --not-its-dead-letter --accept-source ${acceptSources[0]} --target aws --stage dlqsrcbound --region us-east-1`;
+    expect(outcome.notItsLimit).toBe(
+      `stopped after leaving 10 letters as not liquidations's (dlq/not-its-dead-letter), 10 times --max: those past them not reached; ${discard} removes them (each body printed), then redrive again`,
+    );
+    expect(outcome.stopped).toBeUndefined();
+    const text = renderRedrive([{ ...outcome, queue: 'liquidations' }], d);
+    expect(text).toContain(
+      `liquidations: 0 sent back, 13 left in the DLQ (about 3 of them not reached)\n  ${outcome.notItsLimit}\n`,
+    );
+    expect(text).not.toContain('past --max, held by another reader');
+    // All thirteen still there.
+    expect(await listDeadLetters(d, 'liquidations')).toHaveLength(13);
+  } finally {
+    aws.remove();
+  }
+}, 60_000);
+
 // ops50-dlq-accept-source: the check compares DeadLetterQueueSourceArn with the work queue's ARN exactly, so the letters
 // of a work queue renamed by a stack change (a new queue, the DLQ kept) are refused as another queue's. An operator who
 // knows the old ARN names it; nothing is inferred.
@@ -303,12 +344,22 @@ it("sends on the letters of a work queue's older name only when --accept-source 
     expect(refused.filter((l) => l.redriveRefuses !== undefined)).toHaveLength(2);
     const acceptSources = [arnOfUrl(old)];
     // The listing with it shows what the redrive with it does.
-    const listed = byBody(await listDeadLetters(d, 'liquidations', 100, { acceptSources }));
+    const letters = await listDeadLetters(d, 'liquidations', 100, { acceptSources });
+    const listed = byBody(letters);
     expect(listed['{"liquidationId":"old:0"}']).toEqual({
       movedFrom: 'dlqsrcren-liquidations-old',
       redriveRefuses: undefined,
     });
     expect(listed['{"liquidationId":"theirs:0"}']!.redriveRefuses).toMatch(/^dlq\/not-its-dead-letter: /);
+    // What --accept-source let through is marked, in the redrive's words (ops50b-list-accepted); before, a plain
+    // "moved from" beside the work queue's own.
+    const oldLetter = letters.find((l) => l.body === '{"liquidationId":"old:0"}')!;
+    expect(oldLetter.acceptedSource).toBe(arnOfUrl(old));
+    expect(letters.find((l) => l.body === '{"liquidationId":"theirs:0"}')!.acceptedSource).toBeUndefined();
+    expect(refused.every((l) => l.acceptedSource === undefined)).toBe(true);
+    expect(deadLetterText(oldLetter, 'aws')).toContain(
+      "(listings count too), moved from dlqsrcren-liquidations-old, sent back as liquidations's by a redrive (--accept-source)\n",
+    );
     const outcome = await redriveDeadLetters(d, 'liquidations', 1000, { acceptSources });
     expect(outcome).toMatchObject({
       moved: 1,
@@ -361,6 +412,21 @@ it('takes --accept-source only with a work queue named, and only queue ARNs', as
     expect(await main([...argv], run.io)).toBe(2);
     expect(run.err()).toMatch(said);
   }
+});
+
+// ops50b-accept-source-partition: --accept-source's ARN is held to the DLQ's partition, by the target's region.
+it("names the partition of a region as its ARNs do, to hold --accept-source's to the DLQ's", () => {
+  expect(
+    [
+      'us-east-1',
+      'eu-west-1',
+      'cn-north-1',
+      'cn-northwest-1',
+      'us-gov-west-1',
+      'us-iso-east-1',
+      'us-isob-east-1',
+    ].map(partitionOf),
+  ).toEqual(['aws', 'aws', 'aws-cn', 'aws-cn', 'aws-us-gov', 'aws-iso', 'aws-iso-b']);
 });
 
 // ops50-dlq-discard-selected: dlq discard took ids alone (several, comma-separated): many letters another principal put

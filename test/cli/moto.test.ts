@@ -884,7 +884,7 @@ describe('dlq list and redrive on moto', () => {
   // review50-ops-accept-source-beside: --accept-source took any queue ARN; SQS moves a letter only to a dead-letter queue of
   // the source's own account and region, so one of another can never be a source (a copy from another stage or
   // region), and one of the stack's other queues is none of this work queue's names.
-  it("refuses an --accept-source of another account or region than the DLQ's, or one of the stack's other queues", async () => {
+  it("refuses an --accept-source of another partition, account or region than the DLQ's, or one of the stack's other queues", async () => {
     const { names, at } = await newStage();
     const dlq = names.queues.liquidations.dlqUrl!;
     const [account] = dlq.split('/').slice(-2);
@@ -893,11 +893,16 @@ describe('dlq list and redrive on moto', () => {
     for (const [arn, said] of [
       [
         `arn:aws:sqs:us-east-1:210987654321:liquidations-old`,
-        `--accept-source: "arn:aws:sqs:us-east-1:210987654321:liquidations-old" is of account 210987654321, region us-east-1; the dead-letter queue of liquidations is of account ${account}, region us-east-1: SQS moves a letter only to a dead-letter queue of its own account and region, so none came from there (an ARN of another stage, account or region?)`,
+        `--accept-source: "arn:aws:sqs:us-east-1:210987654321:liquidations-old" is of partition aws, account 210987654321, region us-east-1; the dead-letter queue of liquidations is of partition aws, account ${account}, region us-east-1: SQS moves a letter only to a dead-letter queue of its own partition, account and region, so none came from there (an ARN of another stage, account, region or partition?)`,
       ],
       [
         `arn:aws:sqs:eu-west-1:${account}:liquidations-old`,
-        `--accept-source: "arn:aws:sqs:eu-west-1:${account}:liquidations-old" is of account ${account}, region eu-west-1; the dead-letter queue of liquidations is of account ${account}, region us-east-1:`,
+        `--accept-source: "arn:aws:sqs:eu-west-1:${account}:liquidations-old" is of partition aws, account ${account}, region eu-west-1; the dead-letter queue of liquidations is of partition aws, account ${account}, region us-east-1:`,
+      ],
+      // ops50b-accept-source-partition: the same account and region in another partition was taken.
+      [
+        `arn:aws-cn:sqs:us-east-1:${account}:liquidations-old`,
+        `--accept-source: "arn:aws-cn:sqs:us-east-1:${account}:liquidations-old" is of partition aws-cn, account ${account}, region us-east-1; the dead-letter queue of liquidations is of partition aws, account ${account}, region us-east-1:`,
       ],
       [
         steps,
