@@ -272,7 +272,12 @@ export interface StatusWatch {
 
 /** A refresh of `status --watch` that failed, and what it can still show. */
 export interface FailedRefresh {
-  /** When the refresh was made, by the clock of the reports' `at` (AWS's). */
+  /**
+   * When the refresh was made, by the clock of the reports' `at` (AWS's): with figures, their `at` and `lastAgeMs` after
+   * it, the durations' clock (ops50b-failed-refresh-at: AWS's time as read before the refresh, the machine's clock moved
+   * by the last answer, went back an hour with the machine's clock, no answer since, before the figures' `at`); AWS's
+   * time as read when there are none.
+   */
   readonly atMs: number;
   /** refreshFailure's line: the error's class and message. */
   readonly error: string;
@@ -297,7 +302,7 @@ export interface FailedRefresh {
  * before, as does a bug.
  */
 export async function watchStatus(watch: StatusWatch): Promise<void> {
-  let last: { readonly report: StatusReport; readonly atMs: number } | undefined;
+  let last: { readonly report: StatusReport; readonly atMs: number; readonly awsMs: number } | undefined;
   let inARow = 0;
   while (!watch.signal.aborted) {
     const atMs = watch.nowMs();
@@ -310,18 +315,20 @@ export async function watchStatus(watch: StatusWatch): Promise<void> {
       const failure = refreshFailure(error);
       if (failure === undefined || failure.lasting) throw error;
       inARow += 1;
+      const lastAgeMs = last === undefined ? undefined : atMs - last.atMs;
       watch.writeFailure({
-        // Said beside the last report's `at`, and its figures' age from it.
-        atMs: awsMs,
+        // Said beside the last report's `at`, and its figures' age from it: so the figures' AWS time and the age since
+        // (ops50b-failed-refresh-at).
+        atMs: last === undefined ? awsMs : last.awsMs + lastAgeMs!,
         error: failure.line,
-        ...(last === undefined ? {} : { last: last.report, lastAgeMs: atMs - last.atMs }),
+        ...(last === undefined ? {} : { last: last.report, lastAgeMs }),
         inARow,
         intervalMs: watch.intervalMs,
       });
       await watch.sleep(watch.intervalMs, watch.signal);
       continue;
     }
-    last = { report, atMs };
+    last = { report, atMs, awsMs };
     inARow = 0;
     watch.write(report);
     await watch.sleep(watch.intervalMs, watch.signal);

@@ -5,6 +5,7 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { ListQueuesCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main.ts';
+import { type FailedRefresh, failedRefreshLine, watchStatus } from '../../cli/ops/status.ts';
 import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
 import { DynamoLedger } from '../../shared/adapters/aws/ledger.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
@@ -95,6 +96,52 @@ describe("the CLI's clock of AWS's time (cli49-aws-clock)", () => {
     // Never back, though AWS's time, set again, says less.
     answer(70 * MINUTE - 900);
     expect(elapsed()).toBe(slept);
+  });
+
+  // ops50b-failed-refresh-at: a failed refresh's "the refresh at X" was AWS's time read before its answers, the machine's
+  // clock moved by the last answer: stepped back an hour with no answer since, X was an hour before the figures' "read at"
+  // that the line says are a second old.
+  it("says a failed refresh's time a duration after the figures' read, whatever the machine's clock did", async () => {
+    let wall = Date.UTC(2026, 2, 1, 10, 0, 0, 400);
+    let mono = 5_000;
+    const aws = new AwsClock(() => wall);
+    let reads = 0;
+    const failures: FailedRefresh[] = [];
+    const stop = new AbortController();
+    await watchStatus({
+      read: async (_nowMs, awsNowMs) => {
+        reads += 1;
+        if (reads === 1) {
+          // The read's answers: AWS agrees with the machine.
+          aws.note(new Date(Math.floor(wall / 1_000) * 1_000).toUTCString(), wall);
+          return { at: iso(awsNowMs) } as StatusReport;
+        }
+        // No answer: a network blip.
+        throw Object.assign(new Error('connect ETIMEDOUT'), { name: 'TimeoutError', code: 'ETIMEDOUT' });
+      },
+      write: () => {},
+      writeFailure: (failed) => {
+        failures.push(failed);
+        stop.abort();
+      },
+      intervalMs: 1_000,
+      nowMs: durationClock(() => mono, aws),
+      awsNowMs: () => aws.nowMs(),
+      sleep: async (ms) => {
+        mono += ms;
+        // The machine's clock set back an hour (NTP, an operator's date) during the sleep.
+        wall += ms - 60 * MINUTE;
+      },
+      signal: stop.signal,
+    });
+    expect(failures).toHaveLength(1);
+    const failed = failures[0]!;
+    expect(failed.lastAgeMs).toBe(1_000);
+    // A second after the figures' read, as their age says; before, an hour less a second before it.
+    expect(failed.atMs).toBe(Date.parse(failed.last!.at) + 1_000);
+    expect(failedRefreshLine(failed)).toMatch(
+      /^backstop status: the refresh at 2026-03-01T10:00:01\.\d{3}Z failed: .*; STALE: the figures shown were read at 2026-03-01T10:00:00\.\d{3}Z, 1 s ago;/,
+    );
   });
 
   // ops49b-clock-watch-twice: the middleware's name was fixed, so a second watch of a client threw (a duplicate name).

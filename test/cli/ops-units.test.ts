@@ -1977,9 +1977,10 @@ exit 0
     });
     expect(failures).toHaveLength(1);
     expect(failures[0]!.lastAgeMs).toBe(1_000);
-    // AWS's time moved by 1 ms between the reads, the machine's by the interval.
+    // AWS's time moved by 1 ms between the reads, the machine's by the interval: the refresh said a second after the
+    // figures, as their age (ops50b-failed-refresh-at: it was AWS's time as read, 10:00:00.101).
     expect(failedRefreshLine(failures[0]!)).toBe(
-      'backstop status: the refresh at 2026-03-01T10:00:00.101Z failed: ThrottlingException: Rate exceeded; STALE: the figures shown were read at 2026-03-01T10:00:00.100Z, 1 s ago; read again in 1 s (Ctrl-C ends the watch)',
+      'backstop status: the refresh at 2026-03-01T10:00:01.100Z failed: ThrottlingException: Rate exceeded; STALE: the figures shown were read at 2026-03-01T10:00:00.100Z, 1 s ago; read again in 1 s (Ctrl-C ends the watch)',
     );
   });
 
