@@ -11,10 +11,10 @@ import {
   type Discarded,
   DLQ_IDS,
   type DlqId,
+  deadLetterQueueArn,
   deadLetterQueuesOf,
   discardDeadLetters,
   discardNotItsDeadLetters,
-  dlqUrl,
   errorLine,
   NOT_ITS_PER_MAX,
   type NotReleased,
@@ -262,53 +262,50 @@ function acceptSources(value: string | undefined, queue: DlqId | undefined): rea
   return arns;
 }
 
+/** An ARN's partition, region and account (`arn:<partition>:<service>:<region>:<account>:...`). */
+const placeOf = (arn: string) => {
+  const [, partition = '', , region = '', account = ''] = arn.split(':');
+  return { partition, region, account };
+};
+
 /**
- * The AWS partition of a region, as its ARNs name it: China's and GovCloud's regions and the isolated ones are apart
- * from `aws` (their prefixes, as the SDK's partitions table matches them).
+ * Why `arn`, an `--accept-source`, cannot be a source of the dead-letter queue whose ARN is `dlqArn`, or undefined:
+ * SQS moves a letter only to a dead-letter queue of its own partition, account and region. All three are the DLQ's
+ * ARN's, as SQS answers it (review50-ops2-partition-table: the partition was derived from the region by a table of
+ * prefixes, `aws` for any other, so a partition it did not list, a new sovereign cloud's, refused every valid ARN).
  */
-export function partitionOf(region: string): string {
-  const partitions: readonly (readonly [RegExp, string])[] = [
-    [/^cn-/, 'aws-cn'],
-    [/^us-gov-/, 'aws-us-gov'],
-    [/^us-iso-/, 'aws-iso'],
-    [/^us-isob-/, 'aws-iso-b'],
-    [/^eu-isoe-/, 'aws-iso-e'],
-    [/^us-isof-/, 'aws-iso-f'],
-  ];
-  return partitions.find(([prefix]) => prefix.test(region))?.[1] ?? 'aws';
+export function acceptSourceElsewhere(queue: DlqId, dlqArn: string, arn: string): string | undefined {
+  const dlq = placeOf(dlqArn);
+  const its = placeOf(arn);
+  if (its.partition === dlq.partition && its.region === dlq.region && its.account === dlq.account)
+    return undefined;
+  return `--accept-source: "${arn}" is of partition ${its.partition}, account ${its.account}, region ${its.region}; the dead-letter queue of ${queue} is of partition ${dlq.partition}, account ${dlq.account}, region ${dlq.region}: SQS moves a letter only to a dead-letter queue of its own partition, account and region, so none came from there (an ARN of another stage, account, region or partition?)`;
 }
 
 /**
  * Refuses an `--accept-source` ARN that cannot be `queue`'s work queue under an older name (review50-ops-accept-source-beside):
- * one of another account or region than its dead-letter queue (SQS moves a letter only to a dead-letter queue of the
- * source's own account and region: a copy from another stage's or region's listing), or one of the stack's other
- * queues (its letters sent on to this work queue's consumer). From the DLQ's URL and the target's region: no call.
+ * one of another partition, account or region than its dead-letter queue (acceptSourceElsewhere: a copy from another
+ * stage's or region's listing), or one of the stack's other queues (its letters sent on to this work queue's consumer).
+ * The DLQ's ARN is read of SQS (sqs:GetQueueAttributes, as the run reads it), before any letter is.
  */
-function acceptedBeside(deployment: Deployment, queue: DlqId, arns: readonly string[]): void {
+async function acceptedBeside(deployment: Deployment, queue: DlqId, arns: readonly string[]): Promise<void> {
   if (arns.length === 0) return;
-  const url = dlqUrl(deployment, queue);
-  const account = new URL(url).pathname.split('/').filter(Boolean).at(-2) ?? '';
   const own = deployment.names.queues[queue].url.split('/').pop();
   const stacks = new Map<string, string>();
   for (const [id, q] of Object.entries(deployment.names.queues)) {
     stacks.set(q.url.split('/').pop() ?? '', `the stack's ${id} queue`);
     if (q.dlqUrl) stacks.set(q.dlqUrl.split('/').pop() ?? '', `the stack's dead-letter queue of ${id}`);
   }
-  const partition = partitionOf(deployment.region);
   for (const arn of arns) {
-    const [, arnPartition, , region, of, name] = arn.split(':');
-    // The partition too (ops50b-accept-source-partition): an aws-cn or aws-us-gov ARN is never a source of an aws DLQ.
-    if (
-      arnPartition !== partition ||
-      region !== deployment.region ||
-      (/^\d{12}$/.test(account) && of !== account)
-    )
-      throw new UsageError(
-        `--accept-source: "${arn}" is of partition ${arnPartition}, account ${of}, region ${region}; the dead-letter queue of ${queue} is of partition ${partition}, account ${account}, region ${deployment.region}: SQS moves a letter only to a dead-letter queue of its own partition, account and region, so none came from there (an ARN of another stage, account, region or partition?)`,
-      );
+    const name = arn.split(':')[5];
     const stack = name === own ? undefined : stacks.get(name ?? '');
     if (stack !== undefined)
       throw new UsageError(`--accept-source: "${arn}" is ${stack}, not an older name of ${queue}`);
+  }
+  const dlqArn = await deadLetterQueueArn(deployment, queue);
+  for (const arn of arns) {
+    const elsewhere = acceptSourceElsewhere(queue, dlqArn, arn);
+    if (elsewhere !== undefined) throw new UsageError(elsewhere);
   }
 }
 
@@ -342,7 +339,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
     const accepted = { acceptSources: acceptSources(values['accept-source'], only) };
     const most = intOption('max', values.max, 1, 100_000) ?? 1000;
     return withTarget(values, async (deployment) => {
-      if (only !== undefined) acceptedBeside(deployment, only, accepted.acceptSources);
+      if (only !== undefined) await acceptedBeside(deployment, only, accepted.acceptSources);
       const { notReleased: held = [], ...outcome } = selected
         ? await discardNotItsDeadLetters(deployment, only, most, accepted)
         : await discardDeadLetters(deployment, only, ids, most);
@@ -407,7 +404,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
   const options = { acceptSources: acceptSources(values['accept-source'], only) };
   const max = intOption('max', values.max, 1, 100_000) ?? (action === 'list' ? LIST_MAX : 1000);
   return withTarget(values, async (deployment) => {
-    if (only !== undefined) acceptedBeside(deployment, only, options.acceptSources);
+    if (only !== undefined) await acceptedBeside(deployment, only, options.acceptSources);
     if (action === 'list') {
       // Each queue's listing on its own: one queue's error lost the others' (cli49-dlq-release-failed).
       const settled = await Promise.allSettled(

@@ -727,6 +727,10 @@ async function queueArn(deployment: Deployment, url: string): Promise<string> {
   return arnOfAnswer(out.Attributes, url);
 }
 
+/** The ARN of `queue`'s dead-letter queue, asked of SQS (refused when its answer has none: arnOfAnswer). */
+export const deadLetterQueueArn = (deployment: Deployment, queue: DlqId): Promise<string> =>
+  queueArn(deployment, dlqUrl(deployment, queue));
+
 /**
  * The ARN of the queue at `url`, a queue of the same account and region as the one whose ARN is `beside`: the name is
  * a queue URL's last segment on AWS, LocalStack and moto alike (no call, so no right to read the work queue is needed).

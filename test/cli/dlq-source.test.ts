@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { main } from '../../cli/main.ts';
-import { deadLetterText, discardedText, partitionOf, renderRedrive } from '../../cli/ops/dlq.ts';
+import { acceptSourceElsewhere, deadLetterText, discardedText, renderRedrive } from '../../cli/ops/dlq.ts';
 import {
   type AwsClients,
   createAwsClients,
@@ -414,19 +414,43 @@ it('takes --accept-source only with a work queue named, and only queue ARNs', as
   }
 });
 
-// ops50b-accept-source-partition: --accept-source's ARN is held to the DLQ's partition, by the target's region.
-it("names the partition of a region as its ARNs do, to hold --accept-source's to the DLQ's", () => {
+// review50-ops2-partition-table: the DLQ's partition was the target region's by a table of prefixes, `aws` for any other:
+// a partition it did not list (a new sovereign cloud's, aws-eusc) refused every valid ARN, exit 2, with no way past.
+// Held to the DLQ's own ARN's partition, account and region instead.
+it("holds --accept-source's ARN to the DLQ's own ARN's partition, account and region, whatever the partition", () => {
+  const dlq = 'arn:aws-eusc:sqs:eusc-de-east-1:123456789012:prod-liquidations-dlq';
+  // Before: refused as of partition aws-eusc beside a DLQ of partition aws.
   expect(
+    acceptSourceElsewhere(
+      'liquidations',
+      dlq,
+      'arn:aws-eusc:sqs:eusc-de-east-1:123456789012:prod-liquidations-old',
+    ),
+  ).toBeUndefined();
+  expect(
+    acceptSourceElsewhere(
+      'liquidations',
+      'arn:aws:sqs:us-east-1:123456789012:d',
+      'arn:aws:sqs:us-east-1:123456789012:o',
+    ),
+  ).toBeUndefined();
+  for (const [arn, place] of [
     [
-      'us-east-1',
-      'eu-west-1',
-      'cn-north-1',
-      'cn-northwest-1',
-      'us-gov-west-1',
-      'us-iso-east-1',
-      'us-isob-east-1',
-    ].map(partitionOf),
-  ).toEqual(['aws', 'aws', 'aws-cn', 'aws-cn', 'aws-us-gov', 'aws-iso', 'aws-iso-b']);
+      'arn:aws:sqs:eusc-de-east-1:123456789012:old',
+      'partition aws, account 123456789012, region eusc-de-east-1',
+    ],
+    [
+      'arn:aws-eusc:sqs:eusc-de-west-1:123456789012:old',
+      'partition aws-eusc, account 123456789012, region eusc-de-west-1',
+    ],
+    [
+      'arn:aws-eusc:sqs:eusc-de-east-1:210987654321:old',
+      'partition aws-eusc, account 210987654321, region eusc-de-east-1',
+    ],
+  ] as const)
+    expect(acceptSourceElsewhere('liquidations', dlq, arn)).toBe(
+      `--accept-source: "${arn}" is of ${place}; the dead-letter queue of liquidations is of partition aws-eusc, account 123456789012, region eusc-de-east-1: SQS moves a letter only to a dead-letter queue of its own partition, account and region, so none came from there (an ARN of another stage, account, region or partition?)`,
+    );
 });
 
 // ops50-dlq-discard-selected: dlq discard took ids alone (several, comma-separated): many letters another principal put
