@@ -16,6 +16,7 @@ import {
   discardDeadLetters,
   discardNotItsDeadLetters,
   errorLine,
+  MOST_PER_RUN,
   NOT_ITS_PER_MAX,
   type NotReleased,
   PEEK_VISIBILITY_SECONDS,
@@ -89,7 +90,7 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
   --max N                most messages per queue (default 100 for list, 1000 for redrive and discard); a
                          redrive does not count those it leaves as dlq/not-its-dead-letter (each still said),
                          but stops once it has left ${NOT_ITS_PER_MAX} times N of them, saying so (exit 1; discard
-                         --not-its-dead-letter removes them)
+                         --not-its-dead-letter removes such letters among the first it reads)
   --message-id IDS       discard: the message ids, comma-separated (as dlq list shows them)
   --not-its-dead-letter  discard: instead of ids, those a redrive would leave as not its work queue's, among
                          the first --max read
@@ -337,7 +338,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
         'dlq discard: --message-id is required (as dlq list shows it), or --not-its-dead-letter',
       );
     const accepted = { acceptSources: acceptSources(values['accept-source'], only) };
-    const most = intOption('max', values.max, 1, 100_000) ?? 1000;
+    const most = intOption('max', values.max, 1, MOST_PER_RUN) ?? 1000;
     return withTarget(values, async (deployment) => {
       if (only !== undefined) await acceptedBeside(deployment, only, accepted.acceptSources);
       const { notReleased: held = [], ...outcome } = selected
@@ -402,7 +403,7 @@ export const runDlq: Command = operatorCommand(async (argv, io) => {
   }
   const queues: readonly DlqId[] = only ? [only] : DLQ_IDS;
   const options = { acceptSources: acceptSources(values['accept-source'], only) };
-  const max = intOption('max', values.max, 1, 100_000) ?? (action === 'list' ? LIST_MAX : 1000);
+  const max = intOption('max', values.max, 1, MOST_PER_RUN) ?? (action === 'list' ? LIST_MAX : 1000);
   return withTarget(values, async (deployment) => {
     if (only !== undefined) await acceptedBeside(deployment, only, options.acceptSources);
     if (action === 'list') {

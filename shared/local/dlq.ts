@@ -1269,23 +1269,29 @@ async function resend(deployment: Deployment, queue: DlqId, body: string, messag
   if (unknown) throw refused(unknown.code, unknown.message, false);
 }
 
+/** The most messages one run of a DLQ command reads (`--max`'s top, for list, redrive and discard alike). */
+export const MOST_PER_RUN = 100_000;
+
 /**
  * Why a redrive stopped at NOT_ITS_PER_MAX times `max` letters refused as not its work queue's, and the discard that
- * removes them, with the same --accept-source (without it, the letters it names would be discarded too).
+ * removes such letters, with the same --accept-source (without it, the letters it names would be discarded too). The
+ * discard reads the first `--max` letters, the stack's own among them (kept), so it is said as that, not as removing
+ * the very letters the redrive left (review50-ops2-not-its-advice); its `--max` no more than it takes.
  */
-function notItsLimitLine(
+export function notItsLimitLine(
   deployment: Deployment,
   queue: DlqId,
   refused: number,
   acceptSources: readonly string[] = [],
 ): string {
   const accept = acceptSources.length > 0 ? ` --accept-source ${shellWord(acceptSources.join(','))}` : '';
-  const most = refused > 1000 ? ` --max ${refused}` : '';
+  const reads = Math.min(Math.max(refused, 1000), MOST_PER_RUN);
+  const most = reads > 1000 ? ` --max ${reads}` : '';
   const discard = backstopCommand(
     deployment,
     `dlq discard --queue ${queue} --not-its-dead-letter${accept}${most}`,
   );
-  return `stopped after leaving ${counted(refused, 'letter', 'letters')} as not ${queue}'s (dlq/not-its-dead-letter), ${NOT_ITS_PER_MAX} times --max: those past them not reached; ${discard} removes them (each body printed), then redrive again`;
+  return `stopped after leaving ${counted(refused, 'letter', 'letters')} as not ${queue}'s (dlq/not-its-dead-letter), ${NOT_ITS_PER_MAX} times --max: those past them not reached; ${discard} removes such letters among the first ${reads} it reads, each body printed (the stack's own it reads count towards ${reads} and are kept: some such letters may be left), then redrive again, and again while it stops so`;
 }
 
 /** The discard of one dead letter, for the target it is in (ux46-advice-target). */

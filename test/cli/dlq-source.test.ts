@@ -21,6 +21,9 @@ import {
   type DeadLetter,
   discardNotItsDeadLetters,
   listDeadLetters,
+  MOST_PER_RUN,
+  NOT_ITS_PER_MAX,
+  notItsLimitLine,
   readDeadLetters,
   redriveDeadLetters,
 } from '../../shared/local/dlq.ts';
@@ -126,6 +129,15 @@ async function liquidationRecord(table: string, id: string): Promise<void> {
     }),
   );
 }
+
+/** A command's streams, its stderr kept. */
+const io = () => {
+  let stderr = '';
+  return {
+    io: { stdout: { write: () => true }, stderr: { write: (t: string) => (stderr += t) } },
+    err: () => stderr,
+  };
+};
 
 async function deployment(stage: string, kind: TargetKind): Promise<Deployment> {
   const names = await createLocalResources(clients, stage);
@@ -304,7 +316,7 @@ it("stops once it has left ten times --max letters as another queue's, saying so
     for (const f of outcome.failed) expect(f.reason).toMatch(/^dlq\/not-its-dead-letter: /);
     const discard = `backstop dlq discard --queue liquidations --not-its-dead-letter --accept-source ${acceptSources[0]} --target aws --stage dlqsrcbound --region us-east-1`;
     expect(outcome.notItsLimit).toBe(
-      `stopped after leaving 10 letters as not liquidations's (dlq/not-its-dead-letter), 10 times --max: those past them not reached; ${discard} removes them (each body printed), then redrive again`,
+      `stopped after leaving 10 letters as not liquidations's (dlq/not-its-dead-letter), 10 times --max: those past them not reached; ${discard} removes such letters among the first 1000 it reads, each body printed (the stack's own it reads count towards 1000 and are kept: some such letters may be left), then redrive again, and again while it stops so`,
     );
     expect(outcome.stopped).toBeUndefined();
     const text = renderRedrive([{ ...outcome, queue: 'liquidations' }], d);
@@ -318,6 +330,29 @@ it("stops once it has left ten times --max letters as another queue's, saying so
     aws.remove();
   }
 }, 60_000);
+
+// review50-ops2-not-its-advice: the bound's discard was said to remove "them", the letters left, where it reads the first
+// --max letters, the stack's own among them; and past a discard's top (a redrive's --max 100000 stops at a million) it
+// printed a --max the discard refuses, exit 2.
+it("says what the bound's discard does: such letters among the first it reads, its --max one it takes", async () => {
+  const d = await deployment('dlqsrcadvice', 'aws');
+  const line = notItsLimitLine(d, 'liquidations', NOT_ITS_PER_MAX * MOST_PER_RUN);
+  expect(line).toContain(
+    `backstop dlq discard --queue liquidations --not-its-dead-letter --max ${MOST_PER_RUN} --target aws --stage dlqsrcadvice --region us-east-1 removes such letters among the first ${MOST_PER_RUN} it reads, each body printed (the stack's own it reads count towards ${MOST_PER_RUN} and are kept: some such letters may be left)`,
+  );
+  // Within what a discard takes (before, --max 1000000, which it refuses, exit 2).
+  expect(Number(/--max (\d+)/.exec(line)![1])).toBeLessThanOrEqual(100_000);
+  const refused = io();
+  expect(
+    await main(
+      ['dlq', 'discard', '--queue', 'liquidations', '--not-its-dead-letter', '--max', '100001'],
+      refused.io,
+    ),
+  ).toBe(2);
+  expect(refused.err()).toMatch(/--max: 100001 is outside 1\.\.100000/);
+  expect(notItsLimitLine(d, 'liquidations', 5_000)).toContain('--not-its-dead-letter --max 5000 ');
+  expect(notItsLimitLine(d, 'liquidations', 10)).toContain('--not-its-dead-letter --target aws');
+});
 
 // ops50-dlq-accept-source: the check compares DeadLetterQueueSourceArn with the work queue's ARN exactly, so the letters
 // of a work queue renamed by a stack change (a new queue, the DLQ kept) are refused as another queue's. An operator who
@@ -376,13 +411,6 @@ it("sends on the letters of a work queue's older name only when --accept-source 
 }, 60_000);
 
 it('takes --accept-source only with a work queue named, and only queue ARNs', async () => {
-  const io = () => {
-    let stderr = '';
-    return {
-      io: { stdout: { write: () => true }, stderr: { write: (t: string) => (stderr += t) } },
-      err: () => stderr,
-    };
-  };
   const arn = 'arn:aws:sqs:us-east-1:123456789012:backstop-prod-liquidations-old';
   for (const [argv, said] of [
     [
