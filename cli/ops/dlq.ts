@@ -141,10 +141,13 @@ export function renderRedrive(
       lines.push(
         `  ${counted(n, 'letter', 'letters')} moved from ${printable(arn)} sent back as ${o.queue}'s (--accept-source)`,
       );
+    // Its bound on letters left as another queue's (ops50b-redrive-not-its-bound): why those not reached were not; said
+    // before a release's failure as the run ended, which it does not replace (review50-ops2-not-its-stopped-too).
+    if (o.notItsLimit !== undefined) lines.push(`  ${printable(o.notItsLimit)}`);
     if (o.stopped) lines.push(`  STOPPED by ${printable(o.stopped.error)}`);
-    // Its bound on letters left as another queue's (ops50b-redrive-not-its-bound): why those not reached were not.
-    else if (o.notItsLimit !== undefined) lines.push(`  ${printable(o.notItsLimit)}`);
-    else if (o.pastCount)
+    else if (o.notItsLimit !== undefined) {
+      // Its line is the advice on those not reached.
+    } else if (o.pastCount)
       lines.push(
         `  the DLQ held more than SQS counted as the run began (its count lags up to a minute; a work queue's dead letter keeps its first send's stamp): ${backstopCommand(target, `dlq redrive --queue ${o.queue}`)} sends them back`,
       );

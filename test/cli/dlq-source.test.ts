@@ -350,6 +350,22 @@ it("says what the bound's discard does: such letters among the first it reads, i
     ),
   ).toBe(2);
   expect(refused.err()).toMatch(/--max: 100001 is outside 1\.\.100000/);
+  // review50-ops2-not-its-stopped-too: the release failing as the bounded run ended put its STOPPED line in the
+  // bound's place, the discard unsaid.
+  const bounded = notItsLimitLine(d, 'liquidations', 10);
+  const text = renderRedrive(
+    [
+      {
+        queue: 'liquidations',
+        moved: 0,
+        failed: [],
+        notItsLimit: bounded,
+        stopped: { error: 'releasing 1 message it held: ThrottlingException: Rate exceeded', notReached: 3 },
+      },
+    ],
+    d,
+  );
+  expect(text).toContain(`\n  ${bounded}\n  STOPPED by releasing 1 message it held`);
   expect(notItsLimitLine(d, 'liquidations', 5_000)).toContain('--not-its-dead-letter --max 5000 ');
   expect(notItsLimitLine(d, 'liquidations', 10)).toContain('--not-its-dead-letter --target aws');
 });
