@@ -6,7 +6,7 @@ import { collectPositionLiquidations } from '../../cli/ops/liquidation-show.ts';
 import { LOCAL_USAGE } from '../../cli/ops/local.ts';
 import { STATUS_USAGE } from '../../cli/ops/status.ts';
 import { INVOKE_ACTIONS } from '../../infra/constructs/functions.ts';
-import { QUEUE_POLICY_QUOTAS } from '../../infra/constructs/queues.ts';
+import { CONDITION_VALUES_WARNING, QUEUE_POLICY_QUOTAS } from '../../infra/constructs/queues.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { OPEN_INDEX_SHARDS } from '../../shared/adapters/shards.ts';
@@ -17,6 +17,7 @@ import { missingEntryProblem, type Reconciliation } from '../../shared/domain/jo
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { differenceMovements, planKeyOf } from '../../shared/domain/waterfall.ts';
 import { PutEntriesError, TickPublishError } from '../../shared/feed/publisher.ts';
+import { NOT_ITS_PER_MAX } from '../../shared/local/dlq.ts';
 import { STATUS_COUNT_EVERY_MS, STRANDED_CONFIRM_MS, STRANDED_LOOK_MAX } from '../../shared/local/status.ts';
 import { metricsService } from '../../shared/metrics.ts';
 import {
@@ -443,5 +444,65 @@ describe("docs/DEPLOY.md's session 49 upgrade note against the code", () => {
         expect(read(file), `${key} in ${file}`).toContain(key);
         expect(note, key).toContain(`\`${key}`);
       }
+  });
+});
+
+// The session 50 note names what an operator meets at synth and what scripts meet after the deploy: each warning id,
+// error code, JSON key, CSV column and figure it names is the code's.
+describe("docs/DEPLOY.md's session 50 upgrade note against the code", () => {
+  const note = upgradeNote(50);
+
+  it("names synth's warning and the quota as the stack has them", () => {
+    expect(CONDITION_VALUES_WARNING).toBe('backstop:queuePolicyConditionValues');
+    expect(note).toContain(`\`${CONDITION_VALUES_WARNING}\``);
+    expect(QUEUE_POLICY_QUOTAS.conditions).toBe(10);
+    expect(note).toContain('its 10 "conditions"');
+    expect(note).toContain("past SQS's 8,192 bytes");
+    expect(QUEUE_POLICY_QUOTAS.bytes).toBe(8192);
+    expect(NOT_ITS_PER_MAX).toBe(10);
+    expect(note).toContain('stops after leaving 10 times `--max`');
+  });
+
+  it('names only error codes, keys and columns the code writes', () => {
+    const written: Record<string, string[]> = {
+      'cli/ops/events.ts': ['replay/unknown-fate'],
+      'shared/local/status.ts': ['status/look-permission'],
+      'shared/local/dlq.ts': [
+        'dlq/arn-unread',
+        'notItsLimit',
+        'acceptedSource',
+        'acceptedSources',
+        'sourceArn',
+      ],
+      'cli/ops/providers.ts': ['noLongerQuotes', 'marketUnconfirmed'],
+      'cli/ops/fund-statement.ts': ['fundBalanceAfter', 'unnamedMovements'],
+      'shared/adapters/aws/markets.ts': ['continuedWriter'],
+      'shared/ports/index.ts': ['JumpContinued', 'continueSequenceJump'],
+      'shared/feed/publisher.ts': ['requestsOf'],
+      'shared/adapters/venue/key.ts': ['fixedVenueKey'],
+      'test/contract/venue-suite.ts': ['unread-after', 'fault-unread-after'],
+      'infra/constructs/queues.ts': ['measureQueuePolicy', 'conditionValues'],
+    };
+    for (const [file, keys] of Object.entries(written))
+      for (const key of keys) {
+        expect(read(file), `${key} in ${file}`).toContain(key);
+        expect(note, key).toContain(key);
+      }
+    expect(POSTING_COLUMNS.at(-1)).toBe('fundBalanceAfter');
+    expect(note).toContain('a last column, `fundBalanceAfter`');
+  });
+
+  it('cites only rows docs/RELIABILITY.md has', () => {
+    const rows = new Set(
+      read('docs/RELIABILITY.md')
+        .split('\n')
+        .map((line) => /^\| ([a-z0-9-]+) \|/.exec(line)?.[1])
+        .filter((id): id is string => id !== undefined),
+    );
+    const cited = [
+      ...note.matchAll(/\b((?:[a-z]+50[a-z]?|review50-[a-z0-9]+|final50[a-c])-[a-z0-9-]+)/g),
+    ].map((m) => m[1] ?? '');
+    expect(cited.length).toBeGreaterThan(30);
+    for (const id of cited) expect(rows.has(id), id).toBe(true);
   });
 });
