@@ -62,35 +62,56 @@ async function marketAt(names: ResourceNames, sequence: number, price: string) {
   return markets;
 }
 
+/** A fault the CLI's DynamoDB client is answered with: an error answer, as the SDK throws it after its retries. */
+type DynamoFault = { readonly name: string; readonly message: string };
+const THROTTLED: DynamoFault = {
+  name: 'ThrottlingException',
+  message: 'Rate of requests exceeds the allowed throughput.',
+};
+const NOT_FOUND: DynamoFault = { name: 'ResourceNotFoundException', message: 'Requested resource not found' };
+
+/**
+ * The CLI builds its own clients: every DynamoDB call it makes is answered with `faultOf(command)` where that gives a
+ * fault, and reaches moto otherwise. The spy is returned for its mockRestore.
+ */
+function failDynamo(faultOf: (command: unknown) => DynamoFault | undefined) {
+  const send = DynamoDBClient.prototype.send;
+  return vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
+    this: DynamoDBClient,
+    ...args: Parameters<DynamoDBClient['send']>
+  ) {
+    const fault = faultOf(args[0]);
+    if (fault)
+      return Promise.reject(
+        Object.assign(new Error(fault.message), { name: fault.name, $metadata: { httpStatusCode: 400 } }),
+      );
+    return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+  } as DynamoDBClient['send']);
+}
+
+/** Whether `command` reads the auctions table (a look's BatchGetItem). */
+const readsAuctions = (names: ResourceNames, command: unknown) =>
+  command instanceof BatchGetItemCommand && names.tables.auctions in (command.input.RequestItems ?? {});
+
+/** A --watch's refreshes, each a Scan of the markets: the second throttled, the third and on finding no table. */
+function failRefreshes(names: ResourceNames) {
+  let marketScans = 0;
+  return failDynamo((command) => {
+    if (!(command instanceof ScanCommand && command.input.TableName === names.tables.markets))
+      return undefined;
+    marketScans += 1;
+    return marketScans === 2 ? THROTTLED : marketScans >= 3 ? NOT_FOUND : undefined;
+  });
+}
+
 describe('status', () => {
   // ops47-watch-retry: on a terminal, a refresh that fails leaves the last figures on screen, marked stale with
   // their age under the error; an error no retry heals ends the watch, as any command's environment failure.
   it('--watch keeps the last figures on a terminal, stale, through a throttled refresh, and ends on a table not there', async () => {
     const { names, at } = await newStage();
-    // The CLI builds its own clients: each refresh Scans the markets; the second is throttled (the SDK's own retries
-    // spent), the third finds the table gone.
-    const send = DynamoDBClient.prototype.send;
-    let marketScans = 0;
-    const scans = vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
-      this: DynamoDBClient,
-      ...args: Parameters<DynamoDBClient['send']>
-    ) {
-      const [command] = args;
-      if (command instanceof ScanCommand && command.input.TableName === names.tables.markets) {
-        marketScans += 1;
-        const fault =
-          marketScans === 2
-            ? { name: 'ThrottlingException', message: 'Rate of requests exceeds the allowed throughput.' }
-            : marketScans >= 3
-              ? { name: 'ResourceNotFoundException', message: 'Requested resource not found' }
-              : undefined;
-        if (fault)
-          return Promise.reject(
-            Object.assign(new Error(fault.message), { name: fault.name, $metadata: { httpStatusCode: 400 } }),
-          );
-      }
-      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
-    } as DynamoDBClient['send']);
+    // Each refresh Scans the markets; the second is throttled (the SDK's own retries spent), the third finds the
+    // table gone.
+    const scans = failRefreshes(names);
     let stdout = '';
     let stderr = '';
     let code: number;
@@ -130,32 +151,22 @@ describe('status', () => {
   // credentials without that permission met AccessDenied at incident time; the watch now reads it as it starts.
   it('--watch says at its first refresh that its credentials lack dynamodb:BatchGetItem on the auctions table', async () => {
     const { names, at } = await newStage();
-    const send = DynamoDBClient.prototype.send;
     let marketScans = 0;
-    const denied = vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
-      this: DynamoDBClient,
-      ...args: Parameters<DynamoDBClient['send']>
-    ) {
-      const [command] = args;
-      const fault = (name: string, message: string) =>
-        Promise.reject(Object.assign(new Error(message), { name, $metadata: { httpStatusCode: 400 } }));
-      if (
-        command instanceof BatchGetItemCommand &&
-        names.tables.auctions in (command.input.RequestItems ?? {})
-      )
-        return fault(
-          'AccessDeniedException',
-          `User: arn:aws:sts::123456789012:assumed-role/oncall/me is not authorized to perform: dynamodb:BatchGetItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/${names.tables.auctions} because no identity-based policy allows the dynamodb:BatchGetItem action`,
-        );
+    const denied = failDynamo((command) => {
+      if (readsAuctions(names, command))
+        return {
+          name: 'AccessDeniedException',
+          message: `User: arn:aws:sts::123456789012:assumed-role/oncall/me is not authorized to perform: dynamodb:BatchGetItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/${names.tables.auctions} because no identity-based policy allows the dynamodb:BatchGetItem action`,
+        };
       // Before: no stranded work, no auctions read; the second refresh's table not there ends the watch.
       if (
         command instanceof ScanCommand &&
         command.input.TableName === names.tables.markets &&
         ++marketScans >= 2
       )
-        return fault('ResourceNotFoundException', 'Requested resource not found');
-      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
-    } as DynamoDBClient['send']);
+        return NOT_FOUND;
+      return undefined;
+    });
     let stdout = '';
     let stderr = '';
     let code: number;
@@ -174,20 +185,11 @@ describe('status', () => {
       `backstop: status/look-permission: status --watch needs dynamodb:BatchGetItem on the auctions table (${names.tables.auctions}), refused to these credentials (AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/oncall/me is not authorized to perform: dynamodb:BatchGetItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/${names.tables.auctions} because no identity-based policy allows the dynamodb:BatchGetItem action): once work is found stranded its looks read the auctions of those in AUCTION, to see them step (status49-auction-moved); grant it (docs/DEPLOY.md, "What backstop status reads")\n`,
     );
     // A single read makes no look: it needs no such permission.
-    const single = vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
-      this: DynamoDBClient,
-      ...args: Parameters<DynamoDBClient['send']>
-    ) {
-      const [command] = args;
-      if (command instanceof BatchGetItemCommand)
-        return Promise.reject(
-          Object.assign(new Error('denied'), {
-            name: 'AccessDeniedException',
-            $metadata: { httpStatusCode: 400 },
-          }),
-        );
-      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
-    } as DynamoDBClient['send']);
+    const single = failDynamo((command) =>
+      command instanceof BatchGetItemCommand
+        ? { name: 'AccessDeniedException', message: 'denied' }
+        : undefined,
+    );
     try {
       const run = await cli('status', '--json', ...at);
       expect(run.code, run.stderr).toBe(0);
@@ -200,28 +202,7 @@ describe('status', () => {
   // set back an hour between the reads (an NTP step), figures read a second before were said "0 s ago".
   it("--watch says the stale figures' age by a clock no step of the machine's moves back", async () => {
     const { names, at } = await newStage();
-    const send = DynamoDBClient.prototype.send;
-    let marketScans = 0;
-    vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
-      this: DynamoDBClient,
-      ...args: Parameters<DynamoDBClient['send']>
-    ) {
-      const [command] = args;
-      if (command instanceof ScanCommand && command.input.TableName === names.tables.markets) {
-        marketScans += 1;
-        const fault =
-          marketScans === 2
-            ? { name: 'ThrottlingException', message: 'Rate of requests exceeds the allowed throughput.' }
-            : marketScans >= 3
-              ? { name: 'ResourceNotFoundException', message: 'Requested resource not found' }
-              : undefined;
-        if (fault)
-          return Promise.reject(
-            Object.assign(new Error(fault.message), { name: fault.name, $metadata: { httpStatusCode: 400 } }),
-          );
-      }
-      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
-    } as DynamoDBClient['send']);
+    failRefreshes(names);
     const trueNow = Date.now.bind(Date);
     let stepMs = 0;
     vi.spyOn(Date, 'now').mockImplementation(() => trueNow() + stepMs);
@@ -1510,24 +1491,11 @@ describe('replay --hold', () => {
   // ops50-watch-permission: its looks read the auctions table only once work is stranded; it now reads it at the first.
   it('ends at its first look when its credentials lack dynamodb:BatchGetItem on the auctions table, saying so', async () => {
     const { names, at } = await newStage();
-    const send = DynamoDBClient.prototype.send;
-    const denied = vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
-      this: DynamoDBClient,
-      ...args: Parameters<DynamoDBClient['send']>
-    ) {
-      const [command] = args;
-      if (
-        command instanceof BatchGetItemCommand &&
-        names.tables.auctions in (command.input.RequestItems ?? {})
-      )
-        return Promise.reject(
-          Object.assign(new Error('not authorized'), {
-            name: 'AccessDeniedException',
-            $metadata: { httpStatusCode: 400 },
-          }),
-        );
-      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
-    } as DynamoDBClient['send']);
+    const denied = failDynamo((command) =>
+      readsAuctions(names, command)
+        ? { name: 'AccessDeniedException', message: 'not authorized' }
+        : undefined,
+    );
     let run: Awaited<ReturnType<typeof cli>>;
     try {
       run = await holdEverySecond(at);
@@ -1735,26 +1703,14 @@ describe('replay --hold', () => {
     await put(pending('p1:0'));
     // The CLI builds its own clients: the hold's first two Scans of the liquidations are throttled (the SDK's own
     // retries spent), as DynamoDB throttles a table read whole every few seconds.
-    const send = DynamoDBClient.prototype.send;
     let throttles = 2;
-    const scans = vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
-      this: DynamoDBClient,
-      ...args: Parameters<DynamoDBClient['send']>
-    ) {
-      const [command] = args;
-      if (
-        command instanceof ScanCommand &&
-        command.input.TableName === names.tables.liquidations &&
-        throttles-- > 0
-      )
-        return Promise.reject(
-          Object.assign(new Error('Rate of requests exceeds the allowed throughput.'), {
-            name: 'ThrottlingException',
-            $metadata: { httpStatusCode: 400 },
-          }),
-        );
-      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
-    } as DynamoDBClient['send']);
+    const scans = failDynamo((command) =>
+      command instanceof ScanCommand &&
+      command.input.TableName === names.tables.liquidations &&
+      throttles-- > 0
+        ? THROTTLED
+        : undefined,
+    );
     let stderr = '';
     let writes = 0;
     let settling: Promise<unknown> | undefined;

@@ -1,4 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
@@ -22,14 +21,14 @@ import { MOTO_HOST } from '../../shared/local/moto.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import { parseTickDetail, priceTickDetailSchema } from '../../shared/schemas/tick.ts';
 import { physicalName, TICK_BUS } from '../../shared/topology.ts';
+import { lines, pageReferenceTests, repoFile, tsSnippets } from '../support/doc-pages.ts';
 
 /**
  * docs/FEED.md is what an exchange's engineer writes the publisher from: its numbers, names and examples are checked
  * here against the code they describe, so a change to either shows.
  */
 
-const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
-const feed = read('docs/FEED.md');
+const feed = repoFile('docs/FEED.md');
 
 describe('docs/FEED.md against the code', () => {
   it("states the built-in markets' timing and bands as the configuration has them", () => {
@@ -103,7 +102,7 @@ describe('docs/FEED.md against the code', () => {
       'shared/domain/tick.ts',
       'shared/schemas/tick.ts',
       'shared/services/margin-check.ts',
-    ].map(read);
+    ].map(repoFile);
     const reasons = new Set([...feed.matchAll(/`(tick\/[a-z-]+)`/g)].map((match) => match[1]!));
     expect(reasons.size).toBeGreaterThan(15);
     for (const reason of reasons) {
@@ -196,7 +195,7 @@ describe('docs/FEED.md against the code', () => {
     const walk = (module: string) => {
       if (all.has(module)) return;
       all.add(module);
-      for (const [, spec] of read(module).matchAll(/from '(\.[^']+)'/g))
+      for (const [, spec] of repoFile(module).matchAll(/from '(\.[^']+)'/g))
         walk(path.posix.normalize(path.posix.join(path.posix.dirname(module), spec!)));
     };
     walk(publisher);
@@ -212,14 +211,7 @@ describe('docs/FEED.md against the code', () => {
 
   // integrate50: an exchange's engineer wrote a publisher from this page alone (test/integration/feed-doc-publisher.test.ts).
   describe('read as a first-time integrator would', () => {
-    /** The page's ```ts blocks. */
-    const snippets = [...feed.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
-    /** Lines without their indent, and no blank ones: a snippet copied into a function keeps its text. */
-    const lines = (text: string) =>
-      text
-        .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean);
+    const snippets = tsSnippets(feed);
     const table = (heading: string) => {
       const from = feed.indexOf(heading);
       const rows = feed.slice(from).split('\n\n')[1]!;
@@ -414,7 +406,7 @@ describe('docs/FEED.md against the code', () => {
       const example = snippets.find((s) => s.includes('publishTicks(events, BUS, ticks)'))!;
       expect(example).toContain("from './shared/feed/publisher.ts'");
       const body = lines(example.slice(example.indexOf('const next =')));
-      const copy = lines(read('test/integration/feed-doc-publisher.test.ts'));
+      const copy = lines(repoFile('test/integration/feed-doc-publisher.test.ts'));
       const at = copy.indexOf(body[0]!);
       expect(at).toBeGreaterThan(0);
       expect(copy.slice(at, at + body.length)).toEqual(body);
@@ -435,7 +427,7 @@ describe('docs/FEED.md against the code', () => {
     it('names every reason margin-check gives a tick of the feed', () => {
       const given = new Set(
         ['shared/domain/tick.ts', 'shared/schemas/tick.ts', 'shared/services/margin-check.ts'].flatMap(
-          (file) => [...read(file).matchAll(/['`](tick\/[a-z-]+)/g)].map((m) => m[1]!),
+          (file) => [...repoFile(file).matchAll(/['`](tick\/[a-z-]+)/g)].map((m) => m[1]!),
         ),
       );
       // A continuation's, which margin-check puts itself, never the feed.
@@ -446,7 +438,7 @@ describe('docs/FEED.md against the code', () => {
 
     it("names the publisher's calls with their parameters, its exports and the policy's codes as they are", async () => {
       const publisher = await import('../../shared/feed/publisher.ts');
-      const source = read('shared/feed/publisher.ts');
+      const source = repoFile('shared/feed/publisher.ts');
       const calls = [...feed.matchAll(/`(tickDetail|putEntries|publishTicks)\(([^)]*)\)`/g)];
       expect(calls.map((c) => c[1])).toEqual(['tickDetail', 'putEntries', 'publishTicks']);
       for (const [, name, params] of calls) {
@@ -478,39 +470,6 @@ describe('docs/FEED.md against the code', () => {
       expect(source).toContain('events/not-sent: a PutEvents call was NOT sent');
     });
 
-    it('points to sections of DEPLOY.md and README that exist', () => {
-      const pages = { 'DEPLOY.md': read('docs/DEPLOY.md'), README: read('README.md') };
-      const refs = [
-        ...feed.replace(/\s+/g, ' ').matchAll(/(DEPLOY\.md|README)(?:\.md)?(?:\]\([^)]*\))?, "([^"]+)"/g),
-      ];
-      expect(refs.length).toBeGreaterThan(2);
-      for (const [, page, section] of refs) {
-        const text = pages[page as keyof typeof pages];
-        expect(
-          [`**${section}**`, `## ${section}\n`].some((s) => text.includes(s)),
-          `${page}, "${section}"`,
-        ).toBe(true);
-      }
-    });
-
-    it('names only files that exist', () => {
-      const files = [
-        ...feed.matchAll(
-          /\b(?:shared|test|infra|functions|cli|scripts|examples)\/[\w./-]+\.(?:ts|json|sh)\b/g,
-        ),
-      ];
-      expect(files.length).toBeGreaterThan(5);
-      for (const [file] of files)
-        expect(existsSync(new URL(`../../${file}`, import.meta.url)), file).toBe(true);
-    });
-
-    it('cites only findings docs/RELIABILITY.md has', () => {
-      const reliability = read('docs/RELIABILITY.md');
-      const cited = new Set(
-        [...feed.matchAll(/\b([a-z]+\d+[a-z]?-[a-z0-9-]+[a-z0-9])\b/g)].map((m) => m[1]!),
-      );
-      expect(cited.size).toBeGreaterThan(10);
-      for (const id of cited) expect(reliability, id).toMatch(new RegExp(`^\\| ${id} \\|`, 'm'));
-    });
+    pageReferenceTests(feed, { sectionsAbove: 2, filesAbove: 5, findingsAbove: 10 });
   });
 });

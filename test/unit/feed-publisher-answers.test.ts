@@ -17,7 +17,7 @@ import {
   type TickFields,
   TickPublishError,
 } from '../../shared/feed/publisher.ts';
-import { replayPrices } from '../../shared/local/ticks.ts';
+import { type ReplayHold, type ReplayOptions, replayPrices } from '../../shared/local/ticks.ts';
 
 /**
  * The publisher (shared/feed/publisher.ts) against answers moto never gives: an EventBridge client whose HTTP handler
@@ -100,6 +100,32 @@ const caught = <T>(promise: Promise<unknown>): Promise<T> =>
     },
     (e: unknown) => e as T,
   );
+
+/** `n` prices of 150, a minute apart. */
+const prices = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    timestampMs: 1_584_000_000_000 + i * 60_000,
+    price: parsePrice('150'),
+  }));
+
+/** A replay of `n` such prices as ETH-USD from sequence 41, at full speed, no waits; `more` adds to or overrides it. */
+const replay = (events: EventBridgeClient, n: number, more: Partial<ReplayOptions> = {}) =>
+  replayPrices({
+    points: prices(n),
+    symbol: 'ETH-USD',
+    busName: BUS,
+    events,
+    speed: { kind: 'max' },
+    firstSequence: 41,
+    sleep: async () => {},
+    ...more,
+  });
+
+/** A hold with work left for `ticks` held ticks: its first `ticks` looks at the stack find some, the next none. */
+const holdFor = (ticks: number, more: Partial<ReplayHold> = {}): ReplayHold => {
+  let looks = 0;
+  return { everyMs: 1000, pending: async () => ++looks <= ticks, ...more };
+};
 
 describe("a bus policy's refusal, in either of the shapes AWS documents (feed47-policy-refusal)", () => {
   it('per entry: each refused entry reported, not sent again, the others put', async () => {
@@ -287,22 +313,6 @@ describe('TickPublishError says which ticks are not on the bus and which may be 
 // `backstop replay` (one tick a call) went on through the whole file, every next call refused the same. It stopped
 // at the first such refusal before (the SDK's error thrown), and does again, saying so.
 describe('a replay stops at a call refused whole for a reason every next call meets (follow47-replay-call-refused)', () => {
-  const prices = (n: number) =>
-    Array.from({ length: n }, (_, i) => ({
-      timestampMs: 1_584_000_000_000 + i * 60_000,
-      price: parsePrice('150'),
-    }));
-  const replay = (events: EventBridgeClient, n: number) =>
-    replayPrices({
-      points: prices(n),
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
-      sleep: async () => {},
-    });
-
   it('an AccessDeniedException for the call: the replay stops there, its tick refused, the rest not sent', async () => {
     // The bus's policy refuses the caller from the second call on.
     const { events, requests } = fakeBus((n, keys) =>
@@ -329,17 +339,9 @@ describe('a replay stops at a call refused whole for a reason every next call me
     const { events, requests } = fakeBus((n, keys) =>
       n >= 2 ? { status: 400, type: 'AccessDeniedException', message: denial } : ok(keys),
     );
-    let looks = 0;
-    const outcome = await replayPrices({
-      points: prices(1),
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
-      sleep: async () => {},
+    const outcome = await replay(events, 1, {
       // Work left for three more held ticks.
-      hold: { everyMs: 1000, pending: async () => ++looks <= 3 },
+      hold: holdFor(3),
     });
     // Before: the three held ticks sent, each refused the same.
     expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42']]);
@@ -358,17 +360,7 @@ describe('a replay stops at a call refused whole for a reason every next call me
     const { events, requests } = fakeBus((n, keys) =>
       n >= 2 && n <= 6 ? { results: [{} as { EventId: string }] } : ok(keys),
     );
-    let looks = 0;
-    const outcome = await replayPrices({
-      points: prices(1),
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
-      sleep: async () => {},
-      hold: { everyMs: 1000, pending: async () => ++looks <= 2 },
-    });
+    const outcome = await replay(events, 1, { hold: holdFor(2) });
     expect(requests.map((r) => r[0])).toEqual(['ETH-USD 41', ...Array(5).fill('ETH-USD 42'), 'ETH-USD 43']);
     expect(outcome).toMatchObject({ sent: 1, held: 2, lastMaybeOnBus: 43, lastTaken: 43 });
     expect(outcome.unknown.map((u) => [u.sequence, u.index])).toEqual([[42, 1]]);
@@ -421,11 +413,6 @@ describe('a replay stops at a call refused whole for a reason every next call me
 // entry (docs/FEED.md, "Who may publish"), in a call that succeeds; follow47-replay-call-refused stopped the replay at
 // a call refused whole only, and one refused so went on through the whole file and its hold, every tick refused.
 describe('a replay stops at a tick refused by policy in its entry result (review47-replay-entry-policy)', () => {
-  const prices = (n: number) =>
-    Array.from({ length: n }, (_, i) => ({
-      timestampMs: 1_584_000_000_000 + i * 60_000,
-      price: parsePrice('150'),
-    }));
   const POLICY_CODES = [
     'AccessDeniedException',
     'NotAuthorizedForSourceException',
@@ -436,15 +423,7 @@ describe('a replay stops at a tick refused by policy in its entry result (review
     const { events, requests } = fakeBus((n, keys) =>
       n >= 2 ? { results: [{ ErrorCode: code, ErrorMessage: denial }] } : ok(keys),
     );
-    const outcome = await replayPrices({
-      points: prices(5),
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
-      sleep: async () => {},
-    });
+    const outcome = await replay(events, 5);
     // Before: 5 calls, every one from the second refused the same.
     expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42']]);
     expect(outcome).toMatchObject({ total: 5, sent: 2, accepted: 1, lastSequence: 42 });
@@ -467,17 +446,7 @@ describe('a replay stops at a tick refused by policy in its entry result (review
         ? { results: [{ ErrorCode: 'NotAuthorizedForSourceException', ErrorMessage: denial }] }
         : ok(keys),
     );
-    let looks = 0;
-    const outcome = await replayPrices({
-      points: prices(1),
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
-      sleep: async () => {},
-      hold: { everyMs: 1000, pending: async () => ++looks <= 3 },
-    });
+    const outcome = await replay(events, 1, { hold: holdFor(3) });
     // Before: the three held ticks sent, each refused the same.
     expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42']]);
     expect(outcome).toMatchObject({ sent: 1, held: 1, accepted: 1 });
@@ -522,32 +491,19 @@ describe("the publisher's errors, for one as for several", () => {
 // timeouts48-held-put: a held tick's PutEvents that failed without an answer (a dead connection through the SDK's
 // attempts) ended `replay --hold`, exit 1, where a look at the stack failing so is made again.
 describe("replay --hold sends a held tick again when its call's error may heal (timeouts48-held-put)", () => {
-  const prices = (n: number) =>
-    Array.from({ length: n }, (_, i) => ({
-      timestampMs: 1_584_000_000_000 + i * 60_000,
-      price: parsePrice('150'),
-    }));
   const timedOut = () =>
     Object.assign(new Error('a request has exceeded the configured 10000 ms requestTimeout.'), {
       name: 'TimeoutError',
       code: 'ETIMEDOUT',
     });
-  const holdOnce = (events: ReturnType<typeof fakeBus>['events'], waits: number[]) => {
-    let looks = 0;
-    return replayPrices({
-      points: prices(1),
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
+  const holdOnce = (events: ReturnType<typeof fakeBus>['events'], waits: number[]) =>
+    replay(events, 1, {
       sleep: async (ms) => {
         waits.push(ms);
       },
       // Work left for one held tick.
-      hold: { everyMs: 1000, pending: async () => ++looks <= 1, putMayHeal: heldPutMayHeal },
+      hold: holdFor(1, { putMayHeal: heldPutMayHeal }),
     });
-  };
 
   it('a timeout, then a network error, then put: the same tick, the hold goes on', async () => {
     const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
@@ -589,20 +545,12 @@ describe("replay --hold sends a held tick again when its call's error may heal (
       abort.abort();
       return { fail: timedOut() };
     });
-    let looks = 0;
-    const replay = replayPrices({
-      points: prices(1),
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
-      sleep: async () => {},
+    const running = replay(events, 1, {
       signal: abort.signal,
-      hold: { everyMs: 1000, pending: async () => ++looks <= 1, putMayHeal: heldPutMayHeal },
+      hold: holdFor(1, { putMayHeal: heldPutMayHeal }),
     });
     // Its call failed: the put's error ends the replay with its outcome, the tick's fate unknown.
-    expect((await replay).error).toBeInstanceOf(PutEntriesError);
+    expect((await running).error).toBeInstanceOf(PutEntriesError);
     // Before: sent 5 times.
     expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42']]);
   });
@@ -679,11 +627,6 @@ describe('a PutEvents call the SDK finds no credentials for: nothing sent, said 
   const okFor = (n: number) => ({
     results: Array.from({ length: n }, (_, i) => ({ EventId: `id ${i}` })),
   });
-  const prices = (n: number) =>
-    Array.from({ length: n }, (_, i) => ({
-      timestampMs: 1_584_000_000_000 + i * 60_000,
-      price: parsePrice('150'),
-    }));
 
   it('putEntries: the entries not sent, none of unknown fate, the reason in the message', async () => {
     const { events, requests } = busWithCredentials(
@@ -733,15 +676,7 @@ describe('a PutEvents call the SDK finds no credentials for: nothing sent, said 
       () => false,
       () => okFor(1),
     );
-    const outcome = await replayPrices({
-      points: prices(2),
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
-      sleep: async () => {},
-    });
+    const outcome = await replay(events, 2);
     expect(outcome.error).toBeInstanceOf(PutEntriesError);
     // Before: sent 1, unknown [41].
     expect(outcome).toMatchObject({ sent: 0, accepted: 0, unknown: [] });
@@ -763,15 +698,7 @@ describe('a PutEvents call the SDK finds no credentials for: nothing sent, said 
       (sent) => sent < 5,
       () => ({ results: [{} as { EventId: string }] }),
     );
-    const outcome = await replayPrices({
-      points: prices(3),
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
-      sleep: async () => {},
-    });
+    const outcome = await replay(events, 3);
     expect(requests).toHaveLength(5);
     expect(outcome.unknown.map((u) => [u.sequence, u.code])).toEqual([[41, 'NoResult']]);
     expect(outcome.notSent?.map((n) => n.sequence)).toEqual([42]);
@@ -798,17 +725,7 @@ describe('a PutEvents call the SDK finds no credentials for: nothing sent, said 
               }),
             },
     );
-    let looks = 0;
-    const outcome = await replayPrices({
-      points: prices(1),
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
-      sleep: async () => {},
-      hold: { everyMs: 1000, pending: async () => ++looks <= 1, putMayHeal: (e) => e instanceof Error },
-    });
+    const outcome = await replay(events, 1, { hold: holdFor(1, { putMayHeal: (e) => e instanceof Error }) });
     expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42']]);
     expect(outcome.unknown).toEqual([
       expect.objectContaining({ sequence: 42, code: 'CredentialsProviderError' }),
@@ -1009,20 +926,11 @@ describe('an entry a call got no answer for stays of unknown fate whatever a lat
       name: 'TimeoutError',
     });
   const mayHeal = { ...noWait, callMayHeal: heldPutMayHeal };
-  const holdOnce = (events: EventBridgeClient) => {
-    let looks = 0;
-    return replayPrices({
-      points: [{ timestampMs: 1_584_000_000_000, price: parsePrice('150') }],
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
-      sleep: async () => {},
+  const holdOnce = (events: EventBridgeClient) =>
+    replay(events, 1, {
       // Work left for three held ticks.
-      hold: { everyMs: 1000, pending: async () => ++looks <= 3, putMayHeal: heldPutMayHeal },
+      hold: holdFor(3, { putMayHeal: heldPutMayHeal }),
     });
-  };
 
   it.each([
     ['AccessDeniedException', 400],
@@ -1206,22 +1114,12 @@ describe('a call refused whole with a code the SDK would retry', () => {
 
   it('a held tick: sent again within its 5 calls, put; the feed (no callMayHeal): refused once, as before', async () => {
     const { events, requests } = fakeBus((n, keys) => (n === 2 || n === 3 ? throttled : ok(keys)));
-    let looks = 0;
     const sent: number[] = [];
-    const outcome = await replayPrices({
-      points: [{ timestampMs: 1_584_000_000_000, price: parsePrice('150') }],
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
-      sleep: async () => {},
-      hold: {
-        everyMs: 1000,
-        pending: async () => ++looks <= 1,
+    const outcome = await replay(events, 1, {
+      hold: holdFor(1, {
         putMayHeal: heldPutMayHeal,
         onSent: (s) => sent.push(s),
-      },
+      }),
     });
     // Before: [41], [42], the held tick refused, never sent again.
     expect(requests).toEqual([['ETH-USD 41'], ['ETH-USD 42'], ['ETH-USD 42'], ['ETH-USD 42']]);
@@ -1271,25 +1169,15 @@ describe('a held tick the bus did not put is said as it went, not as sent', () =
       if (key === 'ETH-USD 43') return { results: [{} as { EventId: string }] };
       return ok(keys);
     });
-    let looks = 0;
     const said: string[] = [];
-    const outcome = await replayPrices({
-      points: [{ timestampMs: 1_584_000_000_000, price: parsePrice('150') }],
-      symbol: 'ETH-USD',
-      busName: BUS,
-      events,
-      speed: { kind: 'max' },
-      firstSequence: 41,
-      sleep: async () => {},
-      hold: {
-        everyMs: 1000,
-        pending: async () => ++looks <= 3,
+    const outcome = await replay(events, 1, {
+      hold: holdFor(3, {
         onSent: (s) => said.push(`sent ${s}`),
         onNotPut: (s, notPut) =>
           said.push(
             `${notPut.fate} ${s}: ${notPut.fate === 'refused' ? notPut.refused.code : notPut.unknown.code}`,
           ),
-      },
+      }),
     });
     // Before: sent 42, sent 43, sent 44.
     expect(said).toEqual(['refused 42: ThrottlingException', 'unknown 43: NoResult', 'sent 44']);

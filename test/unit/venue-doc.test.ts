@@ -1,4 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../shared/adapters/embedded/clock.ts';
 import { KEYLESS_VENUES } from '../../shared/adapters/venue/index.ts';
@@ -26,6 +25,7 @@ import {
 } from '../../shared/topology.ts';
 import { MyExchangeVenue } from '../contract/my-exchange/venue.ts';
 import { VENUE_PROPERTIES } from '../contract/venue-suite.ts';
+import { lines, pageReferenceTests, repoFile, tsSnippets } from '../support/doc-pages.ts';
 import { fakeResourceNames } from '../support/resource-names.ts';
 
 /**
@@ -34,22 +34,15 @@ import { fakeResourceNames } from '../support/resource-names.ts';
  * (test/contract/venue-my-exchange.test.ts, session 50), so a change to either shows.
  */
 
-const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
-const venue = read('docs/VENUE.md');
+const venue = repoFile('docs/VENUE.md');
 const flat = venue.replace(/\s+/g, ' ');
-const snippets = [...venue.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
-/** Lines without their indent, and no blank ones. */
-const lines = (text: string) =>
-  text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean);
+const snippets = tsSnippets(venue);
 
 afterEach(() => resetWiring());
 
 describe('docs/VENUE.md against the code', () => {
   it('describes the port as it is: two calls, the statuses, the three kinds of failure', () => {
-    const port = read('shared/ports/index.ts');
+    const port = repoFile('shared/ports/index.ts');
     expect(port).toContain('placeIoc(order: OrderRequest): Promise<OrderResult>;');
     expect(port).toMatch(
       /quote\(symbol: string, reference\?: OrderRequest\['reference'\]\): Promise<\{ bid\?: PriceE8; ask\?: PriceE8 \}>;/,
@@ -72,8 +65,8 @@ describe('docs/VENUE.md against the code', () => {
     expect(flat).toContain('the order lease (90 s)');
     // integrate50-venue-concurrency: the page had the auction's containers run their batches in parallel too.
     const trigger = (f: typeof consumer) => (f.trigger?.kind === 'queue' ? f.trigger : undefined)!;
-    expect(read('functions/liquidation-consumer/index.ts')).not.toContain('processInParallel');
-    expect(read('functions/auction/index.ts')).toContain('processInParallel: false');
+    expect(repoFile('functions/liquidation-consumer/index.ts')).not.toContain('processInParallel');
+    expect(repoFile('functions/auction/index.ts')).toContain('processInParallel: false');
     const calls =
       trigger(consumer).maxConcurrency * trigger(consumer).batchSize + trigger(auction).maxConcurrency;
     expect(flat).toContain(
@@ -91,10 +84,10 @@ describe('docs/VENUE.md against the code', () => {
   it("gives the consumer's client order ids as it writes them", () => {
     const liquidationId = liquidationIdOf({ id: 'p.1:a-b', version: 7 } as never);
     expect(lastResortOrderId(liquidationId, 2)).toBe('p.1:a-b:7:last-resort:2');
-    expect(read('shared/services/liquidation.ts')).toContain(`\`\${liquidationId}:market\``);
+    expect(repoFile('shared/services/liquidation.ts')).toContain(`\`\${liquidationId}:market\``);
     expect(flat).toContain('`<position>:<version>:market` and `<position>:<version>:last-resort:<n>`');
     // A position id: admin's registration takes up to 100 of [A-Za-z0-9._:-].
-    expect(read('shared/services/admin.ts')).toContain('/^[A-Za-z0-9._:-]{1,100}$/');
+    expect(repoFile('shared/services/admin.ts')).toContain('/^[A-Za-z0-9._:-]{1,100}$/');
     expect(flat).toContain('a position id being up to 100 of `[A-Za-z0-9._:-]`');
   });
 
@@ -106,7 +99,7 @@ describe('docs/VENUE.md against the code', () => {
     expect(KEYLESS_VENUES).toEqual(['mark-following']);
     for (const metric of ['VenueOrderFailures', 'RecordFailures', 'LastResortWaits', 'SlippageBps'])
       expect(Object.keys(METRICS), metric).toContain(metric);
-    const liquidation = read('shared/services/liquidation.ts');
+    const liquidation = repoFile('shared/services/liquidation.ts');
     for (const line of ['venue attempt failed', 'venue refused the order; handing over to the auction']) {
       expect(flat).toContain(`\`${line}\``);
       expect(liquidation).toContain(`'${line}'`);
@@ -141,7 +134,7 @@ describe('docs/VENUE.md against the code', () => {
   // integrate50: the harness as the page gives it is the one the example adapter's contract test runs.
   it('gives the harness test/contract/venue-my-exchange.test.ts runs, line for line', () => {
     const harness = snippets.find((s) => s.includes('venueContractSuite('))!;
-    const file = lines(read('test/contract/venue-my-exchange.test.ts'));
+    const file = lines(repoFile('test/contract/venue-my-exchange.test.ts'));
     const snippet = lines(harness);
     for (const line of snippet.filter((l) => l.startsWith('import '))) expect(file, line).toContain(line);
     const body = snippet.filter((l) => !l.startsWith('import '));
@@ -189,36 +182,5 @@ describe('docs/VENUE.md against the code', () => {
     ]);
   });
 
-  it('points to sections of DEPLOY.md and README that exist', () => {
-    const pages = { 'DEPLOY.md': read('docs/DEPLOY.md'), README: read('README.md') };
-    const refs = [
-      ...venue.replace(/\s+/g, ' ').matchAll(/(DEPLOY\.md|README)(?:\.md)?(?:\]\([^)]*\))?, "([^"]+)"/g),
-    ];
-    expect(refs.length).toBeGreaterThan(0);
-    for (const [, page, section] of refs) {
-      const text = pages[page as keyof typeof pages];
-      expect(
-        [`**${section}**`, `## ${section}\n`].some((s) => text.includes(s)),
-        `${page}, "${section}"`,
-      ).toBe(true);
-    }
-  });
-
-  it('names only files that exist', () => {
-    const files = [
-      ...venue.matchAll(
-        /\b(?:shared|test|infra|functions|cli|scripts|examples)\/[\w./-]+\.(?:ts|json|sh)\b/g,
-      ),
-    ];
-    expect(files.length).toBeGreaterThan(5);
-    for (const [file] of files)
-      expect(existsSync(new URL(`../../${file}`, import.meta.url)), file).toBe(true);
-  });
-
-  it('cites only findings docs/RELIABILITY.md has', () => {
-    const reliability = read('docs/RELIABILITY.md');
-    const cited = new Set([...venue.matchAll(/\b([a-z]+\d+[a-z]?-[a-z0-9-]+[a-z0-9])\b/g)].map((m) => m[1]!));
-    expect(cited.size).toBeGreaterThan(4);
-    for (const id of cited) expect(reliability, id).toMatch(new RegExp(`^\\| ${id} \\|`, 'm'));
-  });
+  pageReferenceTests(venue, { sectionsAbove: 0, filesAbove: 5, findingsAbove: 4 });
 });
