@@ -6,6 +6,7 @@ import {
   type TargetKind,
 } from '../../shared/local/deployment.ts';
 import {
+  arnBeside,
   type DeadLetter,
   type DeadLetterListing,
   type Discarded,
@@ -81,8 +82,9 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
   discard   deletes the messages named (a poison message, or one dealt with otherwise), or with
             --not-its-dead-letter every one dlq list marks NOT REDRIVEN as not its work queue's
             (dlq/not-its-dead-letter, by the redrive's own judgment, --accept-source's ARNs taken as the work
-            queue's), and prints their bodies, the only copy left, and with --not-its-dead-letter the queue
-            each came from (moved from ARN, or sent straight to it; --json: sourceArn, null): keep them with
+            queue's), and prints their bodies, the only copy left, and the queue each came from (moved from
+            ARN, or sent straight to it; --json: sourceArn, null; by id on an emulator, whose moves name no
+            queue, said only for a letter naming one): keep them with
             the incident (--json keeps them exact: the text escapes control and bidi characters as \\uXXXX).
             An error once it has something to say (a body deleted, a delete that failed, a release refused)
             is said after it (STOPPED by ...; --json: stopped), exit 1
@@ -99,7 +101,7 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
                          exactly as dlq list's NOT REDRIVEN line names them) as that work queue's, sending them on
                          to it: its queue under an older name, replaced by a stack change (docs/DEPLOY.md). Only
                          those named, never inferred; one of another partition, account or region than the DLQ's,
-                         or one of the stack's queues, refused
+                         one of the stack's other queues, or the work queue's own (taken without it), refused
   --json                 JSON instead of text
 ${TARGET_USAGE}`;
 
@@ -196,8 +198,9 @@ export function deadLetterText(m: DeadLetter, kind: TargetKind): string {
 }
 
 /**
- * One message `dlq discard` deleted: its id, where a not-its letter came from (tidy50-dlq-discard-source: the evidence
- * that made it another's, kept with the incident) and its body, the only copy left.
+ * One message `dlq discard` deleted: its id, where it came from (tidy50-dlq-discard-source: for a not-its letter the
+ * evidence that made it another's, kept with the incident; by id too, last50-dlq-discard-id-source) and its body, the
+ * only copy left.
  */
 export function discardedText(d: Discarded): string {
   const from =
@@ -287,9 +290,21 @@ export function acceptSourceElsewhere(queue: DlqId, dlqArn: string, arn: string)
 }
 
 /**
+ * Why `arn`, an `--accept-source`, is no older name of `queue`, or undefined: its work queue's own ARN, `workArn`, whose
+ * letters are taken without it (last50-accept-source-own: taken, each of its own letters was said to be let through by
+ * --accept-source).
+ */
+export function acceptSourceOwn(queue: DlqId, workArn: string, arn: string): string | undefined {
+  return arn === workArn
+    ? `--accept-source: "${arn}": that is ${queue}'s own ARN: its letters are taken without --accept-source (which names an older name of ${queue}, as dlq list's NOT REDRIVEN line gives it)`
+    : undefined;
+}
+
+/**
  * Refuses an `--accept-source` ARN that cannot be `queue`'s work queue under an older name (review50-ops-accept-source-beside):
  * one of another partition, account or region than its dead-letter queue (acceptSourceElsewhere: a copy from another
- * stage's or region's listing), or one of the stack's other queues (its letters sent on to this work queue's consumer).
+ * stage's or region's listing), one of the stack's other queues (its letters sent on to this work queue's consumer), or
+ * the work queue's own ARN (acceptSourceOwn).
  * The DLQ's ARN is read of SQS (sqs:GetQueueAttributes, as the run reads it), before any letter is.
  */
 async function acceptedBeside(deployment: Deployment, queue: DlqId, arns: readonly string[]): Promise<void> {
@@ -307,9 +322,10 @@ async function acceptedBeside(deployment: Deployment, queue: DlqId, arns: readon
       throw new UsageError(`--accept-source: "${arn}" is ${stack}, not an older name of ${queue}`);
   }
   const dlqArn = await deadLetterQueueArn(deployment, queue);
+  const workArn = arnBeside(dlqArn, deployment.names.queues[queue].url);
   for (const arn of arns) {
-    const elsewhere = acceptSourceElsewhere(queue, dlqArn, arn);
-    if (elsewhere !== undefined) throw new UsageError(elsewhere);
+    const refused = acceptSourceOwn(queue, workArn, arn) ?? acceptSourceElsewhere(queue, dlqArn, arn);
+    if (refused !== undefined) throw new UsageError(refused);
   }
 }
 

@@ -403,7 +403,8 @@ export interface FundStatement {
   readonly stampedBefore: readonly number[];
   /**
    * Deposits and withdrawals of the period that name nobody (no actor): the admin function's, whose requests name
-   * nobody, and a deposit whose caller STS could not name. An auditor asks who moved them: CloudTrail says.
+   * nobody, and a deposit whose caller STS could not name; a blank actor (whitespace alone) names nobody either
+   * (last50-statement-blank-actor). An auditor asks who moved them: CloudTrail says.
    */
   readonly unnamed: readonly number[];
 }
@@ -532,7 +533,8 @@ export function buildStatement(input: StatementInput): FundStatement {
     else k.out -= entry.amount;
     movements += entry.amount;
     if (input.fromMs !== undefined && entry.atMs < input.fromMs) stampedBefore.push(entry.sequence);
-    if ((entry.kind === 'deposit' || entry.kind === 'withdraw') && !entry.actor) unnamed.push(entry.sequence);
+    if ((entry.kind === 'deposit' || entry.kind === 'withdraw') && !entry.actor?.trim())
+      unnamed.push(entry.sequence);
   }
   const first = entries[0];
   const last = entries[entries.length - 1];

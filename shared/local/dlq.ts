@@ -735,7 +735,7 @@ export const deadLetterQueueArn = (deployment: Deployment, queue: DlqId): Promis
  * The ARN of the queue at `url`, a queue of the same account and region as the one whose ARN is `beside`: the name is
  * a queue URL's last segment on AWS, LocalStack and moto alike (no call, so no right to read the work queue is needed).
  */
-const arnBeside = (beside: string, url: string): string =>
+export const arnBeside = (beside: string, url: string): string =>
   `${beside.slice(0, beside.lastIndexOf(':') + 1)}${url.split('/').pop() ?? ''}`;
 
 /**
@@ -990,8 +990,9 @@ export interface Discarded {
   readonly messageId: string;
   readonly body: string;
   /**
-   * A not-its letter's (discardNotItsDeadLetters) source, the evidence that made it another's: the queue SQS moved it
-   * from (its DeadLetterQueueSourceArn), or null, sent straight to the DLQ (tidy50-dlq-discard-source). Absent by id.
+   * Where it came from: the queue SQS moved it from (its DeadLetterQueueSourceArn), or null, sent straight to the DLQ;
+   * for a not-its letter (discardNotItsDeadLetters) the evidence that made it another's (tidy50-dlq-discard-source).
+   * By id (last50-dlq-discard-id-source), absent for a letter naming none on an emulator, whose moves name none either.
    */
   readonly sourceArn?: string | null;
 }
@@ -1024,6 +1025,9 @@ export async function discardDeadLetters(
   options: DlqRunOptions = {},
 ): Promise<DiscardOutcome> {
   const wanted = new Set(messageIds);
+  // Said as by --not-its-dead-letter (last50-dlq-discard-id-source: it was not): "sent straight to it" only where a move
+  // names its source, on AWS; an emulator's letter naming none may be a move (test/cli/dlq-source.test.ts pins moto's).
+  const aws = deployment.kind === 'aws';
   const outcome = await discardWhere(
     deployment,
     queue,
@@ -1031,6 +1035,10 @@ export async function discardDeadLetters(
     () => wanted.size === 0,
     max,
     options,
+    (m) => {
+      const from = source(m);
+      return from !== undefined ? { sourceArn: from } : aws ? { sourceArn: null } : {};
+    },
   );
   return { ...outcome, notFound: [...wanted] };
 }

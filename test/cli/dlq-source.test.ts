@@ -8,7 +8,13 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { main } from '../../cli/main.ts';
-import { acceptSourceElsewhere, deadLetterText, discardedText, renderRedrive } from '../../cli/ops/dlq.ts';
+import {
+  acceptSourceElsewhere,
+  acceptSourceOwn,
+  deadLetterText,
+  discardedText,
+  renderRedrive,
+} from '../../cli/ops/dlq.ts';
 import {
   type AwsClients,
   createAwsClients,
@@ -19,6 +25,7 @@ import { SqsQueueTransport } from '../../shared/adapters/aws/sqs-queue.ts';
 import type { Deployment, TargetKind } from '../../shared/local/deployment.ts';
 import {
   type DeadLetter,
+  discardDeadLetters,
   discardNotItsDeadLetters,
   listDeadLetters,
   MOST_PER_RUN,
@@ -497,6 +504,21 @@ it("holds --accept-source's ARN to the DLQ's own ARN's partition, account and re
     );
 });
 
+// last50-accept-source-own: the work queue's own ARN was taken as an --accept-source, and its own letters were then
+// labelled as let through by it ("(--accept-source)"). Refused: compared exactly, as the redrive compares a source.
+it("refuses the work queue's own ARN as an --accept-source, and nothing else by it", () => {
+  const own = 'arn:aws:sqs:us-east-1:123456789012:prod-liquidations';
+  expect(acceptSourceOwn('liquidations', own, own)).toBe(
+    `--accept-source: "${own}": that is liquidations's own ARN: its letters are taken without --accept-source (which names an older name of liquidations, as dlq list's NOT REDRIVEN line gives it)`,
+  );
+  for (const arn of [
+    'arn:aws:sqs:us-east-1:123456789012:prod-liquidations-old',
+    'arn:aws:sqs:us-east-1:210987654321:prod-liquidations',
+    'arn:aws:sqs:eu-west-1:123456789012:prod-liquidations',
+  ])
+    expect(acceptSourceOwn('liquidations', own, arn)).toBeUndefined();
+});
+
 // ops50-dlq-discard-selected: dlq discard took ids alone (several, comma-separated): many letters another principal put
 // in a DLQ had to be copied from dlq list one by one. It now takes those a redrive would leave, by the redrive's rule.
 it("discards the letters a redrive would leave as not its work queue's, and only those", async () => {
@@ -562,6 +584,50 @@ it("discards the letters a redrive would leave as not its work queue's, and only
   } finally {
     aws.remove();
   }
+}, 60_000);
+
+// last50-dlq-discard-id-source: a discard by --message-id printed id and body alone, where --not-its-dead-letter printed
+// each letter's source (tidy50-dlq-discard-source). Said alike now; on an emulator only for a letter naming one.
+it('says where each letter it discards by id came from, "sent straight to it" only where a move names its source', async () => {
+  const aws = sourceAsAws();
+  try {
+    const d = await deployment('dlqsrcbyid', 'aws');
+    const work = d.names.queues.liquidations.url;
+    const dlq = d.names.queues.liquidations.dlqUrl!;
+    const moved = await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: work, MessageBody: '{"liquidationId":"ours:0"}' }),
+    );
+    await receivePastMax(work);
+    const direct = await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: dlq, MessageBody: '{"liquidationId":"direct:0"}' }),
+    );
+    const outcome = await discardDeadLetters(d, 'liquidations', [moved.MessageId!, direct.MessageId!]);
+    // Before: { messageId, body } alone.
+    expect(outcome.discarded.map(({ body, sourceArn }) => ({ body, sourceArn }))).toEqual(
+      expect.arrayContaining([
+        { body: '{"liquidationId":"ours:0"}', sourceArn: arnOfUrl(work) },
+        { body: '{"liquidationId":"direct:0"}', sourceArn: null },
+      ]),
+    );
+    expect(outcome.discarded).toHaveLength(2);
+    const text = (body: string) => discardedText(outcome.discarded.find((x) => x.body === body)!);
+    expect(text('{"liquidationId":"ours:0"}')).toBe(
+      `discarded ${moved.MessageId}\n  moved from ${arnOfUrl(work)} (its DeadLetterQueueSourceArn)\n  body: {"liquidationId":"ours:0"}\n`,
+    );
+    expect(text('{"liquidationId":"direct:0"}')).toBe(
+      `discarded ${direct.MessageId}\n  sent straight to it (no DeadLetterQueueSourceArn: moved from no queue)\n  body: {"liquidationId":"direct:0"}\n`,
+    );
+  } finally {
+    aws.remove();
+  }
+  // On an emulator a letter naming no source may be a move (moto names none, pinned above): nothing said of it.
+  const local = await deployment('dlqsrcbyidlocal', 'local');
+  const sent = await clients.sqs.send(
+    new SendMessageCommand({ QueueUrl: local.names.queues.liquidations.dlqUrl!, MessageBody: 'poison' }),
+  );
+  const outcome = await discardDeadLetters(local, 'liquidations', [sent.MessageId!]);
+  expect(outcome.discarded).toEqual([{ messageId: sent.MessageId, body: 'poison' }]);
+  expect(discardedText(outcome.discarded[0]!)).toBe(`discarded ${sent.MessageId}\n  body: poison\n`);
 }, 60_000);
 
 /** A listing's letters by body: where SQS moved each from and why a redrive would leave it. */

@@ -871,6 +871,7 @@ describe('dlq list and redrive on moto', () => {
     const [account] = dlq.split('/').slice(-2);
     const old = `arn:aws:sqs:us-east-1:${account}:liquidations-old`;
     const steps = `arn:aws:sqs:us-east-1:${account}:${names.queues.auctionSteps.url.split('/').pop()}`;
+    const own = `arn:aws:sqs:us-east-1:${account}:${names.queues.liquidations.url.split('/').pop()}`;
     for (const [arn, said] of [
       [
         `arn:aws:sqs:us-east-1:210987654321:liquidations-old`,
@@ -888,6 +889,11 @@ describe('dlq list and redrive on moto', () => {
       [
         steps,
         `--accept-source: "${steps}" is the stack's auctionSteps queue, not an older name of liquidations`,
+      ],
+      // last50-accept-source-own: the work queue's own ARN was taken, its own letters then said let through by it.
+      [
+        own,
+        `--accept-source: "${own}": that is liquidations's own ARN: its letters are taken without --accept-source`,
       ],
     ] as const)
       for (const argv of [

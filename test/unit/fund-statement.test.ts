@@ -446,6 +446,21 @@ describe('cutPage: a period by time is a range of entries by sequence', () => {
     expect(buildStatement({ account: FUND, entries }).unnamed).toEqual([2, 4, 6]);
   });
 
+  // last50-statement-blank-actor: an actor of whitespace alone names nobody either; it was taken as a name.
+  it('names a deposit or withdrawal whose actor is blank (whitespace alone) as naming nobody', () => {
+    const moves = journal([
+      ['deposit', '10'],
+      ['withdraw', '-1'],
+      ['deposit', '1'],
+    ]);
+    const entries = [
+      { ...moves[0]!, actor: ' ' },
+      { ...moves[1]!, actor: '\t\n' },
+      { ...moves[2]!, actor: ' arn:aws:iam::1:user/joe ' },
+    ];
+    expect(buildStatement({ account: FUND, entries }).unnamed).toEqual([1, 2]);
+  });
+
   it('tiles: consecutive periods share their edge, each entry in one, each closing the next opening', () => {
     const first = cut(entries, { from: { atMs: T }, to: { atMs: 2 * T } });
     const second = cut(entries, { from: { atMs: 2 * T }, to: { atMs: 3 * T } });
