@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { App, type Environment, RemovalPolicy, Stack } from 'aws-cdk-lib';
@@ -107,6 +106,7 @@ import {
   PROJECTS,
   type Project,
   projectRoot,
+  removeSynthDirs,
   synthDir,
   THIS_PROJECT,
 } from '../support/infra-project.ts';
@@ -125,8 +125,6 @@ import { fakeResourceNames } from '../support/resource-names.ts';
 // Template tests skip the built-in CloudFormation validator and bundling; one test below runs cdk-nag.
 process.env.CDK_VALIDATION = 'false';
 
-const outdirs: string[] = [];
-
 /**
  * `project`'s stack (test/support/infra-project.ts) with `ours` over its context, in a region when `env` says one.
  * An integrator's project (a venue that reads a key, its secret in cdk.json: docs/VENUE.md, step 5) builds as this
@@ -134,7 +132,6 @@ const outdirs: string[] = [];
  */
 function buildIn(project: Project, ours: Record<string, unknown> = {}, env?: Environment) {
   const outdir = synthDir('backstop-cdk-');
-  outdirs.push(outdir);
   return buildStack(project, ours, { outdir, ...(env ? { env } : {}) });
 }
 
@@ -145,9 +142,8 @@ function build(ours: Record<string, unknown> = {}, nag = false) {
   return built;
 }
 
-afterAll(() => {
-  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
-});
+// Every synth's directory, the quota tests' own stacks' too.
+afterAll(removeSynthDirs);
 
 /**
  * The requests liquidation-watch's claim sends (aws/auctions.ts `claimStepResend`): a claim that holds, one refused,
@@ -3252,8 +3248,7 @@ describe('cdk-nag', () => {
   });
 
   it('fails synthesis on an unacknowledged finding (the checks are wired)', () => {
-    const app = new App({ outdir: mkdtempSync(join(tmpdir(), 'backstop-nag-')) });
-    outdirs.push(app.outdir);
+    const app = new App({ outdir: synthDir('backstop-nag-') });
     new Queue(new Stack(app, 'Bare'), 'PlainQueue');
     addNagChecks(app);
     expect(() => app.synth()).toThrow(/AwsSolutions-SQS3|AwsSolutions-SQS4/);
