@@ -108,7 +108,7 @@ shows the market's last sequence).
 ${CONFIG_FILE_HELP}${TARGET_USAGE}`;
 
 /** How often `replay --hold` sends the last price by default: well within the default maxMarkAgeSeconds (120 s). */
-const HOLD_EVERY_SECONDS = 30;
+export const HOLD_EVERY_SECONDS = 30;
 /**
  * Looks in a row that find work left and no message to move it before a hold gives up, at the least: they must span
  * STRANDED_CONFIRM_MS too (stranded48-hold-confirm).

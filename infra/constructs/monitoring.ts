@@ -69,7 +69,7 @@ const ONE_HOUR = Duration.hours(1);
  */
 const OUT_OF_ORDER_PER_MINUTE = 5;
 /** Failed venue attempts in 5 minutes that page: one order that fails all its 3 attempts, or a venue in trouble. */
-const VENUE_FAILURES_PER_5_MINUTES = 3;
+export const VENUE_FAILURES_PER_5_MINUTES = 3;
 /** An auction step this late is a backed-up or stalled auction consumer (SQS delivers a due step within seconds). */
 const AUCTION_STEP_LATE_SECONDS = 60;
 /**
@@ -108,7 +108,7 @@ export const WORK_QUEUE_STALL_MINUTES = 5;
  * (alarms45-fill-sparse-counts).
  */
 const SPARSE_SUM_EVALUATION_PERIODS = 3;
-const SPARSE_SUM_MINUTES = SPARSE_SUM_EVALUATION_PERIODS * FIVE_MINUTES.toMinutes();
+export const SPARSE_SUM_MINUTES = SPARSE_SUM_EVALUATION_PERIODS * FIVE_MINUTES.toMinutes();
 
 /** A sum of sparse counts, each FILLed with 0 (SPARSE_SUM_EVALUATION_PERIODS). */
 const filledSum = (ids: readonly string[]): string => ids.map((id) => `FILL(${id}, 0)`).join(' + ');

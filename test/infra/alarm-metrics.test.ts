@@ -2,7 +2,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALARM_DESCRIPTION_MAX } from '../../infra/constructs/monitoring.ts';
+import {
+  ALARM_DESCRIPTION_MAX,
+  SPARSE_SUM_MINUTES,
+  VENUE_FAILURES_PER_5_MINUTES,
+} from '../../infra/constructs/monitoring.ts';
 import { DEFAULT_RISK_CONFIG_INPUT } from '../../shared/domain/config.ts';
 import { MARKET_DIMENSION, METRICS, type MetricSpec } from '../../shared/metrics.ts';
 import { type EmitSite, emfDimensionSets, emitSites } from '../support/emit-sites.ts';
@@ -313,6 +317,26 @@ describe("the runbook (docs/DEPLOY.md 'When an alarm fires') against the alarms 
         wrong.push(`${id}: its OK does not say it goes to INSUFFICIENT_DATA without data`);
     }
     expect(wrong).toEqual([]);
+  });
+
+  // Session 50 noticed VenueFailuresAlarm's threshold and window in its entry held to nothing (tidy51-venue-threshold).
+  it("states VenueFailuresAlarm's threshold and window in its entry as the template has them", () => {
+    const [venue] = Object.entries(
+      Template.fromStack(buildStack(THIS_PROJECT, {}, { outdir }).stack).findResources(
+        'AWS::CloudWatch::Alarm',
+      ),
+    )
+      .filter(([id]) => id.startsWith('MonitoringVenueFailuresAlarm'))
+      .map(([, r]) => r.Properties);
+    expect(venue).toMatchObject({
+      Threshold: VENUE_FAILURES_PER_5_MINUTES,
+      EvaluationPeriods: SPARSE_SUM_MINUTES / 5,
+    });
+    const spoken = ['no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
+    const entry = runbook.split(/\n- /).find((b) => b.startsWith('Venue failures (`VenueFailuresAlarm`)'));
+    expect(entry?.replace(/\s+/g, ' ')).toContain(
+      `${spoken[VENUE_FAILURES_PER_5_MINUTES]} or more order attempts in a 5-minute period of the last ${SPARSE_SUM_MINUTES} timed out`,
+    );
   });
 
   // Found in session 50's on-call pass: a notification said what fired, nowhere where its runbook was

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
 import { describe, expect, it } from 'vitest';
+import { HOLD_EVERY_SECONDS } from '../../cli/ops/events.ts';
 import { DEFAULT_LOCAL_PORT } from '../../cli/ops/local.ts';
 import { loadConfig } from '../../infra/config.ts';
 import { DEFAULT_RISK_CONFIG, marketConfig } from '../../shared/domain/config.ts';
@@ -31,6 +32,14 @@ import { lines, pageReferenceTests, repoFile, tsSnippets } from '../support/doc-
 const feed = repoFile('docs/FEED.md');
 
 describe('docs/FEED.md against the code', () => {
+  // Session 50 noticed the hold's default in FEED.md and README held to nothing (tidy51-hold-default).
+  it("states `replay --hold`'s default period as the CLI has it", () => {
+    expect(feed).toContain(`every ${HOLD_EVERY_SECONDS} s at most (\`backstop replay --hold\`'s default)`);
+    expect(repoFile('README.md').replace(/\s+/g, ' ')).toContain(
+      `\`--hold\` keeps sending the file's last price every ${HOLD_EVERY_SECONDS} s (\`--hold-every\`)`,
+    );
+  });
+
   it("states the built-in markets' timing and bands as the configuration has them", () => {
     const m = marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD');
     const percent = (ppm: bigint) => `${Number(formatPpm(ppm)) * 100} %`;
