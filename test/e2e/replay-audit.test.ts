@@ -450,6 +450,21 @@ describe('the demo, audited: npm run demo (built-in crash, 20,000 positions, see
     expect(prose).toContain(
       `on seed 1, ${dollars(waterfall.providersDiscount)} USD of the ${dollars(waterfall.executionCost)} given up vs the mark`,
     );
+    // Against the mark each slice's liquidation started at (its market order's), not its step's: what the wait for a bid
+    // cost too (risk51-auction-cost-told).
+    const { stores } = runs[0]!.input;
+    const startMark = new Map(stores.liquidations.map((l) => [l.id, l.context?.executionMark]));
+    let fromStart16 = 0n;
+    for (const a of stores.auctions) {
+      const mark = startMark.get(a.liquidationId);
+      if (mark === undefined) throw new Error(`${a.id}: its liquidation has no execution mark`);
+      for (const f of a.fills)
+        fromStart16 += (a.direction === 'SELL' ? mark - f.price : f.price - mark) * f.size;
+    }
+    expect(fromStart16).toBeGreaterThan(waterfall.providersDiscount * 10n ** 10n);
+    expect(prose).toContain(
+      `seed 1's auction fills gave up ${dollars(fromStart16 / 10n ** 10n)} USD, not ${dollars(waterfall.providersDiscount)}`,
+    );
     // "Settled by" counts a slice by the last layer that acted: README says how many more the auction took part in.
     expect(waterfall.auctionSettledBy).toEqual({
       market: 0,
