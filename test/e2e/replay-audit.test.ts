@@ -534,6 +534,11 @@ describe('seed 4, audited: the fund runs dry under the waterfall and ADL covers 
     expect(prose).toContain(
       `Seed 4 goes the other way: market-only leaves no bad debt there and its fund ends at ${dollars(marketOnly.fund.end)} USD, where the waterfall's ends at ${dollars(waterfall.fund.end)} and ADL takes ${dollars(waterfall.badDebtCovered)} USD from profitable traders`,
     );
+    // All of it haircuts: ADL closes no size here, more than ADL at the bankruptcy price would take (risk51-adl-haircut-told).
+    expect(waterfall.closedSize.adl).toBe(0n);
+    expect(prose).toContain(
+      `on seed 4 of the built-in crash all ${dollars(waterfall.badDebtCovered)} USD that ADL covers are haircuts of ${count(waterfall.adlCounterparties)} positions it closes none of`,
+    );
   });
 });
 
