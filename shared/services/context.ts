@@ -19,7 +19,7 @@ export interface SettlementDeps extends Adapters {
   readonly venue: Venue;
   readonly config: RiskConfig;
   readonly telemetry: Telemetry;
-  /** 'market-only' dumps every liquidation into the book whatever the price (the comparison baseline). */
+  /** 'market-only' dumps every liquidation's whole position into the book whatever the price (the comparison baseline). */
   readonly strategy: 'waterfall' | 'market-only';
   /** Ledger account of the insurance fund. */
   readonly insuranceAccount: string;
