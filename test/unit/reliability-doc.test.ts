@@ -21,4 +21,16 @@ describe("docs/RELIABILITY.md's findings (review41-duplicate-rows)", () => {
     expect(ids.length).toBeGreaterThan(100);
     expect(ids.filter((id, i) => ids.indexOf(id) !== i)).toEqual([]);
   });
+
+  // Session 51's first rows were appended after the paragraph that closes the last table, where they render as text
+  // (tidy51-rows-outside-table).
+  it('keeps every finding in a table: a row follows a row, its header or its separator', () => {
+    const lines = readFileSync(new URL('../../docs/RELIABILITY.md', import.meta.url), 'utf8').split('\n');
+    const loose = lines.flatMap((line, i) =>
+      /^\| [a-z0-9-]+ \|/.test(line) && !lines[i - 1]?.startsWith('|') && !/^\|\s*-/.test(lines[i + 1] ?? '')
+        ? [`line ${i + 1}: ${line.slice(0, 60)}`]
+        : [],
+    );
+    expect(loose).toEqual([]);
+  });
 });
