@@ -91,8 +91,8 @@ export const DLQ_USAGE = `Usage: backstop dlq list|redrive [--queue Q] [--max N]
   --queue Q              ${DLQ_IDS.join(' | ')} (default: all)
   --max N                most messages per queue (default 100 for list, 1000 for redrive and discard); a
                          redrive does not count those it leaves as dlq/not-its-dead-letter (each still said),
-                         but stops once it has left ${NOT_ITS_PER_MAX} times N of them, saying so (exit 1; discard
-                         --not-its-dead-letter removes such letters among the first it reads)
+                         but stops at one more once it has left ${NOT_ITS_PER_MAX} times N of them, saying so (exit 1;
+                         discard --not-its-dead-letter removes such letters among the first it reads)
   --message-id IDS       discard: the message ids, comma-separated (as dlq list shows them)
   --not-its-dead-letter  discard: instead of ids, those a redrive would leave as not its work queue's, among
                          the first --max read

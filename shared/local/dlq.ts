@@ -593,9 +593,9 @@ export interface RedriveOutcome {
   /** The error that ended the run, or its release of what it held as it ended (present when one did). */
   readonly stopped?: RedriveStop;
   /**
-   * The run stopped once it had left NOT_ITS_PER_MAX times `max` letters as not its work queue's (outside `max`:
-   * ops50-redrive-max-own), the rest not reached: why, and the discard that removes them (present when it did:
-   * ops50b-redrive-not-its-bound).
+   * The run stopped at a letter not its work queue's once it had left NOT_ITS_PER_MAX times `max` such letters
+   * (outside `max`: ops50-redrive-max-own), that one and the rest not reached: why, and the discard that removes them
+   * (present when it did: ops50b-redrive-not-its-bound; never when none was past the bound: dlq51-not-its-edge).
    */
   readonly notItsLimit?: string;
 }
@@ -857,12 +857,14 @@ export async function redriveDeadLetters(
         // caller (security49b-dlq-source).
         const notOurs = foreign(m);
         if (notOurs) {
-          failed.push({ messageId: m.MessageId ?? '', reason: notOurs });
-          foreignRefused += 1;
+          // Stopped at one past the bound, left held and unjudged: at exactly the bound, with none past it, the run
+          // ends as any other, and "not reached" is never said of letters that are not there (dlq51-not-its-edge).
           if (foreignRefused >= foreignLimit) {
             notItsLimit = notItsLimitLine(deployment, queue, foreignRefused, options.acceptSources);
             break;
           }
+          failed.push({ messageId: m.MessageId ?? '', reason: notOurs });
+          foreignRefused += 1;
           continue;
         }
         try {
@@ -1281,10 +1283,11 @@ async function resend(deployment: Deployment, queue: DlqId, body: string, messag
 export const MOST_PER_RUN = 100_000;
 
 /**
- * Why a redrive stopped at NOT_ITS_PER_MAX times `max` letters refused as not its work queue's, and the discard that
- * removes such letters, with the same --accept-source (without it, the letters it names would be discarded too). The
- * discard reads the first `--max` letters, the stack's own among them (kept), so it is said as that, not as removing
- * the very letters the redrive left (review50-ops2-not-its-advice); its `--max` no more than it takes.
+ * Why a redrive stopped at one more letter not its work queue's than the NOT_ITS_PER_MAX times `max` it left as such,
+ * and the discard that removes such letters, with the same --accept-source (without it, the letters it names would be
+ * discarded too). The discard reads the first `--max` letters, the stack's own among them (kept), so it is said as
+ * that, not as removing the very letters the redrive left (review50-ops2-not-its-advice); its `--max` no more than it
+ * takes.
  */
 export function notItsLimitLine(
   deployment: Deployment,
@@ -1299,7 +1302,7 @@ export function notItsLimitLine(
     deployment,
     `dlq discard --queue ${queue} --not-its-dead-letter${accept}${most}`,
   );
-  return `stopped after leaving ${counted(refused, 'letter', 'letters')} as not ${queue}'s (dlq/not-its-dead-letter), ${NOT_ITS_PER_MAX} times --max: those past them not reached; ${discard} removes such letters among the first ${reads} it reads, each body printed (the stack's own it reads count towards ${reads} and are kept: some such letters may be left), then redrive again, and again while it stops so`;
+  return `stopped after leaving ${counted(refused, 'letter', 'letters')} as not ${queue}'s (dlq/not-its-dead-letter), ${NOT_ITS_PER_MAX} times --max, at one more: it and any past it not reached; ${discard} removes such letters among the first ${reads} it reads, each body printed (the stack's own it reads count towards ${reads} and are kept: some such letters may be left), then redrive again, and again while it stops so`;
 }
 
 /** The discard of one dead letter, for the target it is in (ux46-advice-target). */

@@ -323,7 +323,7 @@ it("stops once it has left ten times --max letters as another queue's, saying so
     for (const f of outcome.failed) expect(f.reason).toMatch(/^dlq\/not-its-dead-letter: /);
     const discard = `backstop dlq discard --queue liquidations --not-its-dead-letter --accept-source ${acceptSources[0]} --target aws --stage dlqsrcbound --region us-east-1`;
     expect(outcome.notItsLimit).toBe(
-      `stopped after leaving 10 letters as not liquidations's (dlq/not-its-dead-letter), 10 times --max: those past them not reached; ${discard} removes such letters among the first 1000 it reads, each body printed (the stack's own it reads count towards 1000 and are kept: some such letters may be left), then redrive again, and again while it stops so`,
+      `stopped after leaving 10 letters as not liquidations's (dlq/not-its-dead-letter), 10 times --max, at one more: it and any past it not reached; ${discard} removes such letters among the first 1000 it reads, each body printed (the stack's own it reads count towards 1000 and are kept: some such letters may be left), then redrive again, and again while it stops so`,
     );
     expect(outcome.stopped).toBeUndefined();
     const text = renderRedrive([{ ...outcome, queue: 'liquidations' }], d);
@@ -333,6 +333,45 @@ it("stops once it has left ten times --max letters as another queue's, saying so
     expect(text).not.toContain('past --max, held by another reader');
     // All thirteen still there.
     expect(await listDeadLetters(d, 'liquidations')).toHaveLength(13);
+  } finally {
+    aws.remove();
+  }
+}, 60_000);
+
+// dlq51-not-its-edge: the run stopped at the tenth such letter of --max 1 and said "those past them not reached" though
+// the DLQ held no more of them, nor any other: the bound is now met at an eleventh, which it leaves unjudged.
+it("at exactly ten times --max letters as another queue's, says nothing not reached, and sends on its own past them", async () => {
+  const aws = sourceAsAws();
+  try {
+    for (const own of [false, true]) {
+      const d = await deployment(own ? 'dlqsrcedgeown' : 'dlqsrcedge', 'aws');
+      const work = d.names.queues.liquidations.url;
+      const dlq = d.names.queues.liquidations.dlqUrl!;
+      await liquidationRecord(d.names.tables.liquidations, 'ours:0');
+      // Ten sent straight to the DLQ (received first), then, in the second DLQ, the stack's own moved by SQS.
+      for (let n = 0; n < NOT_ITS_PER_MAX; n += 1)
+        await clients.sqs.send(
+          new SendMessageCommand({ QueueUrl: dlq, MessageBody: `{"liquidationId":"forged${n}:0"}` }),
+        );
+      if (own) {
+        await clients.sqs.send(
+          new SendMessageCommand({ QueueUrl: work, MessageBody: '{"liquidationId":"ours:0"}' }),
+        );
+        await receivePastMax(work);
+      }
+      const outcome = await redriveDeadLetters(d, 'liquidations', 1);
+      expect(outcome.failed, `own: ${own}`).toHaveLength(NOT_ITS_PER_MAX);
+      for (const f of outcome.failed) expect(f.reason).toMatch(/^dlq\/not-its-dead-letter: /);
+      // Before: notItsLimit, "those past them not reached", and the stack's own past them left unread.
+      expect(outcome.notItsLimit, `own: ${own}`).toBeUndefined();
+      expect(outcome.notReached).toBeUndefined();
+      expect(outcome.moved).toBe(own ? 1 : 0);
+      const text = renderRedrive([{ ...outcome, queue: 'liquidations' }], d);
+      expect(text).toContain(`liquidations: ${own ? 1 : 0} sent back, 10 left in the DLQ\n`);
+      expect(text).not.toContain('not reached');
+      expect(await bodies(work)).toEqual(own ? ['{"liquidationId":"ours:0"}'] : []);
+      expect(await listDeadLetters(d, 'liquidations')).toHaveLength(NOT_ITS_PER_MAX);
+    }
   } finally {
     aws.remove();
   }
