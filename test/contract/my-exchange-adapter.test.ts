@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { fixedVenueKey } from '../../shared/adapters/venue/key.ts';
+import { fixedVenueKey, type VenueKey } from '../../shared/adapters/venue/key.ts';
 import { parseBase, parsePrice } from '../../shared/domain/units.ts';
 import { type OrderRequest, VenueError } from '../../shared/ports/index.ts';
 import { type ExchangeStub, startExchangeStub } from './my-exchange/stub.ts';
@@ -24,6 +24,9 @@ const sell = (id: string, size = '0.01'): OrderRequest => ({
   limitPrice: parsePrice('1990'),
   reference: { mark: parsePrice('2000'), atMs: 0 },
 });
+
+/** Real time passing, as the adapter's deadlines measure it (AbortSignal.timeout): no wait for work to finish. */
+const elapse = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 const failure = (promise: Promise<unknown>) =>
   promise.then(
@@ -167,5 +170,58 @@ describe('the example adapter (test/contract/my-exchange/venue.ts)', () => {
     });
     exchange.list('SOL-USD', { tickSize: '0.01', lotSize: '0.001' });
     expect((await venue.placeIoc({ ...sell('p6:1:market'), symbol: 'SOL-USD' })).fills).not.toEqual([]);
+  });
+
+  // venue51-grid-shared-deadline: a market's first grid read, shared by every call meanwhile, ran under the first
+  // caller's deadline: a first call slowed by its key's read (a cold Secrets Manager call) spent it, and its end failed
+  // the read for a later call with most of its own deadline left.
+  it("reads a market's grid shared by the calls waiting on it under a deadline of its own, not the first caller's", async () => {
+    exchange = await startExchangeStub();
+    const secret = exchange.secret;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reads = 0;
+    // The container's first read of the key waits until released; every later one answers at once.
+    const key: VenueKey = {
+      get: async () => {
+        if (reads++ === 0) await held;
+        return secret;
+      },
+      refresh: async () => secret,
+    };
+    const venue = new MyExchangeVenue({ key, baseUrl: exchange.url, callTimeoutMs: 2_000 });
+    const first = failure(venue.placeIoc(sell('p9:1:market')));
+    await elapse(1_000);
+    // It shares the first's grid read, its own deadline a second after the first's.
+    const later = venue.placeIoc(sell('p9:2:market'));
+    later.catch(() => {});
+    await elapse(1_500);
+    // The first's deadline has ended, the later's has not: the key is read, then the grid.
+    release();
+    // Before: failed 'unavailable' with the first, its grid read aborted by the first's deadline.
+    expect((await later).fills.reduce((t, f) => t + f.size, 0n)).toBe(parseBase('0.01'));
+    // The first failed at its deadline's end, nothing sent.
+    expect(await first).toMatchObject({
+      kind: 'unavailable',
+      message: "venue/unavailable: ETH-USD's grid not read within the call's deadline",
+    });
+    expect(exchange.served.get('GET /v1/instruments/:id')).toBe(1);
+    expect(exchange.served.get('POST /v1/orders')).toBe(1);
+  });
+
+  // The stub's report on a fault (the contract's proof that it took effect): one spent on a repeat, which the exchange
+  // answers as a duplicate, is not done (venue51-fault-proved).
+  it('reports a fault done only where the exchange did it, not one spent on a duplicate', async () => {
+    exchange = await startExchangeStub();
+    const venue = new MyExchangeVenue({ key: fixedVenueKey(exchange.secret), baseUrl: exchange.url });
+    const lost = exchange.next('lost-after');
+    expect(lost()).toBe(false);
+    expect(await failure(venue.placeIoc(sell('p10:1:market')))).toMatchObject({ kind: 'timeout' });
+    expect(lost()).toBe(true);
+    const spent = exchange.next('unread-after');
+    expect((await venue.placeIoc(sell('p10:1:market'))).fills).not.toEqual([]);
+    expect(spent()).toBe(false);
   });
 });

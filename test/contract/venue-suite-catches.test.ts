@@ -58,7 +58,7 @@ const harnessOf =
       maxSize: base('2000'),
       netTraded: async (symbol) => exchange.traded(symbol),
       netPaid: async (symbol) => exchange.paid(symbol),
-      fail: (fault) => exchange.injectFaults(FAULTS[fault]),
+      fail: (fault) => exchange.injectFault(FAULTS[fault]),
       emptyBook: (symbol, empty) => {
         if (empty) exchange.faults.emptyBooks.add(symbol);
         else exchange.faults.emptyBooks.delete(symbol);
@@ -156,7 +156,7 @@ const inMemory = (exchange: SimulatedVenue): Venue => {
  * `kind`. The other faults are the book's own.
  */
 const unreadAs = (kind: VenueErrorKind) => async (): Promise<VenueHarness> => {
-  let armed = false;
+  let armed: { done: boolean } | undefined;
   let unread: string | undefined;
   const h = await harnessOf((exchange) => ({
     placeIoc: async (o) => {
@@ -164,7 +164,8 @@ const unreadAs = (kind: VenueErrorKind) => async (): Promise<VenueHarness> => {
       // Placed: the exchange executes it (a repeat, it answers the first execution).
       const result = await exchange.placeIoc(o);
       if (armed) {
-        armed = false;
+        armed.done = true;
+        armed = undefined;
         unread = o.clientOrderId;
       }
       if (o.clientOrderId === unread)
@@ -176,8 +177,10 @@ const unreadAs = (kind: VenueErrorKind) => async (): Promise<VenueHarness> => {
   return {
     ...h,
     fail: (fault) => {
-      if (fault === 'unread-after') armed = true;
-      else h.fail!(fault);
+      if (fault !== 'unread-after') return h.fail!(fault);
+      const injected = { done: false };
+      armed = injected;
+      return () => injected.done;
     },
   };
 };
@@ -233,12 +236,12 @@ const MISTAKES: readonly {
     // venue50-unread-after: the example adapter did so (review50-integrate-example-after-sent), and no fault of the
     // contract came after a placement answered.
     mistake: "a read of an executed order's outcome that failed answered as 'unavailable' (never sent)",
-    caughtBy: ['fault-unread-after'],
+    caughtBy: ['fault-unread-after', 'fault-sequences'],
     harness: unreadAs('unavailable'),
   },
   {
     mistake: "a read of an executed order's outcome that failed answered as 'rejected'",
-    caughtBy: ['fault-unread-after'],
+    caughtBy: ['fault-unread-after', 'fault-sequences'],
     harness: unreadAs('rejected'),
   },
   {
@@ -509,6 +512,10 @@ const SOUND: readonly {
 
 const byId = new Map(VENUE_PROPERTIES.map((p) => [p.id, p]));
 
+/** An error's message and its causes'. */
+const messages = (error: unknown): string =>
+  error instanceof Error ? [error.message, messages(error.cause)].join('\n') : '';
+
 describe('the venue contract catches the mistakes it is written against', () => {
   it('names each property once', () => {
     expect(byId.size).toBe(VENUE_PROPERTIES.length);
@@ -539,17 +546,59 @@ describe('the venue contract catches the mistakes it is written against', () => 
   });
 
   // The mistake is the kind alone: answering the read's failure as a timeout passes every property (but the controls
-  // the harness lacks), and answering it 'unavailable' passes every other one (venue50-unread-after: no other fault
-  // comes after an order was answered).
-  it("passes an adapter answering an executed order's unread outcome as a timeout; 'unavailable' fails that property alone", async () => {
+  // the harness lacks), and answering it 'unavailable' passes every other one than the two injecting 'unread-after'
+  // (venue50-unread-after: no other fault comes after an order was answered; venue51-unread-sequences).
+  it("passes an adapter answering an executed order's unread outcome as a timeout; 'unavailable' fails the properties injecting it alone", async () => {
     const offered = VENUE_PROPERTIES.filter(
       (p) => !(p.needs ?? []).some((c) => c === 'sibling' || c === 'quote faults'),
     );
     for (const property of offered) {
       await checkVenueProperty(property, unreadAs('timeout'), { numRuns: 50, seed: 46 });
-      if (property.id !== 'fault-unread-after')
+      if (property.id !== 'fault-unread-after' && property.id !== 'fault-sequences')
         await checkVenueProperty(property, unreadAs('unavailable'), { numRuns: 50, seed: 46 });
     }
+  });
+
+  // venue51-fault-proved: a harness whose fail('unread-after') or fail('lost-after') did nothing passed the properties
+  // injecting it, each answer the execution as if found: the suite now asks the exchange's report, and names the fault.
+  for (const fault of ['unread-after', 'lost-after'] as const)
+    it(`fails every property injecting ${fault} on a harness whose fail('${fault}') does nothing, naming the fault`, async () => {
+      const idle = async (): Promise<VenueHarness> => {
+        const h = await everyControl(through({}))();
+        // Nothing injected; the exchange's report says so.
+        return { ...h, fail: (f) => (f === fault ? () => false : h.fail!(f)) };
+      };
+      const injecting = VENUE_PROPERTIES.filter((p) =>
+        fault === 'unread-after'
+          ? ['fault-unread-after', 'fault-sequences'].includes(p.id)
+          : ['fault-lost-after', 'fault-sequences', 'sibling-lost-after'].includes(p.id),
+      );
+      expect(injecting.length).toBeGreaterThan(1);
+      for (const property of injecting) {
+        // The same harness with the fault done passes it.
+        await checkVenueProperty(property, everyControl(through({})), { numRuns: 50, seed: 46 });
+        const failed = await checkVenueProperty(property, idle, { numRuns: 50, seed: 46 }).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        // A property's run failing is said by fast-check, the suite's error its cause.
+        expect(messages(failed), property.id).toMatch(
+          new RegExp(
+            `the fault '${fault}' took no effect: the harness reports that the exchange did not .* at \\S+, the order placed after fail\\('${fault}'\\)`,
+          ),
+        );
+      }
+    });
+
+  it('fails a property injecting a fault on a harness whose fail() answers no report, saying what to return', async () => {
+    const unreported = async (): Promise<VenueHarness> => {
+      const h = await everyControl(through({}))();
+      // A harness written before the report: it injects, and answers nothing.
+      return { ...h, fail: ((f: ExchangeFault) => void h.fail!(f)) as unknown as VenueHarness['fail'] };
+    };
+    await expect(checkVenueProperty(byId.get('fault-lost-before')!, unreported)).rejects.toThrow(
+      "fail('lost-before') answered no report: return the exchange's, a function saying whether it did the fault",
+    );
   });
 
   for (const { mistake, caughtBy, harness } of MISTAKES) {

@@ -36,6 +36,13 @@ export type ExchangeFault =
    */
   | 'unread-after';
 
+/**
+ * The harness's report on a fault it injected: whether the exchange has done it (asked once the order after it is
+ * placed). A stub answers it where it does the fault, so that one it ignores, or spends without effect (on a
+ * duplicate, or an order it refuses for another reason), is said: undone, the property would pass without testing it.
+ */
+export type FaultDone = () => boolean;
+
 export interface VenueHarness {
   readonly venue: Venue;
   /** A market it lists, with a book on both sides near `reference.mark`. */
@@ -57,8 +64,11 @@ export interface VenueHarness {
    * (1e-16 of a unit): each of the exchange's own trade records' price x size (fees apart), never from an answer.
    */
   netPaid(symbol: string): Promise<bigint>;
-  /** Control 'faults': the next new order's call to the exchange suffers `fault`. */
-  fail?(fault: ExchangeFault): void;
+  /**
+   * Control 'faults': the next new order's call to the exchange suffers `fault`; answers the exchange's report of
+   * whether it did (a property whose fault was not done fails, naming it).
+   */
+  fail?(fault: ExchangeFault): FaultDone;
   /** Control 'quote faults': the next quote's call to the exchange is lost, or finds it down. */
   failQuote?(fault: 'lost' | 'down'): void;
   /** Control 'empty book': empties `symbol`'s book, or fills it again. */
@@ -278,6 +288,58 @@ function control<K extends 'fail' | 'failQuote' | 'emptyBook' | 'sibling'>(
   if (!found)
     throw new Error(`the harness has no ${key}(): offer it, or name its control in \`without\` with why`);
   return found.bind(h) as NonNullable<VenueHarness[K]>;
+}
+
+/** What the exchange does for each fault: said when a harness reports one undone. */
+const DOES: Record<ExchangeFault, string> = {
+  'lost-before': 'drop the order before executing it',
+  'lost-after': 'execute the order and lose its answer',
+  refused: 'refuse the order',
+  down: 'answer that it is down',
+  'unread-after': 'execute and answer the order, then refuse the reads of its outcome',
+};
+
+/**
+ * Places `order` with `fault` injected for it, and checks that the exchange did the fault: a harness whose fault does
+ * nothing passes the property without testing it, 'lost-after' and 'unread-after' above all, whose execution may be
+ * answered as found (venue51-fault-proved).
+ */
+async function placeWithFault(
+  h: VenueHarness,
+  fault: ExchangeFault,
+  order: OrderRequest,
+  venue = h.venue,
+): Promise<Outcome> {
+  const done: unknown = control(h, 'fail')(fault);
+  if (typeof done !== 'function')
+    throw new Error(
+      `fail('${fault}') answered no report: return the exchange's, a function saying whether it did the fault (docs/VENUE.md, "Testing it")`,
+    );
+  const outcome = await place(h, order, venue);
+  if ((done as FaultDone)() !== true)
+    throw new Error(
+      `the fault '${fault}' took no effect: the harness reports that the exchange did not ${DOES[fault]} at ${order.clientOrderId}, the order placed after fail('${fault}'), so this property tested nothing of it`,
+    );
+  return outcome;
+}
+
+/**
+ * An attempt of `order`, executed as `executed`, that met `fault` (its answer lost, or its outcome unread): in doubt,
+ * a failure of the kinds `fault` allows (a timeout), or that execution, found.
+ */
+function expectInDoubtOrFound(
+  h: VenueHarness,
+  order: OrderRequest,
+  outcome: Outcome,
+  executed: Traded,
+  fault: 'lost-after' | 'unread-after',
+  attempt: string,
+): void {
+  if ('error' in outcome) expectVenueError(outcome.error, KINDS_FOR[fault]);
+  else {
+    expect(problemsOf(h, order, outcome.result)).toEqual([]);
+    expect(tradedBy(order.direction, outcome.result.fills), attempt).toEqual(executed);
+  }
 }
 
 /** fast-check's parameters for a property's runs (a seed makes them the same each time). */
@@ -668,8 +730,7 @@ export const VENUE_PROPERTIES: readonly VenueProperty[] = [
       needs: ['faults'],
       check: async (h) => {
         const order = orderMaker(h)();
-        control(h, 'fail')(fault);
-        const failed = await place(h, order);
+        const failed = await placeWithFault(h, fault, order);
         if (!('error' in failed)) throw new Error(`${fault}: answered ${failed.result.fills.length} fills`);
         expectVenueError(failed.error, KINDS_FOR[fault]);
         expect(failed.moved).toEqual(NOTHING);
@@ -690,8 +751,7 @@ export const VENUE_PROPERTIES: readonly VenueProperty[] = [
     needs: ['faults'],
     check: async (h) => {
       const order = orderMaker(h)({ size: h.minSize * 2n });
-      control(h, 'fail')('lost-after');
-      const lost = await place(h, order);
+      const lost = await placeWithFault(h, 'lost-after', order);
       if ('error' in lost) expectVenueError(lost.error, KINDS_FOR['lost-after']);
       else expectExecution(h, order, lost);
       expect(lost.moved.base, 'the exchange executed it').not.toBe(0n);
@@ -714,19 +774,15 @@ export const VENUE_PROPERTIES: readonly VenueProperty[] = [
     check: async (h) => {
       const next = orderMaker(h);
       const order = next({ size: h.minSize * 2n });
-      control(h, 'fail')('unread-after');
-      let executed = NOTHING;
       // placeWithRetries' attempts of one delivery.
-      for (let attempt = 1; attempt <= 3; attempt++) {
+      const first = await placeWithFault(h, 'unread-after', order);
+      const executed = first.moved;
+      expect(executed.base, 'the exchange executed it').not.toBe(0n);
+      expectInDoubtOrFound(h, order, first, executed, 'unread-after', 'attempt 1');
+      for (const attempt of [2, 3]) {
         const outcome = await place(h, order);
-        executed = plus(executed, outcome.moved);
-        if (attempt === 1) expect(outcome.moved.base, 'the exchange executed it').not.toBe(0n);
-        else expect(outcome.moved, `attempt ${attempt} executed again`).toEqual(NOTHING);
-        if ('error' in outcome) expectVenueError(outcome.error, KINDS_FOR['unread-after']);
-        else {
-          expect(problemsOf(h, order, outcome.result)).toEqual([]);
-          expect(tradedBy(order.direction, outcome.result.fills), `attempt ${attempt}`).toEqual(executed);
-        }
+        expect(outcome.moved, `attempt ${attempt} executed again`).toEqual(NOTHING);
+        expectInDoubtOrFound(h, order, outcome, executed, 'unread-after', `attempt ${attempt}`);
       }
       // The exchange takes another order: the first's outcome can be read again.
       const other = next({ direction: 'BUY' });
@@ -740,29 +796,51 @@ export const VENUE_PROPERTIES: readonly VenueProperty[] = [
       expect(again.moved).toEqual(NOTHING);
     },
   },
+  // The faults of an execution come last: a repeat of an executed id is no new order (it takes no fault).
   {
     id: 'fault-sequences',
     section: FAILURES,
-    title: 'any faults before an execution, then a retry: one execution, answered as it was (property)',
+    title:
+      'any faults before an execution, its answer lost or its outcome unread (attempted again meanwhile, until another id is taken), then a retry: one execution, answered as it was (property)',
     needs: ['faults'],
     check: async (h, runs) => {
       const next = orderMaker(h);
       const before = fc.constantFrom<ExchangeFault>('lost-before', 'refused', 'down');
+      const atExecution = fc.constantFrom<'lost-after' | 'unread-after' | undefined>(
+        undefined,
+        'lost-after',
+        'unread-after',
+      );
       await fc.assert(
         fc.asyncProperty(
           direction,
           marketableSizes(h),
           fc.array(before, { maxLength: 3 }),
-          fc.boolean(),
-          async (dir, size, faults, lostAfter) => {
+          atExecution,
+          fc.integer({ min: 0, max: 2 }),
+          async (dir, size, faults, executing, unreadAttempts) => {
             const order = next({ direction: dir, size });
             let executed = NOTHING;
-            for (const fault of [...faults, ...(lostAfter ? (['lost-after'] as const) : [])]) {
-              control(h, 'fail')(fault);
-              const outcome = await place(h, order);
+            for (const fault of [...faults, ...(executing ? [executing] : [])]) {
+              const outcome = await placeWithFault(h, fault, order);
               executed = plus(executed, outcome.moved);
-              if ('error' in outcome) expectVenueError(outcome.error, KINDS_FOR[fault]);
-              if (fault !== 'lost-after') expect(outcome.moved, fault).toEqual(NOTHING);
+              if (fault !== executing) {
+                if ('error' in outcome) expectVenueError(outcome.error, KINDS_FOR[fault]);
+                expect(outcome.moved, fault).toEqual(NOTHING);
+                continue;
+              }
+              // Done (placeWithFault), though it may fill nothing: earlier runs' orders move the book.
+              expectInDoubtOrFound(h, order, outcome, executed, executing, fault);
+            }
+            if (executing === 'unread-after') {
+              for (let n = 1; n <= unreadAttempts; n++) {
+                const again = await place(h, order);
+                expect(again.moved, `unread-after, attempted again: executed again`).toEqual(NOTHING);
+                expectInDoubtOrFound(h, order, again, executed, executing, `unread-after, attempt ${n + 1}`);
+              }
+              // Another id taken: its outcome can be read again.
+              const other = next({ direction: dir === 'SELL' ? 'BUY' : 'SELL' });
+              expectExecution(h, other, await place(h, other));
             }
             const final = await place(h, order);
             if ('error' in final) throw new Error(`the clean attempt threw ${final.error}`);
@@ -814,8 +892,7 @@ export const VENUE_PROPERTIES: readonly VenueProperty[] = [
     check: async (h) => {
       const other = control(h, 'sibling')();
       const order = orderMaker(h)();
-      control(h, 'fail')('lost-after');
-      const lost = await place(h, order);
+      const lost = await placeWithFault(h, 'lost-after', order);
       expect(lost.moved.base, 'the exchange executed it').not.toBe(0n);
       const found = await place(h, order, other);
       if ('error' in found) throw new Error(`the other instance threw ${found.error}`);

@@ -27,7 +27,7 @@ const SIMULATED: Record<ExchangeFault, VenueFault> = {
 const controlsOf = (book: SimulatedVenue) => ({
   netTraded: async (symbol: string) => book.traded(symbol),
   netPaid: async (symbol: string) => book.paid(symbol),
-  fail: (fault: ExchangeFault) => book.injectFaults(SIMULATED[fault]),
+  fail: (fault: ExchangeFault) => book.injectFault(SIMULATED[fault]),
   emptyBook: (symbol: string, empty: boolean) => {
     if (empty) book.faults.emptyBooks.add(symbol);
     else book.faults.emptyBooks.delete(symbol);

@@ -85,6 +85,8 @@ export class SimulatedVenue implements Venue {
   /** Quote (price x size, 1e-16) our orders paid minus received, per symbol: the rest of that record. */
   readonly #paid = new Map<string, bigint>();
   #orderNumber = 0;
+  /** Faults new orders took from `faults.queued`, ever: where injectFault's report looks. */
+  #queuedTaken = 0;
 
   constructor(options: SimulatedVenueOptions) {
     this.#clock = options.clock;
@@ -97,6 +99,16 @@ export class SimulatedVenue implements Venue {
   /** Queues faults for the next new orders (one order each). */
   injectFaults(...faults: VenueFault[]): void {
     this.faults.queued.push(...faults);
+  }
+
+  /**
+   * Queues `fault` for the next new order, and answers whether an order has taken it yet: the venue contract's proof
+   * that a fault it injected took effect (a repeat of a known id takes none: venue51-fault-proved).
+   */
+  injectFault(fault: VenueFault): () => boolean {
+    const position = this.#queuedTaken + this.faults.queued.length;
+    this.faults.queued.push(fault);
+    return () => this.#queuedTaken > position;
   }
 
   /**
@@ -129,7 +141,9 @@ export class SimulatedVenue implements Venue {
     const book = this.#books.get(order.symbol);
     if (!book) throw new VenueError(`venue/unknown-symbol: ${order.symbol} has no book`, 'rejected');
     this.#orderNumber += 1;
-    const fault = this.faults.queued.shift() ?? this.faults.plan?.(order, this.#orderNumber);
+    const queued = this.faults.queued.shift();
+    if (queued !== undefined) this.#queuedTaken += 1;
+    const fault = queued ?? this.faults.plan?.(order, this.#orderNumber);
     if (fault === 'reject') throw new VenueError(`venue/rejected: ${order.clientOrderId}`, 'rejected');
     if (fault === 'unavailable') throw new VenueError(`venue/unavailable: ${order.symbol}`, 'unavailable');
     if (fault === 'timeout') throw new VenueError(`venue/timeout: ${order.clientOrderId}`, 'timeout');

@@ -9,7 +9,7 @@ import {
   parseBase,
   parsePrice,
 } from '../../../shared/domain/units.ts';
-import type { ExchangeFault } from '../venue-suite.ts';
+import type { ExchangeFault, FaultDone } from '../venue-suite.ts';
 
 /**
  * An imaginary exchange's HTTP API, faked for the venue contract (docs/VENUE.md, "Testing it"): what an integrator
@@ -70,7 +70,8 @@ export interface ExchangeStub {
   position(symbol: string): BaseE8;
   /** Each trade's price x size (PriceE8 x BaseE8), bought minus sold. */
   quoteSpent(symbol: string): bigint;
-  next(fault: ExchangeFault): void;
+  /** The next order's call suffers `fault`; answers whether the exchange did it (the contract's proof it took effect). */
+  next(fault: ExchangeFault): FaultDone;
   nextQuote(fault: 'lost' | 'down'): void;
   setEmpty(symbol: string, empty: boolean): void;
   /** Requests served, by route ("POST /v1/orders"): what the adapter sent. */
@@ -107,7 +108,8 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
   const byId = new Map<string, Order>();
   const positions = new Map<string, BaseE8>();
   const spent = new Map<string, bigint>();
-  const faults: ExchangeFault[] = [];
+  /** Faults for the next orders' calls, each marked done where the exchange does it (spent on a duplicate, it is not). */
+  const faults: { readonly fault: ExchangeFault; done: boolean }[] = [];
   /** The order 'unread-after' executed: reads of its outcome refuse the key (as a rotation) until another id is taken. */
   let unread: Order | undefined;
   const quoteFaults: ('lost' | 'down')[] = [];
@@ -181,7 +183,11 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
     }
     if (req.method === 'POST' && resource === 'orders' && !id) {
       const o = await body(req);
-      const fault = faults.shift();
+      const injected = faults.shift();
+      const fault = injected?.fault;
+      // Marked where it takes effect: a fault whose order fails otherwise first (a duplicate) is spent undone.
+      if (injected && (fault === 'lost-before' || fault === 'down' || fault === 'refused'))
+        injected.done = true;
       if (fault === 'lost-before') return res.destroy();
       if (fault === 'down') throw new HttpError(503, 'MAINTENANCE');
       if (fault === 'refused') throw new HttpError(400, 'INSUFFICIENT_MARGIN');
@@ -212,6 +218,7 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
         rotateAfterOrder = false;
         apiKey = `key-${randomUUID()}`;
       }
+      if (injected) injected.done = true;
       if (fault === 'lost-after') return res.destroy();
       if (fault === 'unread-after') unread = order;
       return orderJson(order);
@@ -258,7 +265,11 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
     lot: (symbol) => instrument(symbol).lot,
     position: (symbol) => positions.get(symbol) ?? 0n,
     quoteSpent: (symbol) => spent.get(symbol) ?? 0n,
-    next: (fault) => void faults.push(fault),
+    next: (fault) => {
+      const injected = { fault, done: false };
+      faults.push(injected);
+      return () => injected.done;
+    },
     nextQuote: (fault) => void quoteFaults.push(fault),
     setEmpty: (symbol, isEmpty) => void (isEmpty ? empty.add(symbol) : empty.delete(symbol)),
     served,

@@ -140,6 +140,21 @@ function gridStep(text: string, parse: typeof parsePrice, what: string, symbol: 
   return step;
 }
 
+/**
+ * `shared` as one caller waits for it: failed as `unavailable` (nothing sent) once `deadline` ends first, the read
+ * going on for the others.
+ */
+function withinDeadline<T>(shared: Promise<T>, deadline: AbortSignal, what: string): Promise<T> {
+  const expired = () =>
+    new VenueError(`venue/unavailable: ${what} not read within the call's deadline`, 'unavailable');
+  if (deadline.aborted) return Promise.reject(expired());
+  return new Promise<T>((resolve, reject) => {
+    const onEnd = () => reject(expired());
+    deadline.addEventListener('abort', onEnd, { once: true });
+    shared.then(resolve, reject).finally(() => deadline.removeEventListener('abort', onEnd));
+  });
+}
+
 const roundDown = (v: bigint, grid: bigint): bigint => v - (v % grid);
 const roundUp = (v: bigint, grid: bigint): bigint => (v % grid === 0n ? v : v - (v % grid) + grid);
 
@@ -306,10 +321,28 @@ export class MyExchangeVenue implements Venue {
     return fills;
   }
 
+  /**
+   * `symbol`'s grid, read once and shared by every call meanwhile. The read has a deadline of its own from when its
+   * request is sent (after the key's read, itself bounded), never the first caller's: a first call slowed by its key's
+   * read spent most of its deadline there, and its deadline's end failed the read for every call sharing it
+   * (venue51-grid-shared-deadline). Each caller waits for it within its own deadline, nothing sent if that ends first.
+   */
   #instrument(symbol: string, deadline: AbortSignal): Promise<Instrument | undefined> {
+    return withinDeadline(this.#sharedInstrument(symbol), deadline, `${symbol}'s grid`);
+  }
+
+  #sharedInstrument(symbol: string): Promise<Instrument | undefined> {
     const known = this.#instruments.get(symbol);
     if (known) return known;
-    const reading = this.#call('GET', `/v1/instruments/${encodeURIComponent(symbol)}`, deadline)
+    const reading = this.#key
+      .get()
+      .then(() =>
+        this.#call(
+          'GET',
+          `/v1/instruments/${encodeURIComponent(symbol)}`,
+          AbortSignal.timeout(this.#timeoutMs),
+        ),
+      )
       .then((i) => ({
         tick: gridStep(this.#text(i, 'tickSize', symbol), parsePrice, 'tickSize', symbol),
         lot: gridStep(this.#text(i, 'lotSize', symbol), parseBase, 'lotSize', symbol),
