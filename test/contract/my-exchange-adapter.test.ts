@@ -25,9 +25,6 @@ const sell = (id: string, size = '0.01'): OrderRequest => ({
   reference: { mark: parsePrice('2000'), atMs: 0 },
 });
 
-/** Real time passing, as the adapter's deadlines measure it (AbortSignal.timeout): no wait for work to finish. */
-const elapse = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 const failure = (promise: Promise<unknown>) =>
   promise.then(
     () => {
@@ -174,7 +171,8 @@ describe('the example adapter (test/contract/my-exchange/venue.ts)', () => {
 
   // venue51-grid-shared-deadline: a market's first grid read, shared by every call meanwhile, ran under the first
   // caller's deadline: a first call slowed by its key's read (a cold Secrets Manager call) spent it, and its end failed
-  // the read for a later call with most of its own deadline left.
+  // the read for a later call with most of its own deadline left. The deadlines are the test's, ended when it says: no
+  // wait on real time (review51-venue-grid-test-clock: it waited 1 s and 1.5 s against a 2 s deadline).
   it("reads a market's grid shared by the calls waiting on it under a deadline of its own, not the first caller's", async () => {
     exchange = await startExchangeStub();
     const secret = exchange.secret;
@@ -191,14 +189,25 @@ describe('the example adapter (test/contract/my-exchange/venue.ts)', () => {
       },
       refresh: async () => secret,
     };
-    const venue = new MyExchangeVenue({ key, baseUrl: exchange.url, callTimeoutMs: 2_000 });
+    const deadlines: AbortController[] = [];
+    const venue = new MyExchangeVenue({
+      key,
+      baseUrl: exchange.url,
+      deadline: () => {
+        const made = new AbortController();
+        deadlines.push(made);
+        return made.signal;
+      },
+    });
     const first = failure(venue.placeIoc(sell('p9:1:market')));
-    await elapse(1_000);
-    // It shares the first's grid read, its own deadline a second after the first's.
+    // Its deadline made, the grid's read begun with the key's, held.
+    expect([deadlines.length, reads]).toEqual([1, 1]);
+    // It shares the first's grid read, under a deadline of its own.
     const later = venue.placeIoc(sell('p9:2:market'));
     later.catch(() => {});
-    await elapse(1_500);
-    // The first's deadline has ended, the later's has not: the key is read, then the grid.
+    expect([deadlines.length, reads]).toEqual([2, 1]);
+    // The first's deadline ends, the later's does not: then the key is read, and the grid.
+    deadlines[0]!.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
     release();
     // Before: failed 'unavailable' with the first, its grid read aborted by the first's deadline.
     expect((await later).fills.reduce((t, f) => t + f.size, 0n)).toBe(parseBase('0.01'));
@@ -207,6 +216,8 @@ describe('the example adapter (test/contract/my-exchange/venue.ts)', () => {
       kind: 'unavailable',
       message: "venue/unavailable: ETH-USD's grid not read within the call's deadline",
     });
+    // The grid's read had a deadline of its own, made once the key was read.
+    expect(deadlines).toHaveLength(3);
     expect(exchange.served.get('GET /v1/instruments/:id')).toBe(1);
     expect(exchange.served.get('POST /v1/orders')).toBe(1);
   });

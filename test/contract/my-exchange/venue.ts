@@ -29,6 +29,11 @@ export interface MyExchangeOptions {
   readonly baseUrl: string;
   /** Each call's deadline (the page: about 10 s, 3 attempts of it within the consumer's 60 s). */
   readonly callTimeoutMs?: number;
+  /**
+   * Makes a deadline `ms` from now: AbortSignal.timeout. A test passes its own, ended when it says, so that no test
+   * waits on real time (review51-venue-grid-test-clock).
+   */
+  readonly deadline?: (ms: number) => AbortSignal;
 }
 
 interface Instrument {
@@ -162,6 +167,7 @@ export class MyExchangeVenue implements Venue {
   readonly #key: VenueKey;
   readonly #baseUrl: string;
   readonly #timeoutMs: number;
+  readonly #deadline: (ms: number) => AbortSignal;
   readonly #instruments = new Map<string, Promise<Instrument | undefined>>();
 
   constructor(options: MyExchangeOptions) {
@@ -169,6 +175,7 @@ export class MyExchangeVenue implements Venue {
     this.#key = options.key;
     this.#baseUrl = options.baseUrl;
     this.#timeoutMs = options.callTimeoutMs ?? 10_000;
+    this.#deadline = options.deadline ?? ((ms) => AbortSignal.timeout(ms));
   }
 
   async placeIoc(order: OrderRequest): Promise<OrderResult> {
@@ -180,7 +187,7 @@ export class MyExchangeVenue implements Venue {
       fail(`${order.clientOrderId}: size ${String(order.size)}`, 'rejected');
     if (typeof order.limitPrice !== 'bigint' || order.limitPrice <= 0n)
       fail(`${order.clientOrderId}: limit ${String(order.limitPrice)}`, 'rejected');
-    const deadline = AbortSignal.timeout(this.#timeoutMs);
+    const deadline = this.#deadline(this.#timeoutMs);
     const instrument = await this.#instrument(order.symbol, deadline);
     if (!instrument) return fail(`${order.clientOrderId}: ${order.symbol} is not listed`, 'rejected');
     // "Limits and sizes on the exchange's grids, never past the order's": a SELL's limit up, a BUY's down, the size
@@ -242,7 +249,7 @@ export class MyExchangeVenue implements Venue {
   }
 
   async quote(symbol: string): Promise<{ bid?: PriceE8; ask?: PriceE8 }> {
-    const deadline = AbortSignal.timeout(this.#timeoutMs);
+    const deadline = this.#deadline(this.#timeoutMs);
     let book: Record<string, unknown>;
     try {
       book = await this.#call('GET', `/v1/book/${encodeURIComponent(symbol)}`, deadline);
@@ -337,11 +344,7 @@ export class MyExchangeVenue implements Venue {
     const reading = this.#key
       .get()
       .then(() =>
-        this.#call(
-          'GET',
-          `/v1/instruments/${encodeURIComponent(symbol)}`,
-          AbortSignal.timeout(this.#timeoutMs),
-        ),
+        this.#call('GET', `/v1/instruments/${encodeURIComponent(symbol)}`, this.#deadline(this.#timeoutMs)),
       )
       .then((i) => ({
         tick: gridStep(this.#text(i, 'tickSize', symbol), parsePrice, 'tickSize', symbol),
