@@ -590,6 +590,28 @@ describe('the venue contract catches the mistakes it is written against', () => 
       }
     });
 
+  // review51-venue-fault-report-async: a report read from a fault proxy in another process (before a testnet) is a
+  // promise, which the suite took as a report of nothing done: such a harness failed every property injecting a fault.
+  it("takes a harness's report on a fault as a promise, and fails the property when it resolves to not done", async () => {
+    const proxied = (said: boolean) => async (): Promise<VenueHarness> => {
+      const h = await everyControl(through({}))();
+      return {
+        ...h,
+        fail: (f) => {
+          const report = h.fail!(f);
+          return async () => said && (await report());
+        },
+      };
+    };
+    for (const id of ['fault-lost-after', 'fault-unread-after', 'fault-refused']) {
+      await checkVenueProperty(byId.get(id)!, proxied(true));
+      await expect(checkVenueProperty(byId.get(id)!, proxied(false)), id).rejects.toThrow(
+        /^the fault '[a-z-]+' took no effect: the harness reports that the exchange did not /,
+      );
+    }
+    await checkVenueProperty(byId.get('fault-sequences')!, proxied(true), { numRuns: 50, seed: 46 });
+  });
+
   it('fails a property injecting a fault on a harness whose fail() answers no report, saying what to return', async () => {
     const unreported = async (): Promise<VenueHarness> => {
       const h = await everyControl(through({}))();

@@ -40,8 +40,9 @@ export type ExchangeFault =
  * The harness's report on a fault it injected: whether the exchange has done it (asked once the order after it is
  * placed). A stub answers it where it does the fault, so that one it ignores, or spends without effect (on a
  * duplicate, or an order it refuses for another reason), is said: undone, the property would pass without testing it.
+ * A promise where the faults are another process's (a proxy before a testnet: review51-venue-fault-report-async).
  */
-export type FaultDone = () => boolean;
+export type FaultDone = () => boolean | Promise<boolean>;
 
 export interface VenueHarness {
   readonly venue: Venue;
@@ -316,7 +317,7 @@ async function placeWithFault(
       `fail('${fault}') answered no report: return the exchange's, a function saying whether it did the fault (docs/VENUE.md, "Testing it")`,
     );
   const outcome = await place(h, order, venue);
-  if ((done as FaultDone)() !== true)
+  if ((await (done as FaultDone)()) !== true)
     throw new Error(
       `the fault '${fault}' took no effect: the harness reports that the exchange did not ${DOES[fault]} at ${order.clientOrderId}, the order placed after fail('${fault}'), so this property tested nothing of it`,
     );
