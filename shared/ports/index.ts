@@ -288,12 +288,13 @@ export interface RefusalNote {
 
 /**
  * What continueSequenceJump wrote: 'written', the continuation and the note given (if any) in one write; 'note-refused',
- * the continuation alone, the note's condition having failed (written apart it would fail again: feed50-jump-note-failed),
- * or nothing when a continuation as late or later stands (review50-feed-jump-continued-back) or, in a race, the jump
- * was no longer held by then; 'not-held', nothing,
- * another jump or none being held (the note's condition not judged).
+ * the note's condition having failed (written apart it would fail again: feed50-jump-note-failed), the continuation
+ * alone, or nothing when a continuation as late or later stands (review50-feed-jump-continued-back) or the jump is no
+ * longer held (feed51-jump-double-refusal); 'not-held', nothing, another jump or none being held; 'continued-later',
+ * nothing, the jump having been continued later than `atMs` (feed51-jump-continued-back-alone). Its caller writes the
+ * note given alone after 'not-held' and 'continued-later' only: the note's condition held on the item as it stood.
  */
-export type JumpContinued = 'written' | 'note-refused' | 'not-held';
+export type JumpContinued = 'written' | 'note-refused' | 'not-held' | 'continued-later';
 
 /** A refusal trace stored in a shape this version cannot read (MarketState.unreadableRefusals). */
 // Its `stored` is compared whole by the adapter that read it.
@@ -429,7 +430,7 @@ export interface MarketRepository {
   dropRefusals(symbol: string, traces: readonly DroppedRefusal[]): Promise<void>;
   /**
    * Holds `tick` as the market's sequence jump, replacing any held one, only while the last accepted tick, the
-   * breaker's tick and the held jump are the prints the rejection was judged on. Given `note`, notes it in the same
+   * breaker's tick and the held jump are the prints the rejection was judged on, Given `note`, notes it in the same
    * write, which then lands only while the note's own condition holds too (noteRefusal's): one write for the refused
    * jump, not two (feed49-jump-one-write). False when nothing was written. acceptTick and rebaseSequence remove it.
    */
@@ -442,9 +443,9 @@ export interface MarketRepository {
   ): Promise<boolean>;
   /**
    * Records that a print continued from the held jump numbered `heldSequence` (its continuedAtMs, `atMs`); a no-op
-   * when another is held, or none. Given `note`, notes it in the same write while both conditions hold, else records
-   * the continuation alone when only the note's fails, and then never sets an earlier continuedAtMs over a later one
-   * (JumpContinued).
+   * when another is held, or none, or it was continued later than `atMs` (never set back: a lost answer's retry, or a
+   * print judged before another and written after it). Given `note`, notes it in the same write while its condition
+   * holds too, else records the continuation alone (JumpContinued).
    */
   continueSequenceJump(
     symbol: string,

@@ -284,9 +284,10 @@ async function handleTickOnce(
       // A print of the numbering the feed may be moving to: no other jump replaces the held one meanwhile.
       const held = state.heldJump.tick.sequence;
       const continued = await markets.continueSequenceJump(tick.symbol, held, nowMs, note);
-      // Its note's condition failed: the continuation went alone, and the note alone would fail too. Another held
-      // since (or none): the note alone, whose condition was not judged (feed50-jump-note-failed).
-      noted = continued !== 'not-held';
+      // Its note's condition failed: the continuation went alone (or nothing), and the note alone would fail too,
+      // also when the jump is no longer held (feed51-jump-double-refusal). Another held since (or none), or continued
+      // later: the note alone, its condition holding on the item as it stood (feed50-jump-note-failed).
+      noted = continued === 'written' || continued === 'note-refused';
     }
     if (verdict.reason === 'tick/breaker-confirming' && state?.breaker) {
       // Else the refusal leaves nothing on the market, and a sender waiting on each tick (backstop replay) waited

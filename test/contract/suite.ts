@@ -1021,6 +1021,106 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_500)).toBe('not-held');
       });
 
+      // feed51-jump-double-refusal: a continuation with its note that found neither the jump held nor the note's
+      // condition holding answered not-held, and its caller wrote the note alone, failing on the same condition: a write
+      // wasted on the partition every accepted tick writes. Now note-refused, nothing written.
+      it("refuses a continuation's note with it when the jump is no longer held and the note's condition fails too", async () => {
+        const trace = (sequence: number, over: Partial<RefusalTrace> = {}): RefusalTrace => ({
+          sequence,
+          timestampMs: 9_000 + sequence,
+          atMs: 9_100,
+          count: 1,
+          sinceMs: 9_100,
+          notesInSecond: 1,
+          ...over,
+        });
+        const confirming = (sequence: number, over: Partial<RefusalTrace> = {}) => ({
+          reason: 'tick/sequence-confirming' as const,
+          trace: trace(sequence, over),
+        });
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        const judged = { lastTick: tick(1), breakerTick: undefined, heldTick: undefined };
+        const far = tick(2_000_001);
+        expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, judged)).toBe(true);
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_100, confirming(5))).toBe(
+          'written',
+        );
+        // Another jump held since.
+        const further = tick(2_000_002);
+        const onFar = { ...judged, heldTick: far, heldContinuedAtMs: 9_100 };
+        expect(await a.markets.holdSequenceJump('ETH-USD', further, 9_200, onFar)).toBe(true);
+        const state = await a.markets.get('ETH-USD');
+        // The note numbered below the stored trace, or under a rebase the market does not have: refused too.
+        for (const note of [confirming(4), confirming(7, { resumedAfterMs: RESUMED_AFTER_MS })])
+          expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_300, note)).toBe(
+            'note-refused',
+          );
+        expect(await a.markets.get('ETH-USD')).toEqual(state);
+        // The note's condition holding: not-held, nothing written (its caller writes the note alone).
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_300, confirming(6))).toBe(
+          'not-held',
+        );
+        expect(await a.markets.get('ETH-USD')).toEqual(state);
+        // None held (an accepted tick dropped it): the same.
+        await a.markets.acceptTick('ETH-USD', tick(2), 1, false);
+        const none = await a.markets.get('ETH-USD');
+        expect(none?.heldJump).toBeUndefined();
+        expect(await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_400, confirming(4))).toBe(
+          'note-refused',
+        );
+        expect(await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_400, confirming(6))).toBe(
+          'not-held',
+        );
+        expect(await a.markets.get('ETH-USD')).toEqual(none);
+      });
+
+      // feed51-jump-continued-back-alone: a continuation written with no note, or with its note when the note's
+      // condition held, set its time whatever stood: one judged before another and written after it (or its own lost
+      // answer's retry landing after the next print's) set continuedAtMs back, and the span a glitch may not replace
+      // the held jump in ended early by as much.
+      it("never sets a held jump's continuation back, with a note or without", async () => {
+        const trace = (sequence: number): RefusalTrace => ({
+          sequence,
+          timestampMs: 9_000 + sequence,
+          atMs: 9_100,
+          count: 1,
+          sinceMs: 9_100,
+          notesInSecond: 1,
+        });
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        const judged = { lastTick: tick(1), breakerTick: undefined, heldTick: undefined };
+        const far = tick(2_000_001);
+        expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, judged)).toBe(true);
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_500)).toBe('written');
+        const later = await a.markets.get('ETH-USD');
+        expect(later?.heldJump?.continuedAtMs).toBe(9_500);
+        // Without a note, judged earlier: nothing (before, written, 9_400).
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_400)).toBe('continued-later');
+        expect(await a.markets.get('ETH-USD')).toEqual(later);
+        // With a note whose condition holds: nothing either, the note the caller's to write alone (before, both
+        // written, 9_450).
+        const note = { reason: 'tick/sequence-confirming' as const, trace: trace(3) };
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_450, note)).toBe(
+          'continued-later',
+        );
+        expect(await a.markets.get('ETH-USD')).toEqual(later);
+        // The same time again (a lost answer's retry): written, as it stood.
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_500)).toBe('written');
+        expect(await a.markets.get('ETH-USD')).toEqual(later);
+        // A later one, with its note: both.
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_600, note)).toBe('written');
+        expect(await a.markets.get('ETH-USD')).toMatchObject({
+          heldJump: { tick: far, heldAtMs: 9_000, continuedAtMs: 9_600 },
+          refusals: { 'tick/sequence-confirming': trace(3) },
+        });
+        // An earlier one whose note is refused too: note-refused, nothing.
+        const state = await a.markets.get('ETH-USD');
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_550, note)).toBe(
+          'note-refused',
+        );
+        expect(await a.markets.get('ETH-USD')).toEqual(state);
+      });
+
       // Found in session 35's review of the resume: trips and holds were judged on sequences alone, so one judged
       // before a resume landed on the resumed feed's print of the same number (a page or a hold on a stale judgment).
       it('lands a trip or a hold only on the prints judged, not on the prints a resumed feed numbers the same', async () => {

@@ -198,6 +198,75 @@ describe('a refused sequence jump (moto, real adapters)', () => {
     clients.destroy();
   });
 
+  // feed51-jump-double-refusal: a folded continuation failing both its conditions (another jump held since, and a note
+  // of the kind numbered higher) answered not-held, and margin-check wrote the note alone, failing on the same condition.
+  it('writes no note alone when another jump was held since and the note was refused too', async () => {
+    const { clients, adapters, tick, base, names, store, telemetry } = await setUp();
+    const nowMs = base + 2_000;
+    expect(await tick(FAR, nowMs, nowMs)).toMatchObject({ reason: 'tick/sequence-jump' });
+    const updates = recordUpdates(clients, async (expression) => {
+      if (expression !== FOLDED) return;
+      await clients.dynamo.send(
+        new UpdateItemCommand({
+          TableName: names.tables.markets,
+          Key: { symbol: { S: 'ETH-USD' } },
+          UpdateExpression: 'SET heldJump.#tick.#seq = :s',
+          ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
+          ExpressionAttributeValues: { ':s': { N: String(FAR + 100) } },
+        }),
+      );
+      await store('tick/sequence-confirming', traceItem(FAR + 50, nowMs));
+    });
+    expect(await tick(FAR + 1, nowMs + 1_000, nowMs + 1_000)).toMatchObject({
+      reason: 'tick/sequence-confirming',
+    });
+    // Before: then 'SET #trace = :trace', failing.
+    expect(updates).toEqual([FOLDED, 'SET heldJump.#tick.#seq = :s', 'SET #t = :v']);
+    const market = await adapters.markets.get('ETH-USD');
+    expect(market?.heldJump).toMatchObject({ tick: { sequence: FAR + 100 } });
+    expect(market?.heldJump?.continuedAtMs).toBeUndefined();
+    expect(market?.refusals?.['tick/sequence-confirming']).toMatchObject({ sequence: FAR + 50 });
+    expect(telemetry.total(METRICS.RefusalTraceFailures.name)).toBe(0);
+    clients.destroy();
+  });
+
+  // feed51-jump-continued-back-alone: a continuation with no note (a second delivery of a print already noted) whose
+  // answer was lost was sent again by the SDK after the next print's continuation had landed, and its retry, on no
+  // condition of time, set continuedAtMs back to its own, earlier.
+  it("a continuation without a note whose answer was lost, retried after the next print's, does not set it back", async () => {
+    const { clients, adapters, tick, base } = await setUp();
+    const nowMs = base + 2_000;
+    expect(await tick(FAR, nowMs, nowMs)).toMatchObject({ reason: 'tick/sequence-jump' });
+    expect(await tick(FAR + 1, nowMs + 1_000, nowMs + 1_000)).toMatchObject({
+      reason: 'tick/sequence-confirming',
+    });
+    const alone = (expression: unknown) =>
+      String(expression).startsWith('SET heldJump.continuedAtMs = :at') &&
+      !String(expression).includes('#trace');
+    const lost = loseNextAnswer(clients, 'UpdateItemCommand', (input) => alone(input.UpdateExpression));
+    let next: unknown;
+    const updates = recordUpdates(clients, async (expression) => {
+      // The lost write's retry: the next print continues first.
+      if (lost.lost !== 1 || next !== undefined || !alone(expression)) return;
+      next = 'running';
+      next = await tick(FAR + 2, nowMs + 3_000, nowMs + 3_000);
+    });
+    lost.armed = true;
+    // Another delivery of FAR + 1, a second later: noted already, its continuation alone.
+    expect(await tick(FAR + 1, nowMs + 1_000, nowMs + 2_000)).toMatchObject({
+      reason: 'tick/sequence-confirming',
+    });
+    expect(lost.lost).toBe(1);
+    expect(next).toMatchObject({ reason: 'tick/sequence-confirming' });
+    // The write, its retry (recorded as it waits on the next print's write), the next print's.
+    expect(updates).toEqual(['SET heldJump.continuedAtMs = :at', 'SET heldJump.continuedAtMs = :at', FOLDED]);
+    const market = await adapters.markets.get('ETH-USD');
+    // Before: nowMs + 2_000, the retry's.
+    expect(market?.heldJump?.continuedAtMs).toBe(nowMs + 3_000);
+    expect(market?.refusals?.['tick/sequence-confirming']).toMatchObject({ sequence: FAR + 2, count: 2 });
+    clients.destroy();
+  });
+
   // feed50-jump-note-lost-answer: the SDK's retry of a folded continuation whose answer was lost fails on its own note;
   // margin-check then wrote the continuation again and the note (failing): two writes more. Now known as its own.
   it("a folded continuation whose answer was lost is its own write: nothing written after the SDK's retry", async () => {

@@ -453,6 +453,37 @@ function noteParts(
   return { set: '#trace = :trace', condition: `${rebase} AND ${stored}` };
 }
 
+/** A stored number that is an integer, exactly (a bigint); anything else, undefined. */
+const exactInteger = (value: AttributeValue | undefined): bigint | undefined =>
+  value?.N !== undefined && /^-?\d+$/.test(value.N) ? BigInt(value.N) : undefined;
+
+/**
+ * Whether `item` (a failed write's, ALL_OLD) refuses the note for certain: noteParts' condition, judged here so that
+ * no note goes alone after a write that failed on it too (feed51-jump-double-refusal). Unsure (a part that does not
+ * read, a trace replaced since it was read as unreadable), false: the note alone then decides, as before.
+ */
+function refusesNote(item: Item, { reason, trace, replacing }: RefusalNote): boolean {
+  const resumed = trace.resumedAfterMs;
+  // The market's rebase as judged.
+  if (resumed === undefined) {
+    if (item.resumedAfterMs !== undefined) return true;
+  } else {
+    if (item.resumedAfterMs === undefined) return true;
+    const rebased = exactInteger(item.resumedAfterMs);
+    if (rebased === undefined) return false;
+    if (rebased !== BigInt(resumed)) return true;
+  }
+  // The stored trace of the kind.
+  const stored = item[refusalAttr(reason)];
+  if (replacing !== undefined) return stored === undefined;
+  const m = stored?.M;
+  const seq = exactInteger(m?.seq);
+  if (m === undefined || seq === undefined || seq < BigInt(trace.sequence)) return false;
+  // Numbered as high: refused unless it says another rebase than the note's.
+  if (resumed === undefined) return m.resumed === undefined;
+  return exactInteger(m.resumed) === BigInt(resumed);
+}
+
 export class DynamoMarketRepository implements MarketRepository {
   constructor(
     private readonly dynamo: DynamoDBClient,
@@ -616,11 +647,15 @@ export class DynamoMarketRepository implements MarketRepository {
   }
 
   /**
-   * One write with the note, and on its failure none spent on a part that cannot land (feed50-jump-note-failed): the
-   * item as the condition met it (ALL_OLD) says which failed. Still holding the jump, the note's failed: the
-   * continuation goes alone, unless one as late or later stands. A lost answer's retry fails on this call's own write,
-   * known by its token (`continuedWriter`), not by its values, which a twin judged on the same read at the same
-   * millisecond writes too: written, nothing more (feed50-jump-note-lost-answer, review50-feed-jump-own-by-value).
+   * One write, the note folded in, conditional on no later continuation having landed (never set back: its own lost
+   * answer's retry, or a print judged before another and written after it: review50-feed-jump-continued-back,
+   * feed51-jump-continued-back-alone); on its failure the item as the condition met it (ALL_OLD) says which part
+   * failed, and no write is spent on a part that cannot land (feed50-jump-note-failed). The note's condition failed
+   * (judged from the item, refusesNote), the continuation goes alone when still held and none as late stands, and no
+   * note after it, also when the jump is no longer held (feed51-jump-double-refusal). A lost answer's retry fails on
+   * this call's own write, known by its token (`continuedWriter`), not by its values, which a twin judged on the same
+   * read at the same millisecond writes too: written, nothing more (feed50-jump-note-lost-answer,
+   * review50-feed-jump-own-by-value). Without a note, the retry lands again (its own time).
    */
   async continueSequenceJump(
     symbol: string,
@@ -628,69 +663,60 @@ export class DynamoMarketRepository implements MarketRepository {
     atMs: number,
     note?: RefusalNote,
   ): Promise<JumpContinued> {
-    const input = (
-      values: Record<string, AttributeValue>,
-      names: Record<string, string>,
-      set: string,
-      condition: string,
-    ): UpdateItemCommandInput => ({
-      TableName: this.table,
-      Key: { symbol: S(symbol) },
-      UpdateExpression: `SET heldJump.continuedAtMs = :at${set}`,
-      ConditionExpression: `heldJump.#tick.#seq = :held${condition}`,
-      ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence', ...names },
-      ExpressionAttributeValues: { ':at': N(atMs), ':held': N(heldSequence), ...values },
-    });
-    if (!note) {
-      const done = await this.updateIf(input({}, {}, '', ''));
-      if (done) this.crash('markets.continueSequenceJump');
-      return done ? 'written' : 'not-held';
-    }
-    const writer = writerToken();
-    const values: Record<string, AttributeValue> = { ':writer': S(writer) };
-    const names: Record<string, string> = {};
-    const noted = noteParts(note, values, names);
+    const names: Record<string, string> = { '#tick': 'tick', '#seq': 'sequence' };
+    const values: Record<string, AttributeValue> = { ':at': N(atMs), ':held': N(heldSequence) };
+    const held = 'heldJump.#tick.#seq = :held';
+    const notLater = '(attribute_not_exists(heldJump.continuedAtMs) OR heldJump.continuedAtMs <= :at)';
+    const writer = note && writerToken();
+    const noted = note && noteParts(note, values, names);
+    if (writer) values[':writer'] = S(writer);
+    let item: Item | undefined;
     try {
       await this.dynamo.send(
         new UpdateItemCommand({
-          ...input(
-            values,
-            names,
-            `, heldJump.${CONTINUED_WRITER} = :writer, ${noted.set}`,
-            ` AND ${noted.condition}`,
-          ),
+          TableName: this.table,
+          Key: { symbol: S(symbol) },
+          UpdateExpression: `SET heldJump.continuedAtMs = :at${
+            noted ? `, heldJump.${CONTINUED_WRITER} = :writer, ${noted.set}` : ''
+          }`,
+          ConditionExpression: `${held} AND ${notLater}${noted ? ` AND ${noted.condition}` : ''}`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
     } catch (error) {
       const failed = failedCondition(error);
       if (!failed) throw error;
-      const jump = failed.item?.heldJump?.M;
-      if (jump?.tick?.M?.sequence?.N !== String(heldSequence)) return 'not-held';
-      if (jump[CONTINUED_WRITER]?.S === writer) {
-        this.crash('markets.continueSequenceJump');
-        return 'written';
-      }
-      // Only the note's condition failed, and written alone it would fail again. A continuation as late or later
-      // stands (the next print's, this one's twin): set back, the span a glitch may not replace the held jump in
-      // would end early (review50-feed-jump-continued-back); the same guards the write alone against one landing
-      // since. Held no more by then, the note still fails: note-refused either way.
-      const stored = jump.continuedAtMs?.N;
-      if (stored === undefined || Number(stored) < atMs) {
-        const alone = await this.updateIf(
-          input(
-            {},
-            {},
-            '',
-            ' AND (attribute_not_exists(heldJump.continuedAtMs) OR heldJump.continuedAtMs <= :at)',
-          ),
-        );
-        if (alone) this.crash('markets.continueSequenceJump');
-      }
-      return 'note-refused';
+      item = failed.item ?? {};
     }
-    this.crash('markets.continueSequenceJump');
-    return 'written';
+    const jump = item?.heldJump?.M;
+    if (item === undefined || (writer && jump?.[CONTINUED_WRITER]?.S === writer)) {
+      this.crash('markets.continueSequenceJump');
+      return 'written';
+    }
+    const refused = note !== undefined && refusesNote(item, note);
+    if (jump?.tick?.M?.sequence?.N !== String(heldSequence)) return refused ? 'note-refused' : 'not-held';
+    const stored = jump.continuedAtMs?.N;
+    // Continued later (or a time that does not read: no write sets it back over it either).
+    if (stored !== undefined && !(Number(stored) <= atMs))
+      return refused ? 'note-refused' : 'continued-later';
+    // Held, not continued later: the note's condition failed (without a note, nothing else can have), though
+    // refusesNote may not tell (a trace that does not read), and written alone it would fail again. The continuation
+    // alone, unless one as late stands (a twin's); still only when none later landed since. Held no more by then, the
+    // note still fails: note-refused either way.
+    if (note && (stored === undefined || Number(stored) < atMs)) {
+      const alone = await this.updateIf({
+        TableName: this.table,
+        Key: { symbol: S(symbol) },
+        UpdateExpression: 'SET heldJump.continuedAtMs = :at',
+        ConditionExpression: `${held} AND ${notLater}`,
+        ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
+        ExpressionAttributeValues: { ':at': N(atMs), ':held': N(heldSequence) },
+      });
+      if (alone) this.crash('markets.continueSequenceJump');
+    }
+    return note ? 'note-refused' : 'continued-later';
   }
 
   /**

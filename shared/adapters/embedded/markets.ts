@@ -51,9 +51,10 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick, the breaker's tick and the
  *   held jump's tick are the judged prints, and, given a note, notes it too only while noteRefusal would. Returns
  *   whether it wrote. rebaseSequence removes it too.
- * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence`, and a note
- *   given as holdSequenceJump does, or that alone when noteRefusal would not note it, unless the stored continuedAtMs
- *   is as late or later (then nothing). Returns what it wrote (JumpContinued).
+ * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence` and the stored
+ *   continuedAtMs (if any) is not later, and a note given as holdSequenceJump does, or that alone when noteRefusal
+ *   would not note it, unless the stored continuedAtMs is as late (then nothing). Returns what it wrote
+ *   (JumpContinued): 'note-refused' whenever noteRefusal would not note it, whatever else held.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
  *   and the side's covers are still `covers`.
@@ -190,12 +191,16 @@ export class EmbeddedMarketRepository implements MarketRepository {
     note?: RefusalNote,
   ): Promise<JumpContinued> {
     const current = this.#states.get(symbol);
-    if (current?.heldJump?.tick.sequence !== heldSequence) return 'not-held';
+    // The note refused, none after it: written alone it would fail too (feed51-jump-double-refusal).
+    const refused = note !== undefined && withNote(current ?? { symbol }, note) === undefined;
+    if (current?.heldJump?.tick.sequence !== heldSequence) return refused ? 'note-refused' : 'not-held';
+    // Never set back (review50-feed-jump-continued-back, feed51-jump-continued-back-alone).
+    const stored = current.heldJump.continuedAtMs;
+    if (stored !== undefined && stored > atMs) return refused ? 'note-refused' : 'continued-later';
     const continued: MarketState = { ...current, heldJump: { ...current.heldJump, continuedAtMs: atMs } };
     const written = note ? withNote(continued, note) : continued;
-    // The note refused, a continuation as late or later stands: not set back (review50-feed-jump-continued-back).
-    const stored = current.heldJump.continuedAtMs;
-    if (!written && stored !== undefined && stored >= atMs) return 'note-refused';
+    // The note refused, a continuation as late stands (a twin's): nothing to write.
+    if (!written && stored === atMs) return 'note-refused';
     this.#set(written ?? continued);
     fire(this.#hook, 'markets.continueSequenceJump');
     return written ? 'written' : 'note-refused';
