@@ -430,7 +430,8 @@ export interface MarketRepository {
   dropRefusals(symbol: string, traces: readonly DroppedRefusal[]): Promise<void>;
   /**
    * Holds `tick` as the market's sequence jump, replacing any held one, only while the last accepted tick, the
-   * breaker's tick and the held jump are the prints the rejection was judged on, Given `note`, notes it in the same
+   * breaker's tick and the held jump are the prints the rejection was judged on, the held one last continued when read
+   * (JudgedJump.heldContinuedAtMs). Given `note`, notes it in the same
    * write, which then lands only while the note's own condition holds too (noteRefusal's): one write for the refused
    * jump, not two (feed49-jump-one-write). False when nothing was written. acceptTick and rebaseSequence remove it.
    */
@@ -1257,6 +1258,11 @@ export type PrintAsRead = Pick<AcceptedTick, 'sequence' | 'markPrice' | 'timesta
 /** What a sequence jump was judged on: the market, and the jump it held then (undefined: none). */
 export interface JudgedJump extends JudgedMarket {
   readonly heldTick: PrintAsRead | undefined;
+  /**
+   * When the held jump was last continued, as read (absent: never): a hold judged before a continuation landed
+   * would replace a jump the rule keeps for its span (feed51-hold-over-continuation).
+   */
+  readonly heldContinuedAtMs?: number | undefined;
 }
 
 export interface AuctionRecord {

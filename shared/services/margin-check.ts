@@ -245,10 +245,15 @@ async function handleTickOnce(
         tick.symbol,
         toTickRecord(tick, nowMs),
         nowMs,
-        { ...judgedOn(state), heldTick: state?.heldJump?.tick },
+        {
+          ...judgedOn(state),
+          heldTick: state?.heldJump?.tick,
+          heldContinuedAtMs: state?.heldJump?.continuedAtMs,
+        },
         note,
       );
-      // Or the note's condition failed (another note of the kind since the read): judged again on a fresh read.
+      // Or the note's condition failed (another note of the kind since the read), or the held jump was continued
+      // since (feed51-hold-over-continuation): judged again on a fresh read.
       if (!held) return LOST_RACE;
       noted = true;
       telemetry.warn('feed sequence jumped: held until a print continues from it', {

@@ -1121,6 +1121,28 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.markets.get('ETH-USD')).toEqual(state);
       });
 
+      // feed51-hold-over-continuation: a hold was conditional on the held jump's print as judged, not on its
+      // continuation, so one judged before a continuation landed replaced the jump that continuation keeps for its span.
+      it('holds no jump over a continuation it did not read', async () => {
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        const judged = { lastTick: tick(1), breakerTick: undefined, heldTick: undefined };
+        const far = tick(2_000_001);
+        expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, judged)).toBe(true);
+        const onFar = { ...judged, heldTick: far };
+        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_100)).toBe('written');
+        const continued = await a.markets.get('ETH-USD');
+        const glitch = tick(5_000_000);
+        // Judged before the continuation, or on another: nothing (before, the glitch held).
+        for (const read of [onFar, { ...onFar, heldContinuedAtMs: 9_050 }])
+          expect(await a.markets.holdSequenceJump('ETH-USD', glitch, 9_200, read)).toBe(false);
+        expect(await a.markets.get('ETH-USD')).toEqual(continued);
+        // Judged on it: replaced (the rule judged its span over).
+        expect(
+          await a.markets.holdSequenceJump('ETH-USD', glitch, 9_200, { ...onFar, heldContinuedAtMs: 9_100 }),
+        ).toBe(true);
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: glitch, heldAtMs: 9_200 });
+      });
+
       // Found in session 35's review of the resume: trips and holds were judged on sequences alone, so one judged
       // before a resume landed on the resumed feed's print of the same number (a page or a hold on a stale judgment).
       it('lands a trip or a hold only on the prints judged, not on the prints a resumed feed numbers the same', async () => {

@@ -267,6 +267,32 @@ describe('a refused sequence jump (moto, real adapters)', () => {
     clients.destroy();
   });
 
+  // feed51-hold-over-continuation: a glitch judged on the held jump before a print continued it was held over it (the
+  // hold's condition named the held print, not its continuation), restarting the span the continuation keeps it for.
+  it('holds no glitch over a continuation that landed after its read: judged again, refused as being continued', async () => {
+    const { clients, adapters, tick, base } = await setUp();
+    const nowMs = base + 2_000;
+    expect(await tick(FAR, nowMs, nowMs)).toMatchObject({ reason: 'tick/sequence-jump' });
+    const GLITCH = FAR + 3_000_000;
+    const HOLD = 'SET heldJump = :held, #trace = :trace';
+    let continued: unknown;
+    const updates = recordUpdates(clients, async (expression) => {
+      if (expression !== HOLD || continued !== undefined) return;
+      continued = 'running';
+      continued = await tick(FAR + 1, nowMs + 1_000, nowMs + 1_000);
+    });
+    const glitch = await tick(GLITCH, nowMs + 1_000, nowMs + 1_000);
+    expect(continued).toMatchObject({ reason: 'tick/sequence-confirming' });
+    expect(glitch).toMatchObject({ reason: 'tick/sequence-jump' });
+    expect(String((glitch as { detail?: string }).detail)).toContain(`the held ${FAR} is being continued`);
+    // The hold refused, then its note alone; before, the glitch held.
+    expect(updates).toEqual([HOLD, FOLDED, 'SET #trace = :trace']);
+    const market = await adapters.markets.get('ETH-USD');
+    expect(market?.heldJump).toMatchObject({ tick: { sequence: FAR }, continuedAtMs: nowMs + 1_000 });
+    expect(market?.refusals?.['tick/sequence-jump']).toMatchObject({ sequence: GLITCH });
+    clients.destroy();
+  });
+
   // feed50-jump-note-lost-answer: the SDK's retry of a folded continuation whose answer was lost fails on its own note;
   // margin-check then wrote the continuation again and the note (failing): two writes more. Now known as its own.
   it("a folded continuation whose answer was lost is its own write: nothing written after the SDK's retry", async () => {

@@ -626,6 +626,15 @@ export class DynamoMarketRepository implements MarketRepository {
       samePrintCondition('heldJump.#tick', 'held', judged.heldTick, values),
       judgedOnCondition(judged, values),
     ];
+    // Its last continuation as read: one since keeps the held jump for its span (feed51-hold-over-continuation).
+    if (judged.heldTick !== undefined) {
+      if (judged.heldContinuedAtMs === undefined)
+        conditions.push('attribute_not_exists(heldJump.continuedAtMs)');
+      else {
+        values[':heldContinued'] = N(judged.heldContinuedAtMs);
+        conditions.push('heldJump.continuedAtMs = :heldContinued');
+      }
+    }
     const names: Record<string, string> = {};
     const noted = note && noteParts(note, values, names);
     if (noted) conditions.push(noted.condition);

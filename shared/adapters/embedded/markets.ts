@@ -49,8 +49,8 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - dropRefusals: removes the traces given only when every one is stored as given (sequence and atMs); otherwise a
  *   no-op (no hook). No trace stored here is unreadable (unreadableRefusals): a note or drop given one is a no-op.
  * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick, the breaker's tick and the
- *   held jump's tick are the judged prints, and, given a note, notes it too only while noteRefusal would. Returns
- *   whether it wrote. rebaseSequence removes it too.
+ *   held jump's tick are the judged prints and the held jump's continuedAtMs is the judged one (undefined: none), and,
+ *   given a note, notes it too only while noteRefusal would. Returns whether it wrote. rebaseSequence removes it too.
  * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence` and the stored
  *   continuedAtMs (if any) is not later, and a note given as holdSequenceJump does, or that alone when noteRefusal
  *   would not note it, unless the stored continuedAtMs is as late (then nothing). Returns what it wrote
@@ -176,6 +176,8 @@ export class EmbeddedMarketRepository implements MarketRepository {
     requireId(symbol, 'markets');
     const current = this.#states.get(symbol);
     if (!samePrint(current?.heldJump?.tick, judged.heldTick) || !isJudgedOn(current, judged)) return false;
+    // A continuation since keeps the held jump for its span (feed51-hold-over-continuation).
+    if (current?.heldJump && current.heldJump.continuedAtMs !== judged.heldContinuedAtMs) return false;
     const held: MarketState = { ...current, symbol, heldJump: { tick, heldAtMs: atMs } };
     const written = note ? withNote(held, note) : held;
     if (!written) return false;
