@@ -292,7 +292,8 @@ export interface RefusalNote {
  * alone, or nothing when a continuation as late or later stands (review50-feed-jump-continued-back) or the jump is no
  * longer held (feed51-jump-double-refusal); 'not-held', nothing, another jump or none being held; 'continued-later',
  * nothing, the jump having been continued later than `atMs` (feed51-jump-continued-back-alone). Its caller writes the
- * note given alone after 'not-held' and 'continued-later' only: the note's condition held on the item as it stood.
+ * note given alone after 'not-held' and 'continued-later' only: the note's condition held on the item as it stood, or
+ * could not be judged there (a trace or rebase that does not read: the AWS store's refusesNote).
  */
 export type JumpContinued = 'written' | 'note-refused' | 'not-held' | 'continued-later';
 

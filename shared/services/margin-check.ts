@@ -291,7 +291,7 @@ async function handleTickOnce(
       const continued = await markets.continueSequenceJump(tick.symbol, held, nowMs, note);
       // Its note's condition failed: the continuation went alone (or nothing), and the note alone would fail too,
       // also when the jump is no longer held (feed51-jump-double-refusal). Another held since (or none), or continued
-      // later: the note alone, its condition holding on the item as it stood (feed50-jump-note-failed).
+      // later: the note alone, its condition not failing for certain on the item as it stood (feed50-jump-note-failed).
       noted = continued === 'written' || continued === 'note-refused';
     }
     if (verdict.reason === 'tick/breaker-confirming' && state?.breaker) {

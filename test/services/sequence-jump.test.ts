@@ -123,6 +123,40 @@ describe('a tick that jumps the sequence', () => {
     expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(base + 129);
   });
 
+  // review51-feed-hold-judged-continuation: a hold lands only on the held jump's continuation as margin-check read it
+  // (feed51-hold-over-continuation); read but not passed on, every hold over a continued jump failed as a lost race.
+  it('a feed restarted again, after its first restart stopped continuing, replaces the held jump and is followed', async () => {
+    const p = createPipeline({ marks: 'as-configured' }); // breakerConfirmSeconds 5, maxMarkAgeSeconds 120
+    await p.tick('ETH-USD', '100', { sequence: 0 });
+    await p.tick('ETH-USD', '100', { sequence: 1 });
+    const first = 1 + DEFAULT_MAX_SEQUENCE_JUMP + 1_000;
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: first })).toMatchObject({
+      reason: 'tick/sequence-jump',
+    });
+    p.clock.advance(1_000);
+    expect(await p.tick('ETH-USD', '100', { sequence: first + 1 })).toMatchObject({
+      reason: 'tick/sequence-confirming',
+    });
+    const continuedAtMs = p.clock.nowMs();
+    expect((await p.adapters.markets.get('ETH-USD'))?.heldJump?.continuedAtMs).toBe(continuedAtMs);
+    // That restart stops; past the span, the feed restarts again, on a numbering that does not continue the held one.
+    p.clock.advance(6_000);
+    const again = first + 2 * DEFAULT_MAX_SEQUENCE_JUMP;
+    // The continuation as read not passed on, the hold failed three times on it: 'tick/contended', the held jump kept.
+    expect(await p.tick('ETH-USD', '100.5', { sequence: again })).toMatchObject({
+      reason: 'tick/sequence-jump',
+    });
+    expect((await p.adapters.markets.get('ETH-USD'))?.heldJump).toEqual({
+      tick: expect.objectContaining({ sequence: again }),
+      heldAtMs: p.clock.nowMs(),
+    });
+    const { reasons, sequence } = await until(p, 1_000, again + 1, '100.5');
+    expect(reasons.at(-1)).toBe('accepted');
+    expect(reasons.slice(0, -1).every((reason) => reason === 'tick/sequence-confirming')).toBe(true);
+    expect((await p.adapters.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(sequence);
+  });
+
   // ux45-resume-held-jump (a drill of the runbook): the refusal of a resume above the last did not name the held print,
   // which only a resume at or below the last drops.
   it('a resume from above the last is refused naming the held print, and one at or below the last drops it', async () => {
