@@ -1260,10 +1260,11 @@ export type PrintAsRead = Pick<AcceptedTick, 'sequence' | 'markPrice' | 'timesta
 export interface JudgedJump extends JudgedMarket {
   readonly heldTick: PrintAsRead | undefined;
   /**
-   * When the held jump was last continued, as read (absent: never): a hold judged before a continuation landed
-   * would replace a jump the rule keeps for its span (feed51-hold-over-continuation).
+   * When the held jump was last continued, as read (undefined: never, or none held): a hold judged before a
+   * continuation landed would replace a jump the rule keeps for its span (feed51-hold-over-continuation). Not optional:
+   * a caller leaving it out would have every hold over a continued jump refused (review51-feed-held-continued-said).
    */
-  readonly heldContinuedAtMs?: number | undefined;
+  readonly heldContinuedAtMs: number | undefined;
 }
 
 export interface AuctionRecord {

@@ -585,7 +585,12 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     const behind = { ...tick, sequence: lastSent + 42, timestampMs: Date.now() };
     const read = (await markets.get('ETH-USD'))!;
     expect(read.breaker?.tick.sequence).toBe(lastSent + 43);
-    const judged = { lastTick: read.lastTick, breakerTick: read.breaker?.tick, heldTick: undefined };
+    const judged = {
+      lastTick: read.lastTick,
+      breakerTick: read.breaker?.tick,
+      heldTick: undefined,
+      heldContinuedAtMs: undefined,
+    };
     expect(await markets.holdSequenceJump('ETH-USD', behind, Date.now(), judged)).toBe(true);
     expect((await status(at)).markets['ETH-USD']?.heldJump).toMatchObject({
       sequence: lastSent + 42,

@@ -136,7 +136,12 @@ describe('a refused sequence jump (moto, real adapters)', () => {
     // Another note of the kind, numbered higher, since the read.
     await store('tick/sequence-jump', traceItem(FAR + 5, nowMs));
     const far = { sequence: FAR, markPrice: parsePrice('200'), timestampMs: nowMs };
-    const judged = { lastTick: read.lastTick, breakerTick: undefined, heldTick: undefined };
+    const judged = {
+      lastTick: read.lastTick,
+      breakerTick: undefined,
+      heldTick: undefined,
+      heldContinuedAtMs: undefined,
+    };
     expect(await adapters.markets.holdSequenceJump('ETH-USD', far, nowMs, judged, note)).toBe(false);
     expect((await adapters.markets.get('ETH-USD'))?.heldJump).toBeUndefined();
     // The hold alone lands.
