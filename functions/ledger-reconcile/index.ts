@@ -52,13 +52,18 @@ export async function reconcile(event: unknown) {
     backlog: report.backlog,
     minBalance: formatQuote(report.minBalance),
     problemCount: report.problemCount,
+    // Of problemCount, entries the chart of accounts refuses (a kind it does not name, a sign against its kind): they
+    // page (LedgerJournalAlarm) and refuse no withdrawal (books51-kind-not-charted).
+    chartProblems: report.chartProblems,
     problems: report.problems,
     // As a withdrawal's check judges the fund: `not-indexed` is a journal to index (its problem names the command).
     verdict: report.verdict.reconciled ? 'reconciled' : report.verdict.reason,
     reconciled: report.verdict.reconciled,
   };
-  if (summary.reconciled) log.info('ledger reconciled', summary);
-  else log.warn('ledger not reconciled', summary);
+  if (!summary.reconciled) log.warn('ledger not reconciled', summary);
+  else if (summary.chartProblems > 0)
+    log.warn("ledger reconciled; journal entries the fund's chart of accounts refuses", summary);
+  else log.info('ledger reconciled', summary);
   return summary;
 }
 

@@ -452,7 +452,7 @@ export class Monitoring extends Construct {
     this.alarm(
       'LedgerJournalAlarm',
       this.business(METRICS.LedgerJournalProblems, { statistic: 'Maximum' }),
-      'The fund journal is broken: a sequence gap, entries that do not chain, or a balance below zero; or its draw window is drawn below zero or above the draw cap (a cap lowered within a window pages until that window ends). ledger-reconcile logs which; a journal whose index lacks entries (a stack from before session 27) shows as entry 1 missing: run backstop fund index-journal',
+      'The fund journal is broken: a sequence gap, entries that do not chain, or a balance below zero; or its draw window is drawn below zero or above the draw cap (a cap lowered within a window pages until that window ends); or an entry of a kind the chart of accounts does not name, or of a sign its kind never moves (paged by the run that reads it; it refuses no withdrawal). ledger-reconcile logs which; a journal whose index lacks entries (a stack from before session 27) shows as entry 1 missing: run backstop fund index-journal',
       1,
       GTE,
     );

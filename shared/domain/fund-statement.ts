@@ -1,5 +1,5 @@
 import { formatQuoteGrouped, type QuoteE6 } from './units.ts';
-import type { PlannedMovement } from './waterfall.ts';
+import { type PlannedMovement, planKeyOf } from './waterfall.ts';
 
 /**
  * The insurance fund's statement for a period of its journal, as finance books it: opening and closing balances,
@@ -43,14 +43,31 @@ export interface ChartAccount {
   readonly contra: string;
   /** What finance calls the kind's movement (the statement shows its net as the fund moved: shortfalls negative). */
   readonly label: string;
+  /** Which way the code that writes the kind moves the fund: `in` raises it, `out` lowers it. */
+  readonly moves: 'in' | 'out';
+  /**
+   * The movement the other way, when one is written: only by a settlement planned again, whose differences from what
+   * its earlier plans moved are keyed `<key>:r<n>` (differenceMovements). Absent: nothing moves the kind the other way.
+   */
+  readonly givenBack?: string;
 }
 
 /** The chart of accounts: the contra account of each kind. A Record: a kind added to the types must be named. */
 export const FUND_CHART: Readonly<Record<FundEntryKind, ChartAccount>> = {
-  'liquidation-fee': { contra: 'fees:liquidation', label: 'fees earned' },
-  'shortfall-payout': { contra: 'bad-debt:shortfall', label: 'shortfalls paid' },
-  deposit: { contra: 'treasury', label: 'deposited' },
-  withdraw: { contra: 'treasury', label: 'withdrawn' },
+  'liquidation-fee': {
+    contra: 'fees:liquidation',
+    label: 'fees earned',
+    moves: 'in',
+    givenBack: 'a fee given back',
+  },
+  'shortfall-payout': {
+    contra: 'bad-debt:shortfall',
+    label: 'shortfalls paid',
+    moves: 'out',
+    givenBack: 'a draw given back',
+  },
+  deposit: { contra: 'treasury', label: 'deposited', moves: 'in' },
+  withdraw: { contra: 'treasury', label: 'withdrawn', moves: 'out' },
 };
 
 /** The kinds in the order statements list them. */
@@ -73,6 +90,45 @@ export function contraOf(entry: Pick<StatementEntry, 'kind' | 'sequence' | 'idem
         `which the fund's chart of accounts does not name (${FUND_KINDS.join(', ')}): nothing is booked for an unknown kind`,
     );
   return FUND_CHART[entry.kind].contra;
+}
+
+/**
+ * Why a movement's sign contradicts its kind, or undefined: a deposit or a fee that lowers the fund, a withdrawal or a
+ * draw that raises it, but for a fee or a draw given back by a settlement planned again (a key ending `:r<n>`). 0 moves
+ * nothing either way; a kind the chart does not name is not judged here (chartProblem). The ledger refuses such a
+ * movement (the port's movementProblem), and ledger-reconcile reports one in the journal (written by hand).
+ */
+export function signProblem(
+  m: Pick<StatementEntry, 'kind' | 'amount' | 'idempotencyKey'>,
+): string | undefined {
+  if (!isCharted(m.kind) || m.amount === 0n) return undefined;
+  const { moves, givenBack } = FUND_CHART[m.kind];
+  if (m.amount > 0n === (moves === 'in')) return undefined;
+  if (givenBack !== undefined && planKeyOf(m.idempotencyKey) !== m.idempotencyKey) return undefined;
+  const [way, other] = moves === 'in' ? ['raises', 'lowers'] : ['lowers', 'raises'];
+  return (
+    `${m.kind} of ${signed(m.amount)} under key ${m.idempotencyKey}: kind ${m.kind} ${way} the fund, ` +
+    (givenBack === undefined
+      ? `never ${other} it`
+      : `and ${other} it only as ${givenBack} by a settlement planned again (its key ending :r<n>)`)
+  );
+}
+
+/**
+ * What the chart of accounts finds wrong with a journal entry, or undefined: a kind it does not name (written by
+ * another version or by hand: `fund statement` refuses it), or a sign its kind never moves (signProblem). Neither
+ * changes what the journal sums to: ledger-reconcile reports them apart from its breaks.
+ */
+export function chartProblem(
+  entry: Pick<StatementEntry, 'sequence' | 'kind' | 'amount' | 'idempotencyKey'>,
+): string | undefined {
+  if (!isCharted(entry.kind))
+    return (
+      `entry ${entry.sequence} (key ${entry.idempotencyKey}): kind ${JSON.stringify(entry.kind)} is not in the fund's chart ` +
+      `of accounts (${FUND_KINDS.join(', ')}): written by another version or by hand; \`fund statement\` refuses it`
+    );
+  const sign = signProblem(entry);
+  return sign === undefined ? undefined : `entry ${entry.sequence}: ${sign}`;
 }
 
 /** One side of an entry: `debit` or `credit` of `account`, never negative. */

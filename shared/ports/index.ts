@@ -1,5 +1,6 @@
 import type { AdlCandidate } from '../domain/adl.ts';
 import type { AdlOrder } from '../domain/adl-threshold.ts';
+import { signProblem } from '../domain/fund-statement.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
 import type { JournalAudit } from '../domain/journal-audit.ts';
 import type { Fill, LiquidationState, Position, SetAside, Side, Unreadable } from '../domain/model.ts';
@@ -1032,10 +1033,6 @@ export function movedSinceRead(m: LedgerMovement, current: AccountBalance): stri
   return `ledger/moved-since-read: ${m.account} is at entry ${current.sequence}, balance ${formatQuoteGrouped(current.balance)}, not as read (entry ${expected.sequence}, balance ${formatQuoteGrouped(expected.balance)})`;
 }
 
-/**
- * What is wrong with a movement's amounts, time or draw window (a caller's bug), or undefined. Both ledgers check
- * it before a movement is applied (on AWS, before it joins a group commit it would otherwise fail whole).
- */
 /** Why a journalAfter range is refused, or undefined: both adapters judge it alike. */
 export const journalRangeProblem = (afterSequence: number, limit: number): string | undefined =>
   Number.isSafeInteger(afterSequence) && Number.isSafeInteger(limit) && limit >= 1
@@ -1057,6 +1054,10 @@ export const highestSequence = (state: Pick<MarketState, 'lastTick' | 'breaker'>
 /** An IAM ARN's longest (2048). */
 export const MAX_ACTOR = 2048;
 
+/**
+ * What is wrong with a movement's amounts, time, draw window, or sign for its kind (a caller's bug), or undefined. Both
+ * ledgers check it before a movement is applied (on AWS, before it joins a group commit it would otherwise fail whole).
+ */
 export function movementProblem(m: LedgerMovement): string | undefined {
   const amounts: [string, unknown][] = [
     ['amount', m.amount],
@@ -1076,6 +1077,9 @@ export function movementProblem(m: LedgerMovement): string | undefined {
     return 'ledger/bad-expected: expected.sequence must be an integer >= 0';
   if (m.drawWindow && !Number.isSafeInteger(m.drawWindow.windowStartMs))
     return 'ledger/bad-window: windowStartMs must be an integer epoch ms';
+  // A sign its kind never moves is a caller's bug: booked, it would be filed against the wrong side of the books.
+  const sign = signProblem(m);
+  if (sign) return `ledger/sign-against-kind: ${sign}`;
   return undefined;
 }
 

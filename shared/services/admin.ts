@@ -436,7 +436,8 @@ async function checkFund(
     balance: read!,
     verdict,
     audit,
-    problemCount: report.problemCount,
+    // The verdict's: entries the chart of accounts refuses are ledger-reconcile's to page, not a withdrawal's refusal.
+    problemCount: report.problemCount - report.chartProblems,
     /** Entries this check read past where its audit started (a resumed prefix's counted in). */
     read: report.entries + skipped,
     start,
@@ -449,8 +450,8 @@ async function checkFund(
 }
 
 /**
- * An audit a check made, with the checkpoint it began at (withdrawalChecker): its clean prefix (no problem in it:
- * one with problems is read again, so they are found again) stands while the journal has only grown, entries being
+ * An audit a check made, with the checkpoint it began at (withdrawalChecker): its clean prefix (no break in it:
+ * one with breaks is read again, so they are found again) stands while the journal has only grown, entries being
  * immutable (status48-journal-remembered).
  */
 interface AuditMade {

@@ -1,4 +1,5 @@
 import { sleep } from '../backoff.ts';
+import { chartProblem } from '../domain/fund-statement.ts';
 import {
   EMPTY_AUDIT,
   extendAudit,
@@ -21,7 +22,8 @@ export interface ReconcileReport {
   /** Sum of entries 1..auditedThrough. */
   readonly journalSum: QuoteE6;
   /**
-   * The furthest prefix audited with no problem in it (what a checkpoint may store): a caller that checks again
+   * The furthest prefix audited with no break in it (what a checkpoint may store; an entry the chart of accounts
+   * refuses is no break: chartProblems): a caller that checks again
    * goes on from it (admin.ts withdrawalChecker), reading again only the entries where problems were found.
    */
   readonly clean: JournalAudit;
@@ -39,6 +41,13 @@ export interface ReconcileReport {
   readonly problems: readonly string[];
   /** Every problem found (the journal-problems metric). */
   readonly problemCount: number;
+  /**
+   * Of problemCount, the entries the fund's chart of accounts refuses (chartProblem: a kind it does not name, a sign
+   * its kind never moves), listed after the breaks. The journal still sums as it did: the verdict does not count them,
+   * so no withdrawal is refused for them, and the checkpoint goes past them (each is reported by the run that reads
+   * it, and by every run from the start).
+   */
+  readonly chartProblems: number;
   readonly minBalance: QuoteE6;
   /**
    * The entry the audit looked for and did not find, after its waits, where it stopped: a lost entry, or one the
@@ -130,8 +139,8 @@ export type JournalReader = Pick<
  * Movements go on while it reads: the balance is read before the journal, which is judged up to that balance's
  * sequence (each entry commits with its balance, so those were all stored before the balance was read); an entry
  * past it still there once the balance is read again is one no balance counts (a balance item lost or set back).
- * The audited prefix is a checkpoint; a prefix with a problem is never stored past it, so the problem is
- * reported by every run until fixed.
+ * The audited prefix is a checkpoint; a prefix with a break is never stored past it, so the break is reported by
+ * every run until fixed. An entry the fund's chart of accounts refuses is reported by the run that reads it.
  */
 export async function reconcileAccount(
   ledger: JournalReader,
@@ -175,16 +184,21 @@ export async function reconcileAccount(
   const restarted = options.from !== 'checkpoint';
   if (options.saveCheckpoint && (restarted || clean.sequence > start.sequence))
     await ledger.saveAuditCheckpoint(account, clean, restarted ? 'restart' : stored);
-  const found = listed([...problems]).map(options.advice ?? ((problem) => problem));
+  const advice = options.advice ?? ((problem: string) => problem);
+  const breaks = listed([...problems]).map(advice);
+  const found = listed([...problems, ...walk.chartProblems]).map(advice);
+  const problemCount = problems.size + walk.chartProblems.length;
   const verdict = judgeReconciliation({
     balance: balance.balance,
     sequence: balance.sequence,
     audit,
-    // The problems the report lists (20, then how many more), not every one: status shows the verdict's.
-    problems: found,
+    // The problems the report lists (20, then how many more), not every one: status shows the verdict's. An entry the
+    // chart refuses moved the money it says, chained: no break of the balance (books51-kind-not-charted).
+    problems: breaks,
     ...(unindexed === undefined ? {} : { unindexed: unindexed.lowest }),
   });
-  report(telemetry, account, balance, difference, found, problems.size, backlog, verdict);
+  const charted = walk.chartProblems.length;
+  report(telemetry, account, balance, difference, found, problemCount, charted, backlog, verdict);
   return {
     account,
     balance: balance.balance,
@@ -196,7 +210,8 @@ export async function reconcileAccount(
     backlog,
     difference,
     problems: found,
-    problemCount: problems.size,
+    problemCount,
+    chartProblems: charted,
     minBalance: audit.minBalance,
     ...(missing === undefined ? {} : { missing }),
     ...(look === undefined ? {} : { look }),
@@ -220,10 +235,12 @@ const listed = (problems: readonly string[]): string[] =>
 
 interface Walk {
   readonly audit: JournalAudit;
-  /** The furthest prefix with no problem in it: what the checkpoint may store. */
+  /** The furthest prefix with no break in it (chartProblems are none): what the checkpoint may store. */
   readonly clean: JournalAudit;
   readonly entries: number;
   readonly problems: readonly string[];
+  /** Entries the chart of accounts refuses (chartProblem), among those audited: not problems of the chain or sum. */
+  readonly chartProblems: readonly string[];
   /** The entry not found, where the walk stopped (a problem, named by reconcileAccount). */
   readonly missing?: number;
 }
@@ -241,6 +258,7 @@ async function walkJournal(
   const retries = options.missingRetriesMs ?? DEFAULTS.missingRetriesMs;
   const pause = options.pause ?? sleep;
   const problems = new Set<string>();
+  const chartProblems = new Set<string>();
   let audit = start;
   let clean = start;
   let entries = 0;
@@ -277,10 +295,25 @@ async function walkJournal(
     }
     missingAttempt = 0;
     entries += read;
+    // The entries this page audited, each once (the page's first, read again, was the last page's).
+    for (const entry of page) {
+      if (entry.sequence <= audit.sequence || entry.sequence > step.audit.sequence) continue;
+      const problem = chartProblem(entry);
+      if (problem !== undefined) chartProblems.add(problem);
+    }
+    // Not held back by the chart's problems: held, a booking error that moved no money wrongly would, 20,000 entries
+    // on, refuse withdrawals as not audited, and 100,000 on stop the balance being judged at all.
     if (problems.size === 0) clean = step.audit;
     audit = step.audit;
   }
-  return { audit, clean, entries, problems: [...problems], ...(missing === undefined ? {} : { missing }) };
+  return {
+    audit,
+    clean,
+    entries,
+    problems: [...problems],
+    chartProblems: [...chartProblems],
+    ...(missing === undefined ? {} : { missing }),
+  };
 }
 
 /**
@@ -348,6 +381,7 @@ function report(
   difference: QuoteE6 | undefined,
   problems: readonly string[],
   problemCount: number,
+  chartProblems: number,
   backlog: number,
   verdict: Reconciliation,
 ): void {
@@ -363,13 +397,18 @@ function report(
   telemetry.observe(METRICS.LedgerReconcileBacklog.name, backlog);
   telemetry.observe(METRICS.InsuranceFundBalance.name, Number(formatQuote(balance.balance)));
   if ((difference ?? 0n) !== 0n || problemCount > 0) {
-    telemetry.warn('ledger does not reconcile', {
-      account,
-      // In quote units, as ledger-reconcile's own line says it (drill45-reconcile-units: 1e-6 units before).
-      difference: difference === undefined ? undefined : formatQuote(difference),
-      problemCount,
-      problems,
-      verdict: verdict.reconciled ? 'reconciled' : verdict.reason,
-    });
+    // Entries the chart refuses alone break no balance: said as what they are, not as a ledger that does not reconcile.
+    const booking = (difference ?? 0n) === 0n && problemCount === chartProblems;
+    telemetry.warn(
+      booking ? "journal entries the fund's chart of accounts refuses" : 'ledger does not reconcile',
+      {
+        account,
+        // In quote units, as ledger-reconcile's own line says it (drill45-reconcile-units: 1e-6 units before).
+        difference: difference === undefined ? undefined : formatQuote(difference),
+        problemCount,
+        problems,
+        verdict: verdict.reconciled ? 'reconciled' : verdict.reason,
+      },
+    );
   }
 }

@@ -2565,7 +2565,7 @@ describe('status rendering', () => {
         account: INSURANCE_ACCOUNT,
         idempotencyKey: `fee-${n}`,
         amount: usd('1'),
-        kind: 'fee',
+        kind: 'liquidation-fee',
         reference: `p${n}`,
         atMs: n,
         floor: 0n,

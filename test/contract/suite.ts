@@ -159,11 +159,12 @@ const movement = (over: Partial<LedgerMovement> = {}): LedgerMovement => ({
   account: 'fund',
   idempotencyKey: 'k-1',
   amount: usd('100'),
-  kind: 'deposit',
   reference: 'ref',
   atMs: 1_000,
   floor: 0n,
   ...over,
+  // Unless given, a kind its sign agrees with: the ledger refuses a deposit that lowers the fund (books51-sign-against-kind).
+  kind: over.kind ?? ((over.amount ?? usd('100')) < 0n ? 'withdraw' : 'deposit'),
 });
 
 /** A settlement's amounts, all 0. */
@@ -2726,6 +2727,64 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.ledger.journal('fund')).toHaveLength(2);
       });
 
+      // books51-sign-against-kind: a deposit of a negative amount was booked, filed as money in that went out.
+      it('refuses a movement whose sign its kind never moves, changing nothing; a plan made again gives back', async () => {
+        await a.ledger.apply(movement({ idempotencyKey: 'seed', amount: usd('100') }));
+        const seeded = await a.ledger.balance('fund');
+        const refused: [string, string, string, string][] = [
+          [
+            'deposit',
+            'admin:d',
+            '-5',
+            'deposit of -5.00 under key admin:d: kind deposit raises the fund, never lowers it',
+          ],
+          [
+            'withdraw',
+            'admin:w',
+            '5',
+            'withdraw of +5.00 under key admin:w: kind withdraw lowers the fund, never raises it',
+          ],
+          // A fee given back, or a draw, only under a plan made again's key.
+          [
+            'liquidation-fee',
+            'p1:fee',
+            '-3',
+            'liquidation-fee of -3.00 under key p1:fee: kind liquidation-fee raises the fund, and lowers it only as a fee given back by a settlement planned again (its key ending :r<n>)',
+          ],
+          [
+            'shortfall-payout',
+            'p1:shortfall',
+            '2',
+            'shortfall-payout of +2.00 under key p1:shortfall: kind shortfall-payout lowers the fund, and raises it only as a draw given back by a settlement planned again (its key ending :r<n>)',
+          ],
+          [
+            'withdraw',
+            'admin:w:r1',
+            '1',
+            'withdraw of +1.00 under key admin:w:r1: kind withdraw lowers the fund, never raises it',
+          ],
+        ];
+        for (const [kind, idempotencyKey, amount, why] of refused)
+          await expect(
+            a.ledger.apply(movement({ idempotencyKey, kind, amount: usd(amount) })),
+            `${kind} ${amount}`,
+          ).rejects.toThrow(`ledger/sign-against-kind: ${why}`);
+        expect(await a.ledger.balance('fund')).toEqual(seeded);
+        expect((await a.ledger.journal('fund')).map((e) => e.idempotencyKey)).toEqual(['seed']);
+        // What the services write goes: each kind its way, a fee and a draw given back by a plan made again, and 0.
+        const written: [string, string, string][] = [
+          ['liquidation-fee', 'p1:fee', '4'],
+          ['shortfall-payout', 'p1:shortfall', '-10'],
+          ['liquidation-fee', 'p1:fee:r1', '-3'],
+          ['shortfall-payout', 'p1:shortfall:r1', '2'],
+          ['withdraw', 'admin:w', '-5'],
+          ['deposit', 'admin:d', '0'],
+        ];
+        for (const [kind, idempotencyKey, amount] of written)
+          await a.ledger.apply(movement({ idempotencyKey, kind, amount: usd(amount) }));
+        expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('88'), sequence: 7 });
+      });
+
       // Session 46 (withdraw46-unreconciled): a withdrawal checked against the journal is written on exactly the
       // balance checked; whatever moved it since (a movement, a write by hand) refuses the write.
       it('applies a movement with `expected` only on exactly that sequence and balance', async () => {
@@ -3234,7 +3293,9 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
                   fc.record({ start: fc.integer({ min: 0, max: 2 }), cap: fc.bigInt({ min: 0n, max: 80n }) }),
                 ),
                 key: fc.integer({ min: 0, max: 6 }),
-                kind: fc.constantFrom('deposit', 'shortfall-payout'),
+                // A settlement planned again moves its differences under `:r<n>` keys: a draw given back among them.
+                replan: fc.boolean(),
+                kind: fc.constantFrom('deposit', 'withdraw', 'shortfall-payout'),
               }),
               { maxLength: 10 },
             ),
@@ -3244,7 +3305,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
               for (const m of moves) {
                 const mv = movement({
                   account,
-                  idempotencyKey: `k${m.key}`,
+                  idempotencyKey: `k${m.key}${m.replan ? ':r1' : ''}`,
                   amount: m.amount,
                   kind: m.kind,
                   floor: m.floor,
@@ -3257,6 +3318,16 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
                   (e) => e,
                   (error: unknown) => error,
                 );
+                // A sign its kind never moves is refused first, a key applied before or not: a deposit lowering the
+                // fund, a withdrawal or a draw raising it (but a draw given back by a plan made again).
+                const against =
+                  mv.kind === 'deposit'
+                    ? mv.amount < 0n
+                    : mv.amount > 0n && (mv.kind === 'withdraw' || !m.replan);
+                if (against) {
+                  expect((outcome as Error).message).toMatch(/^ledger\/sign-against-kind: /);
+                  continue;
+                }
                 if (known) {
                   if (known.amount === mv.amount) expect(outcome).toEqual({ ...known, replayed: true });
                   else expect(outcome).toBeInstanceOf(Error);

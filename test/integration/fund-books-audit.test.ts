@@ -357,6 +357,13 @@ describe('the insurance fund audited from its raw items (moto, a crash slice)', 
       expect(['liquidation-fee', 'shortfall-payout']).toContain(e.kind);
       const suffix = e.kind === 'liquidation-fee' ? 'fee' : 'shortfall';
       expect(e.key).toMatch(new RegExp(`^${e.reference.replace(/[.:]/g, '\\$&')}:${suffix}(:r\\d+)?$`));
+      // A fee raises the fund and a draw lowers it; the other way only as a plan made again's difference (`:r<n>`), as
+      // the ledger holds every movement to (books51-sign-against-kind).
+      if (!/:r\d+$/.test(e.key))
+        expect(
+          e.kind === 'liquidation-fee' ? e.amount > 0n : e.amount < 0n,
+          `entry ${e.sequence}'s sign`,
+        ).toBe(true);
       expect(byId.get(e.reference)?.state, `entry ${e.sequence}'s liquidation`).toMatch(/^SETTLED/);
       expect(e.actor).toBeUndefined();
     }

@@ -1,4 +1,5 @@
 import {
+  type AttributeValue,
   DeleteItemCommand,
   GetItemCommand,
   PutItemCommand,
@@ -11,6 +12,7 @@ import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { logger } from '../../shared/lambda/runtime.ts';
 import { type LocalStack, startLocalStack } from '../../shared/local/stack.ts';
 import { collectStatus } from '../../shared/local/status.ts';
+import type { JournalEntry } from '../../shared/ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
 
@@ -318,6 +320,75 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
     expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true });
     await setDrawn(String(windowDrawn), windowStartMs);
     expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true });
+  });
+
+  // books51-kind-not-charted: an entry of a kind the chart of accounts does not name passed every run.
+  it('an entry whose kind or sign the chart of accounts refuses pages once, in a warning naming it; withdrawals go', async () => {
+    await deposit(2);
+    expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true, problemCount: 0 });
+    const table = stack.names.tables.ledger;
+    const journal = await ledger.journal(INSURANCE_ACCOUNT);
+    const [a, b] = journal.slice(-2) as [JournalEntry, JournalEntry];
+    // Both rewritten by hand, their money as it was: one of a kind no version wrote, one a deposit that lowers the fund.
+    const rewrite = (e: JournalEntry, set: string, values: Record<string, AttributeValue>) =>
+      stack.clients.dynamo.send(
+        new UpdateItemCommand({
+          TableName: table,
+          Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: `J#${e.idempotencyKey}` } },
+          UpdateExpression: `SET ${set}`,
+          ExpressionAttributeValues: values,
+        }),
+      );
+    await rewrite(a, 'kind = :k', { ':k': { S: 'fee' } });
+    await rewrite(b, 'amount = :a, balanceBefore = :b, balanceAfter = :f, kind = :k', {
+      ':a': { N: '-1' },
+      ':b': { N: String(b.balanceBefore) },
+      ':f': { N: String(b.balanceBefore - 1n) },
+      ':k': { S: 'deposit' },
+    });
+    // The balance item as the hand's movement left it.
+    await stack.clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: table,
+        Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: 'BALANCE' } },
+        UpdateExpression: 'SET balance = :f',
+        ExpressionAttributeValues: { ':f': { N: String(b.balanceBefore - 1n) } },
+      }),
+    );
+    const problems = [
+      `entry ${a.sequence} (key ${a.idempotencyKey}): kind "fee" is not in the fund's chart of accounts (liquidation-fee, shortfall-payout, deposit, withdraw): written by another version or by hand; \`fund statement\` refuses it`,
+      `entry ${b.sequence}: deposit of -0.000001 under key ${b.idempotencyKey}: kind deposit raises the fund, never lowers it`,
+    ];
+    const warn = vi.spyOn(logger, 'warn');
+    try {
+      expect(await reconcile({ full: true })).toMatchObject({
+        reconciled: true,
+        verdict: 'reconciled',
+        difference: '0',
+        problemCount: 2,
+        chartProblems: 2,
+        problems,
+      });
+      const lines = warn.mock.calls.filter(
+        (c) => c[0] === "ledger reconciled; journal entries the fund's chart of accounts refuses",
+      );
+      expect(lines.map((c) => c[1])).toEqual([expect.objectContaining({ problemCount: 2, problems })]);
+    } finally {
+      warn.mockRestore();
+    }
+    // The checkpoint goes past them: the next run reports nothing new, and a withdrawal goes.
+    expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true, problemCount: 0 });
+    const admin = stack.handlers.admin as (e: unknown, c: unknown) => Promise<{ ok: boolean }>;
+    expect(
+      await admin({ action: 'withdraw', amount: '1', idempotencyKey: 'books51-w' }, context),
+    ).toMatchObject({
+      ok: true,
+    });
+    expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true, problemCount: 0 });
+    // Their kinds repaired by hand (the money stands): a full run finds nothing.
+    await rewrite(a, 'kind = :k', { ':k': { S: 'deposit' } });
+    await rewrite(b, 'kind = :k', { ':k': { S: 'withdraw' } });
+    expect(await reconcile({ full: true })).toMatchObject({ reconciled: true, problemCount: 0 });
   });
 
   // Session 37: a lost balance item read as 0 at sequence 0, the next movement numbered 1 again, and a full run

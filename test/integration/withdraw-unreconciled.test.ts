@@ -141,7 +141,7 @@ describe('a withdrawal racing a change of the fund between its check and its wri
         account: INSURANCE_ACCOUNT,
         idempotencyKey: 'p1:0:fee',
         amount: usd('5'),
-        kind: 'fee',
+        kind: 'liquidation-fee',
         reference: 'p1:0',
         atMs: Date.now(),
         floor: 0n,

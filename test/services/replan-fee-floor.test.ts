@@ -116,7 +116,7 @@ describe('a plan made again gives a fee back out of the payout it gives back (re
       account: INSURANCE_ACCOUNT,
       idempotencyKey: 'admin:withdraw-1',
       amount: -balance,
-      kind: 'withdrawal',
+      kind: 'withdraw',
       reference: 'admin',
       atMs: p.clock.nowMs(),
       floor: 0n,

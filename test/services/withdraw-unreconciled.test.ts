@@ -142,6 +142,34 @@ describe('a withdrawal from a fund whose balance does not reconcile with its jou
     expect([report.difference, report.problems]).toEqual([0n, []]);
   });
 
+  // books51-kind-not-charted: ledger-reconcile pages for them; the money they moved chains and sums.
+  it("goes through with entries the fund's chart of accounts refuses in the journal, which refuse nothing", async () => {
+    const { p, withdraw, deposit } = setup();
+    await deposit('100', 'd1');
+    const byHand = (idempotencyKey: string, kind: string, amount: string) =>
+      p.adapters.ledger.writeEntryByHand({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey,
+        kind,
+        amount: usd(amount),
+        reference: 'by-hand',
+        atMs: 1,
+      });
+    byHand('fee-by-hand', 'fee', '5');
+    byHand('admin:minus', 'deposit', '-1');
+    expect(await withdraw('30', 'w1')).toMatchObject({
+      ok: true,
+      entry: { sequence: 4, balanceAfter: usd('74') },
+    });
+    const report = await reconcileAccount(p.adapters.ledger, INSURANCE_ACCOUNT, p.telemetry);
+    expect(report).toMatchObject({
+      difference: 0n,
+      problemCount: 2,
+      chartProblems: 2,
+      verdict: { reconciled: true },
+    });
+  });
+
   it('answers its key applied before as applied, moving nothing, though the fund stopped reconciling since', async () => {
     // The operator runs a withdrawal again with its key (the first run's answer was lost): it moved once.
     const { p, withdraw, deposit, fund } = setup();
@@ -167,7 +195,7 @@ describe('a withdrawal from a fund whose balance does not reconcile with its jou
         account: INSURANCE_ACCOUNT,
         idempotencyKey: `fee-${n}`,
         amount: usd('1'),
-        kind: 'fee',
+        kind: 'liquidation-fee',
         reference: `p${n}`,
         atMs: n,
         floor: 0n,
@@ -219,7 +247,7 @@ describe('a withdrawal from a fund whose balance does not reconcile with its jou
         account: INSURANCE_ACCOUNT,
         idempotencyKey: `fee-${n}`,
         amount: usd('1'),
-        kind: 'fee',
+        kind: 'liquidation-fee',
         reference: `p${n}`,
         atMs: n,
         floor: 0n,
@@ -416,7 +444,7 @@ describe('a withdrawal racing a change of the balance between its check and its 
           account: INSURANCE_ACCOUNT,
           idempotencyKey: 'p1:0:fee',
           amount: usd('5'),
-          kind: 'fee',
+          kind: 'liquidation-fee',
           reference: 'p1:0',
           atMs: 1,
           floor: 0n,
@@ -469,7 +497,7 @@ describe('a withdrawal racing a change of the balance between its check and its 
         account: INSURANCE_ACCOUNT,
         idempotencyKey: `p${fees}:0:fee`,
         amount: usd('1'),
-        kind: 'fee',
+        kind: 'liquidation-fee',
         reference: `p${fees}:0`,
         atMs: fees,
         floor: 0n,

@@ -267,6 +267,18 @@ describe("docs/DEPLOY.md's month-end close against `backstop fund statement`", (
     expect(section).toContain(`Map the ${count} contra accounts to the general`);
   });
 
+  // books51-sign-against-kind: the table's two columns are the ways the chart lets each kind move the fund.
+  it("says which way each kind moves the fund as the chart's rule, which the ledger holds movements to", () => {
+    for (const [kind, { moves, givenBack }] of Object.entries(FUND_CHART)) {
+      const row = new RegExp(`\\| \`${kind}\` \\|([^|]*)\\|([^|]*)\\|`).exec(section);
+      const [into, out] = [row![1]!.trim(), row![2]!.trim()];
+      expect(into !== '', `${kind}: money in`).toBe(moves === 'in' || givenBack !== undefined);
+      expect(out !== '', `${kind}: money out`).toBe(moves === 'out' || givenBack !== undefined);
+      // The way back is a plan made again's only.
+      if (givenBack !== undefined) expect(moves === 'in' ? out : into).toContain('planned again');
+    }
+  });
+
   // audit50-statement-causes: nothing told an auditor how an entry ties to the settlement that moved it.
   it("ties each entry to its cause as the settlement's plans key it", () => {
     const plan = (amount: bigint) => ({

@@ -5,6 +5,7 @@ import {
   CONTRA_ACCOUNTS,
   CUT_START,
   chainBreaks,
+  chartProblem,
   closedByTime,
   cutPage,
   endGap,
@@ -17,6 +18,7 @@ import {
   SETTLED_AFTER_MS,
   type StatementEntry,
   StatementError,
+  signProblem,
 } from '../../shared/domain/fund-statement.ts';
 import { usd } from '../../shared/domain/units.ts';
 import type { PlannedMovement } from '../../shared/domain/waterfall.ts';
@@ -88,6 +90,66 @@ describe('the chart of accounts', () => {
         `statement/unknown-kind: entry 1 (key k1) has kind ${JSON.stringify(kind)}`,
       );
     }
+  });
+});
+
+// books51-sign-against-kind: a deposit of a negative amount, a withdrawal of a positive one, were booked as given.
+describe('the sign each kind moves the fund', () => {
+  it.each([
+    // What the services write: a fee charged, and given back only by a plan made again (its key's `:r<n>`).
+    ['liquidation-fee', 'p:0:fee', '10', true],
+    ['liquidation-fee', 'p:0:fee:r1', '-3', true],
+    ['liquidation-fee', 'p:0:fee:r12', '4', true],
+    ['liquidation-fee', 'p:0:fee', '-3', false],
+    ['liquidation-fee', 'p:0:fee:rx', '-3', false],
+    // A draw, and one given back by a plan made again.
+    ['shortfall-payout', 'p:0:shortfall', '-50', true],
+    ['shortfall-payout', 'p:0:shortfall:r2', '5', true],
+    ['shortfall-payout', 'p:0:shortfall:r2', '-5', true],
+    ['shortfall-payout', 'p:0:shortfall', '5', false],
+    ['shortfall-payout', 'p:0:shortfall:r1:x', '5', false],
+    // The operator's: one way each, whatever the key.
+    ['deposit', 'admin:d', '100', true],
+    ['deposit', 'admin:d', '-0.000001', false],
+    ['deposit', 'admin:d:r1', '-1', false],
+    ['withdraw', 'admin:w', '-100', true],
+    ['withdraw', 'admin:w', '0.000001', false],
+    ['withdraw', 'admin:w:r1', '1', false],
+  ] as const)('%s under key %s of %s: booked %s', (kind, idempotencyKey, amount, booked) => {
+    const problem = signProblem({ kind, idempotencyKey, amount: usd(amount) });
+    if (booked) expect(problem).toBeUndefined();
+    else
+      expect(problem).toMatch(
+        new RegExp(`^${kind} of [-+][\\d.,]+ under key ${idempotencyKey}: kind ${kind} `),
+      );
+  });
+
+  it('says which way the kind moves, and the one way back where there is one; 0 moves nothing either way', () => {
+    expect(signProblem({ kind: 'deposit', idempotencyKey: 'admin:d', amount: usd('-5') })).toBe(
+      'deposit of -5.00 under key admin:d: kind deposit raises the fund, never lowers it',
+    );
+    expect(signProblem({ kind: 'shortfall-payout', idempotencyKey: 'p:0:shortfall', amount: usd('2') })).toBe(
+      'shortfall-payout of +2.00 under key p:0:shortfall: kind shortfall-payout lowers the fund, and raises it only ' +
+        'as a draw given back by a settlement planned again (its key ending :r<n>)',
+    );
+    for (const kind of FUND_KINDS)
+      expect(signProblem({ kind, idempotencyKey: 'k', amount: 0n })).toBeUndefined();
+    // A kind the chart does not name is chartProblem's.
+    expect(signProblem({ kind: 'fund-start', idempotencyKey: 'k', amount: usd('-1') })).toBeUndefined();
+  });
+
+  it("a journal entry's problem names its sequence and kind: a kind not charted, or a sign against its kind", () => {
+    for (const kind of ['fund-start', 'fee', 'toString', '__proto__', ''])
+      expect(chartProblem({ sequence: 7, kind, idempotencyKey: 'k7', amount: usd('1') })).toBe(
+        `entry 7 (key k7): kind ${JSON.stringify(kind)} is not in the fund's chart of accounts (liquidation-fee, ` +
+          'shortfall-payout, deposit, withdraw): written by another version or by hand; `fund statement` refuses it',
+      );
+    expect(chartProblem({ sequence: 8, kind: 'withdraw', idempotencyKey: 'admin:w', amount: usd('3') })).toBe(
+      'entry 8: withdraw of +3.00 under key admin:w: kind withdraw lowers the fund, never raises it',
+    );
+    expect(
+      chartProblem({ sequence: 9, kind: 'withdraw', idempotencyKey: 'admin:w', amount: usd('-3') }),
+    ).toBe(undefined);
   });
 });
 

@@ -41,7 +41,8 @@ const entry = (sequence: number, amount: bigint, before: bigint): JournalEntry =
   amount,
   balanceBefore: before,
   balanceAfter: before + amount,
-  kind: 'test',
+  // A kind of the fund's chart its sign agrees with: any other is a problem of its own (books51-kind-not-charted).
+  kind: amount < 0n ? 'withdraw' : 'deposit',
   reference: 'r',
   atMs: sequence,
   sequence,
@@ -687,5 +688,87 @@ describe('ledger reconcile: a journal its index by sequence does not wholly list
     ]);
     // Judged as a withdrawal's check judges it: the journal is indexed first, then the break shows alone.
     expect(report.verdict).toEqual({ reconciled: false, reason: 'not-indexed', lowest: 3 });
+  });
+});
+
+// books51-kind-not-charted: an entry of a kind the chart of accounts does not name, or of a sign its kind never moves,
+// passed every reconcile, and only `fund statement` refused the first (at month end), the second never.
+describe("ledger reconcile: entries the fund's chart of accounts refuses", () => {
+  const byHand = (ledger: EmbeddedLedger, idempotencyKey: string, kind: string, amount: bigint) =>
+    ledger.writeEntryByHand({ account: FUND, idempotencyKey, kind, amount, reference: 'by-hand', atMs: 1 });
+  const move = (ledger: EmbeddedLedger, idempotencyKey: string, kind: string, amount: bigint) =>
+    ledger.apply({ account: FUND, idempotencyKey, kind, amount, reference: 'p2', atMs: 1, floor: 0n });
+  const scheduled = { from: 'checkpoint', saveCheckpoint: true, ...noPause } as const;
+
+  it('are reported by sequence and kind and page, the fund still reconciled; the checkpoint goes past them', async () => {
+    const { ledger, reader } = await fundWith(2);
+    byHand(ledger, 'fee-by-hand', 'fee', 5n * USD);
+    byHand(ledger, 'admin:minus', 'deposit', -1n * USD);
+    byHand(ledger, 'p1:fee', 'liquidation-fee', -USD / 2n);
+    byHand(ledger, 'p1:shortfall', 'shortfall-payout', USD / 4n);
+    // What the services write the other way is none: a fee and a draw given back by a plan made again, and 0.
+    await move(ledger, 'p2:fee', 'liquidation-fee', 2n * USD);
+    await move(ledger, 'p2:shortfall', 'shortfall-payout', -USD);
+    await move(ledger, 'p2:fee:r1', 'liquidation-fee', -USD);
+    await move(ledger, 'p2:shortfall:r1', 'shortfall-payout', USD / 2n);
+    byHand(ledger, 'admin:zero', 'withdraw', 0n);
+    const telemetry = recording();
+    const report = await reconcileAccount(reader, FUND, telemetry, scheduled);
+    expect(report.problems).toEqual([
+      'entry 3 (key fee-by-hand): kind "fee" is not in the fund\'s chart of accounts (liquidation-fee, shortfall-payout, deposit, withdraw): written by another version or by hand; `fund statement` refuses it',
+      'entry 4: deposit of -1.00 under key admin:minus: kind deposit raises the fund, never lowers it',
+      'entry 5: liquidation-fee of -0.50 under key p1:fee: kind liquidation-fee raises the fund, and lowers it only as a fee given back by a settlement planned again (its key ending :r<n>)',
+      'entry 6: shortfall-payout of +0.25 under key p1:shortfall: kind shortfall-payout lowers the fund, and raises it only as a draw given back by a settlement planned again (its key ending :r<n>)',
+    ]);
+    // Their money chains and sums: no break, no withdrawal refused for them.
+    expect(report).toMatchObject({
+      problemCount: 4,
+      chartProblems: 4,
+      difference: 0n,
+      auditedThrough: 11,
+      verdict: { reconciled: true },
+    });
+    expect(telemetry.observed.get(METRICS.LedgerJournalProblems.name)).toEqual([4]);
+    expect(telemetry.warned).toEqual([
+      {
+        message: "journal entries the fund's chart of accounts refuses",
+        account: FUND,
+        difference: '0',
+        problemCount: 4,
+        problems: report.problems,
+        verdict: 'reconciled',
+      },
+    ]);
+    // Past them: held, 20,000 entries on a withdrawal would be refused as not audited. The run that reads one says it.
+    expect(await ledger.auditCheckpoint(FUND)).toMatchObject({ sequence: 11 });
+    expect((await reconcileAccount(reader, FUND, recording(), scheduled)).problems).toEqual([]);
+    byHand(ledger, 'later', 'fund-start', USD);
+    expect((await reconcileAccount(reader, FUND, recording(), scheduled)).problems).toEqual([
+      'entry 12 (key later): kind "fund-start" is not in the fund\'s chart of accounts (liquidation-fee, shortfall-payout, deposit, withdraw): written by another version or by hand; `fund statement` refuses it',
+    ]);
+    // A full run finds every one again.
+    const full = await reconcileAccount(reader, FUND, recording(), { ...scheduled, from: 'start' });
+    expect(full.problems.map((p) => p.split(/[ :]/)[1])).toEqual(['3', '4', '5', '6', '12']);
+  });
+
+  it('are listed after the breaks, which alone the verdict judges', async () => {
+    const journal = [{ ...entry(1, 10n * USD, 0n), kind: 'withdraw' }, entry(2, 5n * USD, 11n * USD)];
+    const report = await reconcileAccount(
+      journalSnapshot(balanceOf(16n * USD, 2), journal),
+      FUND,
+      recording(),
+    );
+    const chain = 'entry 2: balanceBefore 11.00 != 10.00, the sum of the entries before it (+1.00)';
+    expect(report.problems).toEqual([
+      chain,
+      'entry 1: withdraw of +10.00 under key k1: kind withdraw lowers the fund, never raises it',
+    ]);
+    expect(report).toMatchObject({ problemCount: 2, chartProblems: 1 });
+    expect(report.verdict).toEqual({
+      reconciled: false,
+      reason: 'unreconciled',
+      difference: 1n * USD,
+      problems: [chain],
+    });
   });
 });

@@ -121,6 +121,20 @@ export class EmbeddedLedger implements Ledger {
     }
     // After the floor and the cap, as on AWS: a refused debit never reaches the transaction that checks the fence.
     if (movement.fence) this.#checkFence(movement.fence, idempotencyKey);
+    const entry = this.#append(movement, before, windowStartMs, windowDrawn);
+    fire(this.#hook, 'ledger.apply');
+    return entry;
+  }
+
+  /** The entry of `movement` on `before`, and the balance after it, stored. */
+  #append(
+    movement: HandWritten,
+    before: AccountBalance,
+    windowStartMs: number,
+    windowDrawn: bigint,
+  ): JournalEntry {
+    const { account, idempotencyKey, amount } = movement;
+    const balanceAfter = before.balance + amount;
     const sequence = before.sequence + 1;
     const entry: JournalEntry = Object.freeze({
       account,
@@ -141,8 +155,17 @@ export class EmbeddedLedger implements Ledger {
     getOrCreate(this.#journals, account, () => []).push(entry);
     this.#byKey.set(`${account}\u0000${idempotencyKey}`, entry);
     getOrCreate(this.#byReference, `${account}\u0000${movement.reference}`, () => []).push(entry);
-    fire(this.#hook, 'ledger.apply');
     return entry;
+  }
+
+  /**
+   * An entry written by hand, as a person's PutItem of a journal item and UpdateItem of the balance would on AWS: chained
+   * on the balance, with none of apply's checks (its kind and sign as given). For drills and tests of what the reconcile
+   * makes of a journal written outside Backstop (nothing in Backstop calls it).
+   */
+  writeEntryByHand(movement: HandWritten): JournalEntry {
+    const before = this.#balance(movement.account);
+    return this.#append(movement, before, before.windowStartMs, before.windowDrawn);
   }
 
   async journal(account: string): Promise<readonly JournalEntry[]> {
@@ -309,6 +332,12 @@ export class EmbeddedLedger implements Ledger {
     );
   }
 }
+
+/** What an entry written by hand gives (writeEntryByHand). */
+type HandWritten = Pick<
+  LedgerMovement,
+  'account' | 'idempotencyKey' | 'amount' | 'kind' | 'reference' | 'atMs' | 'actor'
+>;
 
 /** A checkpoint carried on from `from` may replace `stored`: none then and none now, or the same epoch, not behind. */
 function carriesOn(
