@@ -279,6 +279,18 @@ describe("docs/DEPLOY.md's month-end close against `backstop fund statement`", (
     }
   });
 
+  // books51-csv-as-text: a spreadsheet opening the CSV turns a reference such as 12:3 into a time.
+  it('says to import the CSV as text, and where its amounts may become numbers', () => {
+    const flat = section.replace(/\s+/g, ' ');
+    expect(flat).toContain('**Import it as text**, never by opening the file in a spreadsheet');
+    for (const column of ['debit', 'credit', 'fundBalanceAfter']) {
+      expect(POSTING_COLUMNS).toContain(column);
+      expect(flat).toMatch(
+        new RegExp(`Turn [^.]*\`${column}\`[^.]* into numbers only where 6 decimal places are kept exactly`),
+      );
+    }
+  });
+
   // audit50-statement-causes: nothing told an auditor how an entry ties to the settlement that moved it.
   it("ties each entry to its cause as the settlement's plans key it", () => {
     const plan = (amount: bigint) => ({
