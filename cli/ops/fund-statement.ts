@@ -74,8 +74,8 @@ ${CHART_LINES}
                          read (exit 3)
   --json                 one JSON object (docs/DEPLOY.md, "Month-end close"), amounts exact decimal strings
   --csv                  the postings, one a line (RFC 4180: a header, CRLF), for an accounting system; what
-                         does not reconcile, was cut short or is still open (its end not reached) is said on
-                         stderr
+                         does not reconcile, was cut short or is still open (its end not reached), and entries
+                         that name nobody or move the fund against their kind, are said on stderr
   --config FILE.json     risk configuration: the fund's quote currency (required on a stack of other rules):
 ${CONFIG_FILE_HELP}  Exit 0: it reconciles; 1: it does not (or an entry's kind is not in the chart); 3: cut short by --max.
 `;
@@ -223,6 +223,7 @@ export function statementJson(read: StatementRead, quote: string) {
       stampedBeforeFrom: s.stampedBefore,
     },
     unnamedMovements: s.unnamed,
+    againstKind: s.againstKind,
     read: read.read,
     max: read.max,
     complete: read.stoppedBy !== 'max',
@@ -425,6 +426,8 @@ export function renderStatement(read: StatementRead, quote: string, target: Advi
   if (read.stoppedBy === 'max' && read.phase === 'before') return `${lines.join('\n')}\n`;
   const nobody = unnamedLine(read);
   if (nobody) lines.push(`  ${nobody}`);
+  const against = againstKindLine(read);
+  if (against) lines.push(`  ${against}`);
   const width = 16;
   const amount = (v: QuoteE6 | undefined) => (v === undefined ? 'unknown' : grouped(v)).padStart(width);
   const openingOf =
@@ -504,6 +507,25 @@ function unnamedLine(read: StatementRead): string | undefined {
 }
 
 /**
+ * The entries that move the fund against their kind (review51-books-statement-against-kind), or nothing when none:
+ * booked, as the ledger wrote them, but a movement no version of Backstop writes.
+ */
+function againstKindLine(read: StatementRead): string | undefined {
+  const { againstKind } = read.statement;
+  if (againstKind.length === 0) return undefined;
+  const which =
+    againstKind.length === 1
+      ? '1 entry moves the fund against its kind'
+      : `${againstKind.length} entries move the fund against their kind`;
+  return (
+    `${which}: ${listSome(againstKind)} (a deposit or a fee that lowers it, a withdrawal or a draw that raises it, ` +
+    "not keyed :r<n> as a settlement planned again gives one back), booked as it moved the fund (a deposit's out, a " +
+    "withdrawal's in): the ledger refuses such a movement, so one in the journal was written by hand; escalate before " +
+    'booking the period (docs/DEPLOY.md, "An entry the fund\'s chart of accounts refuses")'
+  );
+}
+
+/**
  * What --csv says on stderr: the statement's verdict when it is not a clean, complete, final one. A period with an end
  * not reached yet is said open (audit50-csv-open-period): the CSV is what finance books, and entries may still join it.
  */
@@ -527,6 +549,8 @@ function csvWarnings(read: StatementRead, target: AdviceTarget): string[] {
   }
   const nobody = unnamedLine(read);
   if (nobody) lines.push(nobody);
+  const against = againstKindLine(read);
+  if (against) lines.push(against);
   return lines;
 }
 

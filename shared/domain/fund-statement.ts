@@ -463,6 +463,13 @@ export interface FundStatement {
    * (last50-statement-blank-actor). An auditor asks who moved them: CloudTrail says.
    */
   readonly unnamed: readonly number[];
+  /**
+   * Entries of the period whose sign their kind never moves (signProblem: a deposit or a fee that lowers the fund, a
+   * withdrawal or a draw that raises it, none a settlement planned again's `:r<n>`), booked as their kind's movement
+   * the other way. The ledger refuses such a movement, so one was written by hand; ledger-reconcile paged for it once,
+   * and a statement names it each time (review51-books-statement-against-kind).
+   */
+  readonly againstKind: readonly number[];
 }
 
 export interface StatementInput {
@@ -568,6 +575,7 @@ export function buildStatement(input: StatementInput): FundStatement {
   let credit = 0n;
   const stampedBefore: number[] = [];
   const unnamed: number[] = [];
+  const againstKind: number[] = [];
   for (const entry of entries) {
     if (entry.account !== account)
       throw new StatementError(
@@ -591,6 +599,7 @@ export function buildStatement(input: StatementInput): FundStatement {
     if (input.fromMs !== undefined && entry.atMs < input.fromMs) stampedBefore.push(entry.sequence);
     if ((entry.kind === 'deposit' || entry.kind === 'withdraw') && !entry.actor?.trim())
       unnamed.push(entry.sequence);
+    if (signProblem(entry) !== undefined) againstKind.push(entry.sequence);
   }
   const first = entries[0];
   const last = entries[entries.length - 1];
@@ -619,5 +628,6 @@ export function buildStatement(input: StatementInput): FundStatement {
     totals: { debit, credit },
     stampedBefore,
     unnamed,
+    againstKind,
   };
 }

@@ -138,6 +138,7 @@ describe('backstop fund statement (moto)', () => {
         stampedBeforeFrom: [],
       },
       unnamedMovements: [],
+      againstKind: [],
       read: 3,
       max: 100_000,
       complete: true,
@@ -304,6 +305,43 @@ describe('backstop fund statement (moto)', () => {
     // The deposit with its actor (entry 1) is not named; a period of none says nothing.
     const named = await cli('fund', 'statement', '--to-sequence', '6', '--json', ...at);
     expect(JSON.parse(named.stdout).unnamedMovements).toEqual([]);
+  });
+
+  // review51-books-statement-against-kind: a withdrawal that raised the fund (its kind rewritten by hand; the ledger
+  // refuses such a movement) was booked as withdrawn money coming back, nothing said; ledger-reconcile paged once.
+  it('names the entries that move the fund against their kind, in the text, --json and on --csv stderr', async () => {
+    const { names, at } = await emulator.newStage('against');
+    await monthEnd(names);
+    await move(names, 'admin:d2', 'deposit', '20', Date.UTC(2026, 0, 20), {
+      reference: 'admin',
+      actor: 'arn:aws:sts::123456789012:assumed-role/treasury/jane',
+    }); // 7
+    await emulator.clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: names.tables.ledger,
+        Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: 'J#admin:d2' } },
+        UpdateExpression: 'SET kind = :k',
+        ExpressionAttributeValues: { ':k': { S: 'withdraw' } },
+      }),
+    );
+    const said =
+      '1 entry moves the fund against its kind: 7 (a deposit or a fee that lowers it, a withdrawal or a draw that ' +
+      'raises it, not keyed :r<n> as a settlement planned again gives one back), booked as it moved the fund (a ' +
+      "deposit's out, a withdrawal's in): the ledger refuses such a movement, so one in the journal was written by " +
+      'hand; escalate before booking the period (docs/DEPLOY.md, "An entry the fund\'s chart of accounts refuses")';
+    const text = await cli('fund', 'statement', '--from-sequence', '1', ...at);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`\n  ${said}\n`);
+    expect(text.stdout).toContain(
+      '  withdrawn                   20.00  (withdraw, 1 entry: 20.00 in, 0.00 out)\n',
+    );
+    const json = JSON.parse((await cli('fund', 'statement', '--from-sequence', '1', '--json', ...at)).stdout);
+    expect(json.againstKind).toEqual([7]);
+    const csv = await cli('fund', 'statement', '--from-sequence', '1', '--csv', ...at);
+    expect([csv.code, csv.stderr]).toEqual([0, `backstop: fund statement: ${said}\n`]);
+    // Entry 4, a fee given back under p1:0:fee:r1, is not named; a period without entry 7 says nothing.
+    const before = await cli('fund', 'statement', '--to-sequence', '6', '--csv', ...at);
+    expect([before.code, before.stderr]).toEqual([0, '']);
   });
 
   it('a period with a break: named, the identity shown, exit 1; the CSV says so on stderr', async () => {

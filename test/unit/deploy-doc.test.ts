@@ -279,6 +279,14 @@ describe("docs/DEPLOY.md's month-end close against `backstop fund statement`", (
     }
   });
 
+  // review51-books-statement-against-kind: the statement booked an entry against its kind and said nothing.
+  it('says a statement names the entries that move the fund against their kind, as the CLI words it', () => {
+    expect(read('cli/ops/fund-statement.ts')).toContain('entries move the fund against their kind');
+    expect(section.replace(/\s+/g, ' ')).toContain(
+      "named (`N entries move the fund against their kind: ...` in the text and on `--csv`'s stderr, `againstKind` in `--json`; exit 0, as it reconciles)",
+    );
+  });
+
   // books51-csv-as-text: a spreadsheet opening the CSV turns a reference such as 12:3 into a time.
   it('says to import the CSV as text, and where its amounts may become numbers', () => {
     const flat = section.replace(/\s+/g, ' ');

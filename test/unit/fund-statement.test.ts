@@ -523,6 +523,34 @@ describe('cutPage: a period by time is a range of entries by sequence', () => {
     expect(buildStatement({ account: FUND, entries }).unnamed).toEqual([1, 2]);
   });
 
+  // review51-books-statement-against-kind: an entry against its kind (written by hand: the ledger refuses one) was
+  // booked as its kind's movement the other way, the statement saying nothing; ledger-reconcile had paged for it once.
+  it('names the entries that move the fund against their kind, not a fee or draw given back under :r<n>', () => {
+    const moves = journal([
+      ['deposit', '100'],
+      ['deposit', '-1'],
+      ['withdraw', '2'],
+      ['liquidation-fee', '-3'],
+      ['liquidation-fee', '-3'],
+      ['shortfall-payout', '4'],
+      ['shortfall-payout', '4'],
+      ['withdraw', '-5'],
+      ['liquidation-fee', '0'],
+    ]);
+    const keyed = (e: StatementEntry, idempotencyKey: string) => ({ ...e, idempotencyKey });
+    const entries = moves.map((e) =>
+      e.sequence === 5 ? keyed(e, 'p:0:fee:r1') : e.sequence === 7 ? keyed(e, 'p:0:shortfall:r2') : e,
+    );
+    const s = buildStatement({ account: FUND, entries });
+    expect(s.againstKind).toEqual([2, 3, 4, 6]);
+    // Booked all the same, as the ledger wrote them: a deposit's out, a withdrawal's in.
+    expect(s.kinds.find((k) => k.kind === 'deposit')).toMatchObject({ in: usd('100'), out: usd('1') });
+    expect(s.kinds.find((k) => k.kind === 'withdraw')).toMatchObject({ in: usd('2'), out: usd('5') });
+    expect(
+      buildStatement({ account: FUND, entries: entries.filter((e) => e.sequence >= 5) }).againstKind,
+    ).toEqual([6]);
+  });
+
   it('tiles: consecutive periods share their edge, each entry in one, each closing the next opening', () => {
     const first = cut(entries, { from: { atMs: T }, to: { atMs: 2 * T } });
     const second = cut(entries, { from: { atMs: 2 * T }, to: { atMs: 3 * T } });
