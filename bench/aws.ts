@@ -240,7 +240,12 @@ async function measureTicks(options: AwsCallsOptions) {
   const { meter } = options;
   const stage = await BenchStage.open(options.endpoint, `${options.stagePrefix}ticks`);
   try {
-    await stage.admin({ action: 'deposit', amount: '1000000', idempotencyKey: 'bench-seed' });
+    await stage.admin({
+      action: 'deposit',
+      amount: '1000000',
+      idempotencyKey: 'bench-seed',
+      operator: 'bench',
+    });
     await stage.openMarket(200n * USD);
 
     const total = options.crossed.reduce((a, b) => a + b, 0);
@@ -338,7 +343,12 @@ async function measureLayer(options: AwsCallsOptions, layer: Layer) {
         ),
       );
     } else {
-      await stage.admin({ action: 'deposit', amount: '1000000', idempotencyKey: 'bench-seed' });
+      await stage.admin({
+        action: 'deposit',
+        amount: '1000000',
+        idempotencyKey: 'bench-seed',
+        operator: 'bench',
+      });
     }
     const resting = 200n * USD;
     await stage.openMarket(resting);

@@ -55,7 +55,12 @@ const RUN_DEADLINE_MS = 30 * 60_000;
 async function burst(options: LatencyOptions, index: number, positions: number) {
   const stage = await BenchStage.open(options.endpoint, `${options.stage}${index}`, CONFIG);
   try {
-    await stage.admin({ action: 'deposit', amount: '10000000', idempotencyKey: 'bench-seed' });
+    await stage.admin({
+      action: 'deposit',
+      amount: '10000000',
+      idempotencyKey: 'bench-seed',
+      operator: 'bench',
+    });
     await stage.admin({
       action: 'registerProvider',
       id: 'lp-bench',

@@ -147,6 +147,15 @@ const schema = z.strictObject({
    * not listed (security49-admin-invokers); unset, whoever IAM allows invokes it.
    */
   adminInvokers: list(z.array(principalArn)).default([]),
+  /**
+   * A CloudTrail trail of the admin function's invocations (Lambda Invoke data events, that function alone) into a
+   * bucket of its own (admin51-admin-trail): a fund movement through it journals its invocation's request id, which
+   * that trail's event joins to the verified caller. `false` where a trail of the account or the organization records
+   * them already (paying twice otherwise).
+   */
+  adminTrail: bool().default(true),
+  /** Days the admin trail's log files are kept (the bucket's lifecycle); about 7 years by default. */
+  adminTrailRetentionDays: num(z.number().int().min(1).max(36_500)).default(2557),
   /** Overrides the topology's maxReceiveCount for every queue with a dead-letter queue. */
   // At least 2: with 1, a healthy message's first deferral (a duplicate delivery waiting for the order lease) or a
   // receive Lambda throttled would dead-letter it, and the retry backoff would never run.

@@ -21,6 +21,9 @@ export const OUTPUT_KEYS = {
   alarmTopicArn: 'AlarmTopicArn',
   /** riskConfigDigest of the risk configuration the functions run with (their RISK_CONFIG). */
   riskConfigDigest: 'RiskConfigDigest',
+  /** The admin function's invocation trail and its bucket (backstop:adminTrail; absent when it is off). */
+  adminTrailName: 'AdminTrailName',
+  adminTrailBucketName: 'AdminTrailBucketName',
 } as const;
 
 /**

@@ -16,6 +16,7 @@ import {
   tickRuleTarget,
 } from '../shared/topology.ts';
 import { checkVenueKey, type InfraConfig } from './config.ts';
+import { type AdminTrail, createAdminTrail } from './constructs/admin-trail.ts';
 import { createFunctions, denyOtherInvokers, TICK_RULE_ID } from './constructs/functions.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { createQueues, type QueuePair, setQueuePolicies } from './constructs/queues.ts';
@@ -52,6 +53,8 @@ export class BackstopStack extends Stack {
   readonly functions: Record<FunctionId, NodejsFunction>;
   readonly tickBus: EventBus;
   readonly monitoring: Monitoring;
+  /** The admin function's invocation trail, unless backstop:adminTrail is false. */
+  readonly adminTrail: AdminTrail | undefined;
 
   constructor(scope: Construct, id: string, props: BackstopStackProps) {
     super(scope, id, props);
@@ -87,6 +90,13 @@ export class BackstopStack extends Stack {
     );
     for (const def of FUNCTIONS)
       if (def.trigger.kind === 'iamInvoke') denyOtherInvokers(functions[def.id], config.adminInvokers);
+    const adminTrail = config.adminTrail
+      ? createAdminTrail(this, {
+          stage: config.stage,
+          admin: functions.admin,
+          retentionDays: config.adminTrailRetentionDays,
+        })
+      : undefined;
     const monitoring = new Monitoring(this, 'Monitoring', {
       config,
       queues,
@@ -99,6 +109,7 @@ export class BackstopStack extends Stack {
     this.functions = functions;
     this.tickBus = bus;
     this.monitoring = monitoring;
+    this.adminTrail = adminTrail;
 
     // Outputs sit directly on the stack so their logical ids are exactly the keys (no hash suffix).
     const out = (key: string, value: string, description?: string) =>
@@ -114,6 +125,14 @@ export class BackstopStack extends Stack {
       riskConfigDigest(parseRiskConfig(config.riskConfigInput)),
       "SHA-256 of the functions' risk configuration: the operator commands refuse a --config that differs",
     );
+    if (adminTrail) {
+      out(
+        OUTPUT_KEYS.adminTrailName,
+        adminTrail.trail.ref,
+        "CloudTrail's Invoke data events of the admin function: who moved money through it, by invocation id",
+      );
+      out(OUTPUT_KEYS.adminTrailBucketName, adminTrail.bucket.bucketName, "the admin trail's log files");
+    }
     for (const t of TABLES) {
       out(tableNameKey(t.id), tables[t.id].tableName);
       out(tableArnKey(t.id), tables[t.id].tableArn);

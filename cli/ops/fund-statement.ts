@@ -224,6 +224,11 @@ export function statementJson(read: StatementRead, quote: string) {
     },
     unnamedMovements: s.unnamed,
     againstKind: s.againstKind,
+    invokedMovements: s.invoked.map((m) => ({
+      sequence: m.sequence,
+      invocationId: m.invocationId,
+      declaredOperator: m.declaredOperator ?? null,
+    })),
     read: read.read,
     max: read.max,
     complete: read.stoppedBy !== 'max',
@@ -272,10 +277,12 @@ export function statementJson(read: StatementRead, quote: string) {
 }
 
 /**
- * The postings' CSV columns, in order. `fundBalanceAfter`, the fund's balance after the entry on both its postings, last:
+ * The postings' CSV columns, in order. `fundBalanceAfter`, the fund's balance after the entry on both its postings:
  * the CSV alone then ties to the opening and closing and chains entry by entry (audit50-csv-balance). Named for the
  * fund: on the contra account's row it is still the fund's, which a bare `balanceAfter` read as that account's
- * (review50-audit-csv-fund-balance).
+ * (review50-audit-csv-fund-balance). Then who moved a deposit or withdrawal beyond `actor` (verified): the admin
+ * function's `invocationId` (CloudTrail's Invoke data event of it names the caller) and the `declaredOperator` its
+ * request gave (unverified); added last, so a script reading by position reads the others where they were.
  */
 export const POSTING_COLUMNS = [
   'sequence',
@@ -290,6 +297,8 @@ export const POSTING_COLUMNS = [
   'key',
   'actor',
   'fundBalanceAfter',
+  'invocationId',
+  'declaredOperator',
 ] as const;
 
 /** A field as RFC 4180 writes it: quoted, its quotes doubled, when it holds a comma, a quote, CR or LF. */
@@ -315,6 +324,8 @@ function renderPostingsCsv(entries: readonly JournalEntry[], quote: string): str
           entry.idempotencyKey,
           entry.actor ?? '',
           formatQuote(entry.balanceAfter),
+          entry.invocationId ?? '',
+          entry.declaredOperator ?? '',
         ]
           .map(csvField)
           .join(','),
@@ -428,6 +439,8 @@ export function renderStatement(read: StatementRead, quote: string, target: Advi
   if (nobody) lines.push(`  ${nobody}`);
   const against = againstKindLine(read);
   if (against) lines.push(`  ${against}`);
+  const invoked = invokedLine(read);
+  if (invoked) lines.push(`  ${invoked}`);
   const width = 16;
   const amount = (v: QuoteE6 | undefined) => (v === undefined ? 'unknown' : grouped(v)).padStart(width);
   const openingOf =
@@ -501,8 +514,36 @@ function unnamedLine(read: StatementRead): string | undefined {
   const which =
     unnamed.length === 1 ? '1 deposit or withdrawal names' : `${unnamed.length} deposits or withdrawals name`;
   return (
-    `${which} nobody (no actor): ${listSome(unnamed)}; the admin function's name nobody, nor a deposit whose caller ` +
-    "STS could not name: CloudTrail's data events for the admin function say who invoked it"
+    `${which} nobody (no actor, no invocation id): ${listSome(unnamed)}; the admin function's before session 51 ` +
+    "name nobody, nor a deposit whose caller STS could not name: CloudTrail's data events for the admin function, " +
+    'by time alone, say who invoked it'
+  );
+}
+
+/** Invocations the text lists at most; --json and --csv give them all. */
+const INVOCATIONS_LISTED = 10;
+
+/**
+ * The deposits and withdrawals moved through the admin function, each with the invocation CloudTrail names its caller
+ * by and the operator its request declared (unverified), or nothing when none (docs/DEPLOY.md, "Who moved money").
+ */
+function invokedLine(read: StatementRead): string | undefined {
+  const { invoked } = read.statement;
+  if (invoked.length === 0) return undefined;
+  const which =
+    invoked.length === 1
+      ? '1 deposit or withdrawal moved'
+      : `${invoked.length} deposits or withdrawals moved`;
+  const each = invoked
+    .slice(0, INVOCATIONS_LISTED)
+    .map(
+      (m) =>
+        `entry ${m.sequence} invocation ${m.invocationId}${m.declaredOperator === undefined ? '' : ` (declared operator ${JSON.stringify(m.declaredOperator)})`}`,
+    );
+  const more = invoked.length > INVOCATIONS_LISTED ? `, ... (--csv lists them all)` : '';
+  return (
+    `${which} through the admin function, who invoked it named by CloudTrail's Invoke data event of the invocation ` +
+    `id (a declared operator is the request's word, unverified): ${each.join(', ')}${more}`
   );
 }
 

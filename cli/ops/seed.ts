@@ -27,10 +27,16 @@ import {
 } from '../../shared/local/seed.ts';
 import { resetSentSequence, sentSequenceKey } from '../../shared/local/sent-sequences.ts';
 import { stateDir } from '../../shared/local/state.ts';
-import type { Adapters, JournalEntry, MarketRepository } from '../../shared/ports/index.ts';
+import {
+  type Adapters,
+  type JournalEntry,
+  MAX_DECLARED_OPERATOR,
+  type MarketRepository,
+} from '../../shared/ports/index.ts';
 import {
   type AdminDeps,
   type AdminRequest,
+  declaredOperatorSchema,
   handleAdmin,
   WITHDRAWAL_AUDIT_MAX_ENTRIES,
 } from '../../shared/services/admin.ts';
@@ -92,7 +98,7 @@ Both:
                          localstack: the deployed one, required):
 ${CONFIG_FILE_HELP}${TARGET_USAGE}`;
 
-export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount AMOUNT [--key K] [--json]
+export const FUND_USAGE = `Usage: backstop fund deposit|withdraw --amount AMOUNT [--key K] [--operator WHO] [--json]
        backstop fund index-journal [--json]
 ${STATEMENT_SYNOPSIS}
   withdraw is refused, and moves nothing, while the fund's balance does not reconcile with its journal as
@@ -107,10 +113,15 @@ ${STATEMENT_SYNOPSIS}
                          1234.56)
   --key K                idempotency key: the same key twice moves the money once (default: a new key, said
                          on stderr before the money moves: run again with it if the command does not finish)
+  --operator WHO         who asks (1-${MAX_DECLARED_OPERATOR} printable characters), journaled as the entry's declared
+                         operator, unverified (default: the caller's ARN, as STS names the credentials).
+                         The caller STS names is journaled as the entry's actor either way; a deposit whose
+                         caller STS cannot name goes on with --operator alone, and is refused without it
   --config FILE.json     risk configuration (the withdrawal floor; required for a withdrawal on aws and localstack):
 ${CONFIG_FILE_HELP}  --json                 one JSON object: the movement (amounts exact decimal strings), its journal entry (with
-                         who moved it: the caller's ARN, as STS names the credentials), whether
-                         the key was applied before (nothing moved now) and the balance now
+                         who moved it: the caller's ARN, as STS names the credentials, actor; and who the
+                         request declared asks, declaredOperator), whether the key was applied
+                         before (nothing moved now) and the balance now
 
 ${STATEMENT_USAGE}${TARGET_USAGE}`;
 
@@ -243,6 +254,7 @@ export const FUND_OPTIONS = {
   ...TARGET_OPTIONS,
   amount: { type: 'string' },
   key: { type: 'string' },
+  operator: { type: 'string' },
   config: { type: 'string' },
   json: { type: 'boolean' },
   // statement's
@@ -265,8 +277,8 @@ const STATEMENT_ONLY = ['from', 'to', 'from-sequence', 'to-sequence', 'max', 'cs
 
 /** fund's options of some of its subcommands: index-journal takes none of them. */
 export const FUND_SUBCOMMANDS: SubcommandOptions = {
-  deposit: ['amount', 'key', 'config'],
-  withdraw: ['amount', 'key', 'config'],
+  deposit: ['amount', 'key', 'operator', 'config'],
+  withdraw: ['amount', 'key', 'operator', 'config'],
   'index-journal': [],
   statement: ['config', ...STATEMENT_ONLY],
 };
@@ -606,6 +618,7 @@ export const runFund: Command<'fund statement'> = operatorCommand(async (argv, i
   const key = values.key ?? `cli-${Date.now()}-${process.pid}`;
   if (!/^[A-Za-z0-9._:-]{1,100}$/.test(key))
     throw new UsageError(`--key: letters, digits and . _ : - only (1-100)`);
+  const declared = operatorOption(values.operator);
   return withTarget(values, async (deployment) => {
     // A deposit needs no rule (a credit is never refused: the floor binds debits only), so it asks for none: a stack
     // of other rules refuses to have them assumed (riskConfigFor), and a fund topped up in a crash must not wait for
@@ -617,7 +630,8 @@ export const runFund: Command<'fund statement'> = operatorCommand(async (argv, i
         : values.config === undefined && deployment.recordedRiskConfig === undefined
           ? DEFAULT_RISK_CONFIG
           : riskConfigFor(deployment, values.config);
-    const actor = await callerOf(deployment, action, io);
+    const actor = await callerOf(deployment, action, io, declared);
+    const operator = declared ?? declaredCaller(actor, action);
     // Said before the money moves: a run that fails or times out after the write is run again with this key,
     // and the money moves once (a run without --key would make a new key and move it twice).
     if (values.key === undefined)
@@ -627,7 +641,10 @@ export const runFund: Command<'fund statement'> = operatorCommand(async (argv, i
     const deps = { ...adminDeps(deployment, config, io), ...(actor === undefined ? {} : { actor }) };
     // Its stamp by AWS's clock (awsNow), set at the target's opening as a rule.
     await awsClockOf(deployment).sync(() => deps.ledger.balance(INSURANCE_ACCOUNT));
-    const result = await handleAdmin({ action, amount: formatQuote(amount), idempotencyKey: key }, deps);
+    const result = await handleAdmin(
+      { action, amount: formatQuote(amount), idempotencyKey: key, operator },
+      deps,
+    );
     if (!result.ok)
       throw new OperatorInputError(`fund ${action} refused: ${withTargetFlags(result.reason, deployment)}`);
     const entry = result.entry!;
@@ -649,6 +666,7 @@ export const runFund: Command<'fund statement'> = operatorCommand(async (argv, i
             balanceAfter: formatQuote(entry.balanceAfter),
             at: new Date(entry.atMs).toISOString(),
             ...(entry.actor === undefined ? {} : { actor: entry.actor }),
+            ...(entry.declaredOperator === undefined ? {} : { declaredOperator: entry.declaredOperator }),
           },
         })}\n`,
       );
@@ -668,10 +686,16 @@ export function renderFund(
   key: string,
   quote: string,
   alreadyApplied: boolean,
-  entry: Pick<JournalEntry, 'sequence' | 'atMs' | 'actor'>,
+  entry: Pick<JournalEntry, 'sequence' | 'atMs' | 'actor' | 'declaredOperator'>,
   balance: QuoteE6,
 ): string {
   const q = (v: QuoteE6) => `${formatQuoteGrouped(v)} ${quote}`;
+  const by = entry.actor === undefined ? '' : `, by ${printable(entry.actor)}`;
+  // Said apart only when it differs from the caller STS named: the request's word, not a verified name.
+  const declared =
+    entry.declaredOperator === undefined || entry.declaredOperator === entry.actor
+      ? ''
+      : `, declared operator ${printable(entry.declaredOperator)} (unverified)`;
   if (alreadyApplied)
     return (
       `fund ${action} ${q(amount)} under key ${key} was already applied ` +
@@ -679,19 +703,42 @@ export function renderFund(
     );
   return (
     `fund ${action} ${q(amount)}: balance ${q(balance)} ` +
-    `(journal entry ${entry.sequence}, key ${key}${entry.actor === undefined ? '' : `, by ${printable(entry.actor)}`})\n`
+    `(journal entry ${entry.sequence}, key ${key}${by}${declared})\n`
+  );
+}
+
+/** --operator: who asks, as the admin request takes it (trimmed); a UsageError saying why when it would be refused. */
+export function operatorOption(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const parsed = declaredOperatorSchema.safeParse(value);
+  if (!parsed.success) throw new UsageError(`--operator: ${parsed.error.issues[0]!.message}`);
+  return parsed.data;
+}
+
+/**
+ * Who asks, by default: the caller STS named, as the request declares it. An ARN past what a declared operator may be
+ * (an assumed role's with a long session name) is refused before anything moves, with what to do.
+ */
+function declaredCaller(actor: string | undefined, action: 'deposit' | 'withdraw'): string {
+  // Named here: without --operator, callerOf refuses a movement whose caller STS cannot name.
+  const parsed = declaredOperatorSchema.safeParse(actor);
+  if (parsed.success) return parsed.data;
+  throw new OperatorInputError(
+    `fund ${action} refused: the caller's ARN (${actor?.length ?? 0} characters) cannot be the declared operator (${parsed.error.issues[0]!.message}): say who asks with --operator; nothing moved`,
   );
 }
 
 /**
- * Who moves the fund, journaled with the movement (the admin function's requests name nobody: CloudTrail does).
- * A withdrawal nobody can be named for is refused before anything moves; a deposit goes on unnamed, with a warning
- * (a fund topped up in a crash must not wait for STS).
+ * Who moves the fund, journaled with the movement as its actor (the admin function's requests name nobody: CloudTrail
+ * does, by the invocation id it journals). A withdrawal nobody can be named for is refused before anything moves; a
+ * deposit goes on unnamed, with a warning, when `--operator` declares who asks (a fund topped up in a crash must not
+ * wait for STS), and is refused without it (a movement declares who asks).
  */
 export async function callerOf(
   deployment: Deployment,
   action: 'deposit' | 'withdraw',
   io: CliIo,
+  declared?: string,
 ): Promise<string | undefined> {
   try {
     return await callerArn(deployment.clients);
@@ -701,8 +748,12 @@ export async function callerOf(
       throw new OperatorInputError(
         `fund withdraw refused: the caller could not be identified for the journal (${why}); nothing moved`,
       );
+    if (declared === undefined)
+      throw new OperatorInputError(
+        `fund deposit refused: the caller could not be identified (${why}) and no --operator says who asks: run it again with --operator <who>; nothing moved`,
+      );
     io.stderr.write(
-      `backstop: the caller could not be identified (${printable(why)}); the deposit is journaled without it\n`,
+      `backstop: the caller could not be identified (${printable(why)}); the deposit is journaled without it, its operator as --operator declares\n`,
     );
     return undefined;
   }

@@ -1,3 +1,4 @@
+import type { Context } from 'aws-lambda';
 import { formatQuote } from '../../shared/domain/units.ts';
 import { lambdaHandler, log } from '../../shared/lambda/runtime.ts';
 import { wiring } from '../../shared/lambda/wiring.ts';
@@ -10,15 +11,18 @@ import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
  * position seeding. Refusals come back as { ok: false, reason } and change nothing; logs carry the action and
  * the outcome (a refusal's code), never the whole request. A deposit or withdrawal answers the fund's balance now
  * (`balance`), its journal entry's (`sequence`, `balanceAfter`) and whether its key was applied before
- * (`alreadyApplied`: then nothing moved now).
+ * (`alreadyApplied`: then nothing moved now). Each movement is journaled with this invocation's request id and the
+ * request's `operator` as declared (unverified).
  */
-export async function admin(event: unknown) {
+export async function admin(event: unknown, context?: Pick<Context, 'awsRequestId'>) {
   const { adapters, config, telemetry } = wiring();
   const result = await handleAdmin(event, {
     ...adapters,
     config,
     telemetry,
     nowMs: () => adapters.clock.nowMs(),
+    // Lambda names no caller; its request id is what CloudTrail's Invoke data event records with the caller.
+    ...(context?.awsRequestId ? { invocationId: context.awsRequestId } : {}),
   });
   // Only an action it knows: the caller's value is not logged (any size, and `{"toString": 1}` made String() throw).
   const asked = typeof event === 'object' && event !== null && 'action' in event ? event.action : undefined;

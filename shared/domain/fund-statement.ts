@@ -25,7 +25,12 @@ export interface StatementEntry {
   readonly reference: string;
   readonly atMs: number;
   readonly sequence: number;
+  /** Who moved it, verified (the operator CLI's caller, as STS names it). */
   readonly actor?: string;
+  /** The admin function's Lambda request id that moved it: CloudTrail's Invoke data event of it names who. */
+  readonly invocationId?: string;
+  /** Who the admin request said asks: UNVERIFIED. */
+  readonly declaredOperator?: string;
 }
 
 /**
@@ -458,9 +463,9 @@ export interface FundStatement {
   /** Entries of the period stamped before its --from (committed after its first entry). */
   readonly stampedBefore: readonly number[];
   /**
-   * Deposits and withdrawals of the period that name nobody (no actor): the admin function's, whose requests name
-   * nobody, and a deposit whose caller STS could not name; a blank actor (whitespace alone) names nobody either
-   * (last50-statement-blank-actor). An auditor asks who moved them: CloudTrail says.
+   * Deposits and withdrawals of the period that name nobody: no actor and no invocation id (the admin function's of
+   * before session 51, and a deposit whose caller STS could not name); a blank one (whitespace alone) names nobody
+   * either (last50-statement-blank-actor). An auditor asks who moved them: CloudTrail's data events, by time alone.
    */
   readonly unnamed: readonly number[];
   /**
@@ -470,6 +475,19 @@ export interface FundStatement {
    * and a statement names it each time (review51-books-statement-against-kind).
    */
   readonly againstKind: readonly number[];
+  /**
+   * Deposits and withdrawals of the period moved through the admin function (an invocation id) and named by no
+   * actor: who invoked it is CloudTrail's Invoke data event of that request id; the declared operator is unverified.
+   */
+  readonly invoked: readonly InvokedMovement[];
+}
+
+/** A fund movement of the admin function: its entry, the invocation to look up in CloudTrail, who it said asked. */
+export interface InvokedMovement {
+  readonly sequence: number;
+  readonly invocationId: string;
+  /** As the request declared it: UNVERIFIED. */
+  readonly declaredOperator?: string;
 }
 
 export interface StatementInput {
@@ -576,6 +594,7 @@ export function buildStatement(input: StatementInput): FundStatement {
   const stampedBefore: number[] = [];
   const unnamed: number[] = [];
   const againstKind: number[] = [];
+  const invoked: InvokedMovement[] = [];
   for (const entry of entries) {
     if (entry.account !== account)
       throw new StatementError(
@@ -597,8 +616,16 @@ export function buildStatement(input: StatementInput): FundStatement {
     else k.out -= entry.amount;
     movements += entry.amount;
     if (input.fromMs !== undefined && entry.atMs < input.fromMs) stampedBefore.push(entry.sequence);
-    if ((entry.kind === 'deposit' || entry.kind === 'withdraw') && !entry.actor?.trim())
-      unnamed.push(entry.sequence);
+    if ((entry.kind === 'deposit' || entry.kind === 'withdraw') && !entry.actor?.trim()) {
+      const invocationId = entry.invocationId?.trim();
+      if (!invocationId) unnamed.push(entry.sequence);
+      else
+        invoked.push({
+          sequence: entry.sequence,
+          invocationId,
+          ...(entry.declaredOperator === undefined ? {} : { declaredOperator: entry.declaredOperator }),
+        });
+    }
     if (signProblem(entry) !== undefined) againstKind.push(entry.sequence);
   }
   const first = entries[0];
@@ -629,5 +656,6 @@ export function buildStatement(input: StatementInput): FundStatement {
     stampedBefore,
     unnamed,
     againstKind,
+    invoked,
   };
 }

@@ -986,6 +986,13 @@ export interface JournalEntry {
   readonly sequence: number;
   /** Who moved it, when a person did: LedgerMovement.actor (absent: a service, or an entry of before session 41). */
   readonly actor?: string;
+  /**
+   * The admin function's Lambda request id that moved it: LedgerMovement.invocationId (absent: not moved through the
+   * admin function, or an entry of before session 51).
+   */
+  readonly invocationId?: string;
+  /** Who the request said asks, unverified: LedgerMovement.declaredOperator (absent: before session 51). */
+  readonly declaredOperator?: string;
 }
 
 /** The kind of the fund's shortfall payouts: a credit of it with a drawWindow gives a draw back to its window. */
@@ -1005,6 +1012,18 @@ export interface LedgerMovement {
    * GetCallerIdentity answers its credentials). At most MAX_ACTOR characters. A key applied before keeps its first.
    */
   readonly actor?: string;
+  /**
+   * The admin function's invocation that moves it (its Lambda request id, `context.awsRequestId`), journaled with the
+   * entry: CloudTrail's Lambda `Invoke` data event of that request names the IAM principal that invoked the function,
+   * which the function itself is never told. Never in `actor`, which holds only a name verified here. At most
+   * MAX_INVOCATION_ID characters. A key applied before keeps its first.
+   */
+  readonly invocationId?: string;
+  /**
+   * Who the request says asks (the admin request's `operator`), journaled as declared: UNVERIFIED, anyone who may
+   * invoke the function writes it. At most MAX_DECLARED_OPERATOR characters. A key applied before keeps its first.
+   */
+  readonly declaredOperator?: string;
   /**
    * Draw-window accounting for debits: window start and the cap on the window's total draws. On a shortfall payout
    * given back (a credit of kind SHORTFALL_PAYOUT_KIND), the window of the draws it gives back: while that is the
@@ -1053,6 +1072,14 @@ export const highestSequence = (state: Pick<MarketState, 'lastTick' | 'breaker'>
 
 /** An IAM ARN's longest (2048). */
 export const MAX_ACTOR = 2048;
+/** A Lambda request id is a UUID (36 characters): room to spare, bounded. */
+export const MAX_INVOCATION_ID = 128;
+/** The admin request's `operator`, as declared. */
+export const MAX_DECLARED_OPERATOR = 128;
+
+/** Whether an optional text field of a movement is malformed: given, and not a string of 1 to `max` characters. */
+const textProblem = (value: unknown, max: number): boolean =>
+  value !== undefined && (typeof value !== 'string' || value.length === 0 || value.length > max);
 
 /**
  * What is wrong with a movement's amounts, time, draw window, or sign for its kind (a caller's bug), or undefined. Both
@@ -1068,11 +1095,11 @@ export function movementProblem(m: LedgerMovement): string | undefined {
   for (const [what, v] of amounts)
     if (typeof v !== 'bigint') return `ledger/bad-${what}: must be a bigint QuoteE6`;
   if (!Number.isSafeInteger(m.atMs)) return 'ledger/bad-time: atMs must be an integer epoch ms';
-  if (
-    m.actor !== undefined &&
-    (typeof m.actor !== 'string' || m.actor.length === 0 || m.actor.length > MAX_ACTOR)
-  )
-    return `ledger/bad-actor: 1-${MAX_ACTOR} characters`;
+  if (textProblem(m.actor, MAX_ACTOR)) return `ledger/bad-actor: 1-${MAX_ACTOR} characters`;
+  if (textProblem(m.invocationId, MAX_INVOCATION_ID))
+    return `ledger/bad-invocation-id: 1-${MAX_INVOCATION_ID} characters`;
+  if (textProblem(m.declaredOperator, MAX_DECLARED_OPERATOR))
+    return `ledger/bad-declared-operator: 1-${MAX_DECLARED_OPERATOR} characters`;
   if (m.expected && !(Number.isSafeInteger(m.expected.sequence) && m.expected.sequence >= 0))
     return 'ledger/bad-expected: expected.sequence must be an integer >= 0';
   if (m.drawWindow && !Number.isSafeInteger(m.drawWindow.windowStartMs))
@@ -1082,6 +1109,18 @@ export function movementProblem(m: LedgerMovement): string | undefined {
   if (sign) return `ledger/sign-against-kind: ${sign}`;
   return undefined;
 }
+
+/**
+ * What a movement says of who moved it, as its journal entry keeps it (both adapters alike): the verified actor, the
+ * admin function's invocation, the operator the request declared; each only when given.
+ */
+export const whoMoved = (
+  m: LedgerMovement,
+): Pick<JournalEntry, 'actor' | 'invocationId' | 'declaredOperator'> => ({
+  ...(m.actor === undefined ? {} : { actor: m.actor }),
+  ...(m.invocationId === undefined ? {} : { invocationId: m.invocationId }),
+  ...(m.declaredOperator === undefined ? {} : { declaredOperator: m.declaredOperator }),
+});
 
 /** A shortfall payout given back to the stored draw window: it lowers that window's drawn amount. */
 export const givesDrawBack = (m: LedgerMovement, storedWindowStartMs: number): boolean =>

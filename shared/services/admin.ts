@@ -37,6 +37,7 @@ import {
   type Ledger,
   LedgerIdempotencyConflictError,
   type LedgerMovement,
+  MAX_DECLARED_OPERATOR,
   type MarketRepository,
   type PositionRecord,
   type PositionRepository,
@@ -58,9 +59,43 @@ export const REINDEX_PAGE_MAX = 1000;
 /** Admin requests (IAM-only function): every field validated, amounts as decimal strings. */
 const id = z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, 'letters, digits and . _ : - only (1-100)');
 const decimal = z.string().max(80);
+/**
+ * Control, format (bidi), private-use and unassigned characters, line and paragraph separators: what would forge or
+ * reorder a line the name is shown on.
+ */
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Cn}\u2028\u2029]/u;
+/**
+ * Who a fund movement's request says asks: journaled as declaredOperator, UNVERIFIED (anyone who may invoke the admin
+ * function writes it; CloudTrail names who did, by the journaled invocation id). Trimmed, 1 to MAX_DECLARED_OPERATOR
+ * printable characters.
+ */
+export const declaredOperatorSchema = z
+  .string({
+    error: (issue) =>
+      issue.input === undefined
+        ? 'required for a deposit or withdrawal: who asks (a name or an IAM ARN, journaled as declared, unverified)'
+        : 'must be a string',
+  })
+  .trim()
+  .min(1, 'blank: say who asks (a name or an IAM ARN)')
+  .max(MAX_DECLARED_OPERATOR, `at most ${MAX_DECLARED_OPERATOR} characters`)
+  .refine(
+    (v) => !UNPRINTABLE.test(v),
+    'printable characters only (no control, format or separator character)',
+  );
 export const adminRequestSchema = z.discriminatedUnion('action', [
-  z.strictObject({ action: z.literal('deposit'), amount: decimal, idempotencyKey: id }),
-  z.strictObject({ action: z.literal('withdraw'), amount: decimal, idempotencyKey: id }),
+  z.strictObject({
+    action: z.literal('deposit'),
+    amount: decimal,
+    idempotencyKey: id,
+    operator: declaredOperatorSchema,
+  }),
+  z.strictObject({
+    action: z.literal('withdraw'),
+    amount: decimal,
+    idempotencyKey: id,
+    operator: declaredOperatorSchema,
+  }),
   z.strictObject({
     action: z.literal('registerProvider'),
     id,
@@ -140,9 +175,15 @@ export interface AdminDeps extends WakeDeps, ResendDeps {
   readonly telemetry: Telemetry;
   /**
    * Who the fund's deposits and withdrawals are journaled as moved by (LedgerMovement.actor): the operator CLI's
-   * caller, as STS names it. Never taken from a request, which anyone who may invoke the function writes.
+   * caller, as STS names it. Never taken from a request, which anyone who may invoke the function writes (its
+   * `operator` is journaled apart, as declared: LedgerMovement.declaredOperator).
    */
   readonly actor?: string;
+  /**
+   * The admin function's Lambda request id (LedgerMovement.invocationId): CloudTrail's Invoke data event of that
+   * request names the principal who invoked it. Absent on the CLI's path, which names its caller in `actor`.
+   */
+  readonly invocationId?: string;
   /**
    * How a withdrawal's check waits before reading again a journal entry the index does not list yet (its lag):
    * real time unless given (tests give one that does not wait).
@@ -647,6 +688,8 @@ async function apply(request: z.output<typeof adminRequestSchema>, deps: AdminDe
         atMs,
         floor: deps.config.insurance.floor,
         ...(deps.actor === undefined ? {} : { actor: deps.actor }),
+        ...(deps.invocationId === undefined ? {} : { invocationId: deps.invocationId }),
+        declaredOperator: request.operator,
       };
       // A deposit is never held for the journal: money added in a crisis must not wait for anything.
       const entry =

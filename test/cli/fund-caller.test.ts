@@ -50,9 +50,22 @@ describe('the caller journaled with a fund movement, when STS cannot say who it 
     );
   });
 
-  it('lets a deposit go on unnamed, and says so', async () => {
+  it('lets a deposit go on unnamed when --operator declares who asks, and says so', async () => {
     const { io, text } = captured();
-    expect(await callerOf(deploymentWithoutSts(), 'deposit', io as never)).toBeUndefined();
-    expect(text()).toMatch(/the caller could not be identified .*the deposit is journaled without it/);
+    expect(await callerOf(deploymentWithoutSts(), 'deposit', io as never, 'jane')).toBeUndefined();
+    expect(text()).toMatch(
+      /the caller could not be identified .*the deposit is journaled without it, its operator as --operator declares/,
+    );
+  });
+
+  // admin51-declared-operator: every deposit declares who asks; with no caller and no --operator there is nobody to.
+  it('refuses a deposit before anything moves when no --operator declares who asks', async () => {
+    const { io, text } = captured();
+    const refused = callerOf(deploymentWithoutSts(), 'deposit', io as never);
+    await expect(refused).rejects.toBeInstanceOf(OperatorInputError);
+    await expect(refused).rejects.toThrow(
+      /^fund deposit refused: the caller could not be identified \(.*\) and no --operator says who asks: run it again with --operator <who>; nothing moved$/,
+    );
+    expect(text()).toBe('');
   });
 });

@@ -48,7 +48,7 @@ const move = (
   kind: string,
   amount: string,
   atMs: number,
-  more: { reference?: string; actor?: string } = {},
+  more: { reference?: string; actor?: string; invocationId?: string; declaredOperator?: string } = {},
 ) =>
   ledgerOf(names).apply({
     account: INSURANCE_ACCOUNT,
@@ -59,6 +59,8 @@ const move = (
     atMs,
     floor: 0n,
     ...(more.actor ? { actor: more.actor } : {}),
+    ...(more.invocationId ? { invocationId: more.invocationId } : {}),
+    ...(more.declaredOperator ? { declaredOperator: more.declaredOperator } : {}),
   });
 
 /**
@@ -139,6 +141,7 @@ describe('backstop fund statement (moto)', () => {
       },
       unnamedMovements: [],
       againstKind: [],
+      invokedMovements: [],
       read: 3,
       max: 100_000,
       complete: true,
@@ -214,20 +217,20 @@ describe('backstop fund statement (moto)', () => {
     const run = await cli('fund', 'statement', '--from-sequence', '6', '--csv', ...at);
     expect([run.code, run.stderr]).toEqual([0, '']);
     expect(run.stdout).toBe(
-      'sequence,posting,time,account,debit,credit,currency,kind,reference,key,actor,fundBalanceAfter\r\n' +
-        '6,1,2026-01-31T23:59:59.000Z,insurance-fund,2,,USD,liquidation-fee,p4,p4:0:fee,,966.75\r\n' +
-        '6,2,2026-01-31T23:59:59.000Z,fees:liquidation,,2,USD,liquidation-fee,p4,p4:0:fee,,966.75\r\n' +
-        '7,1,2026-02-01T00:00:02.000Z,insurance-fund,0.000001,,USD,liquidation-fee,"a ""quoted"", reference\nline",odd:1,,966.750001\r\n' +
-        '7,2,2026-02-01T00:00:02.000Z,fees:liquidation,,0.000001,USD,liquidation-fee,"a ""quoted"", reference\nline",odd:1,,966.750001\r\n',
+      'sequence,posting,time,account,debit,credit,currency,kind,reference,key,actor,fundBalanceAfter,invocationId,declaredOperator\r\n' +
+        '6,1,2026-01-31T23:59:59.000Z,insurance-fund,2,,USD,liquidation-fee,p4,p4:0:fee,,966.75,,\r\n' +
+        '6,2,2026-01-31T23:59:59.000Z,fees:liquidation,,2,USD,liquidation-fee,p4,p4:0:fee,,966.75,,\r\n' +
+        '7,1,2026-02-01T00:00:02.000Z,insurance-fund,0.000001,,USD,liquidation-fee,"a ""quoted"", reference\nline",odd:1,,966.750001,,\r\n' +
+        '7,2,2026-02-01T00:00:02.000Z,fees:liquidation,,0.000001,USD,liquidation-fee,"a ""quoted"", reference\nline",odd:1,,966.750001,,\r\n',
     );
     const january = await cli('fund', 'statement', ...JANUARY, '--csv', ...at);
     const lines = january.stdout.split('\r\n');
     expect(lines).toHaveLength(1 + 2 * 4 + 1);
     expect(lines[1]).toBe(
-      '1,1,2026-01-05T00:00:00.000Z,insurance-fund,1000,,USD,deposit,admin,admin:d1,arn:aws:sts::123456789012:assumed-role/treasury/jane,1000',
+      '1,1,2026-01-05T00:00:00.000Z,insurance-fund,1000,,USD,deposit,admin,admin:d1,arn:aws:sts::123456789012:assumed-role/treasury/jane,1000,,',
     );
     expect(lines[7]).toBe(
-      '4,1,2026-01-31T23:59:31.000Z,fees:liquidation,0.5,,USD,liquidation-fee,p1,p1:0:fee:r1,,959.75',
+      '4,1,2026-01-31T23:59:31.000Z,fees:liquidation,0.5,,USD,liquidation-fee,p1,p1:0:fee:r1,,959.75,,',
     );
   });
 
@@ -243,7 +246,12 @@ describe('backstop fund statement (moto)', () => {
       .split('\r\n')
       .map((l) => l.split(','));
     const column = (name: string) => rows[0]!.indexOf(name);
-    expect(column('fundBalanceAfter')).toBe(rows[0]!.length - 1);
+    // Where it was put (last, then), the columns of session 51 after it (admin51-statement-invocations).
+    expect(rows[0]!.slice(column('fundBalanceAfter'))).toEqual([
+      'fundBalanceAfter',
+      'invocationId',
+      'declaredOperator',
+    ]);
     const value = (row: string[], name: string) => usd(row[column(name)] || '0');
     // The fund's balance before the period: the first entry's balance less what it moved (the fund's side).
     const fundMove = (row: string[]) =>
@@ -293,8 +301,9 @@ describe('backstop fund statement (moto)', () => {
     await move(names, 'admin:lambda-1', 'deposit', '20', Date.UTC(2026, 0, 20), { reference: 'admin' }); // 7
     await move(names, 'admin:lambda-2', 'withdraw', '-5', Date.UTC(2026, 0, 21), { reference: 'admin' }); // 8
     const said =
-      "2 deposits or withdrawals name nobody (no actor): 7, 8; the admin function's name nobody, nor a deposit whose " +
-      "caller STS could not name: CloudTrail's data events for the admin function say who invoked it";
+      "2 deposits or withdrawals name nobody (no actor, no invocation id): 7, 8; the admin function's before session 51 " +
+      "name nobody, nor a deposit whose caller STS could not name: CloudTrail's data events for the admin function, " +
+      'by time alone, say who invoked it';
     const text = await cli('fund', 'statement', '--from-sequence', '1', ...at);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain(`\n  ${said}\n`);
@@ -305,6 +314,30 @@ describe('backstop fund statement (moto)', () => {
     // The deposit with its actor (entry 1) is not named; a period of none says nothing.
     const named = await cli('fund', 'statement', '--to-sequence', '6', '--json', ...at);
     expect(JSON.parse(named.stdout).unnamedMovements).toEqual([]);
+    // admin51-statement-invocations: one through the admin function since session 51 journals its invocation: it is
+    // not unnamed (CloudTrail names who, by that id), and the statement lists it with its declared operator.
+    await move(names, 'admin:lambda-3', 'deposit', '1', Date.UTC(2026, 0, 22), {
+      reference: 'admin',
+      invocationId: 'req-9',
+      declaredOperator: 'jane',
+    }); // 9
+    const since = JSON.parse(
+      (await cli('fund', 'statement', '--from-sequence', '7', '--json', ...at)).stdout,
+    );
+    expect([since.unnamedMovements, since.invokedMovements]).toEqual([
+      [7, 8],
+      [{ sequence: 9, invocationId: 'req-9', declaredOperator: 'jane' }],
+    ]);
+    const sinceText = await cli('fund', 'statement', '--from-sequence', '7', ...at);
+    expect(sinceText.stdout).toContain(
+      "\n  1 deposit or withdrawal moved through the admin function, who invoked it named by CloudTrail's Invoke data " +
+        "event of the invocation id (a declared operator is the request's word, unverified): entry 9 invocation req-9 " +
+        '(declared operator "jane")\n',
+    );
+    // On --csv its columns say it; stderr names only the unnamed.
+    const sinceCsv = await cli('fund', 'statement', '--from-sequence', '9', '--csv', ...at);
+    expect([sinceCsv.code, sinceCsv.stderr]).toEqual([0, '']);
+    expect(sinceCsv.stdout.split('\r\n')[1]).toMatch(/,admin:lambda-3,,\d+(\.\d+)?,req-9,jane$/);
   });
 
   // review51-books-statement-against-kind: a withdrawal that raised the fund (its kind rewritten by hand; the ledger

@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GetItemCommand, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import { describe, expect, it } from 'vitest';
+import { STSClient } from '@aws-sdk/client-sts';
+import { describe, expect, it, vi } from 'vitest';
 import { OUTPUT_KEYS, riskConfigDigest } from '../../infra/outputs.ts';
 import { createAwsAdapters, createLocalResources } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
@@ -115,6 +116,115 @@ describe('backstop fund withdraw', () => {
     expect(status.stdout).toMatch(
       / withdraw -400\.00 -> 600\.00 \(admin by arn:aws:sts::123456789012:user\/moto\)/,
     );
+  });
+
+  // admin51-declared-operator: every fund movement's request declares who asks (the admin function's schema requires
+  // it); the CLI sends its caller's ARN, or --operator, journaled apart from the actor STS named.
+  it('declares its caller as the operator by default, --operator otherwise, and refuses a bad one before anything moves', async () => {
+    const { names, at } = await emulator.newStage('oper');
+    const config = path.join(emulator.dir, 'risk-oper.json');
+    writeFileSync(config, JSON.stringify(DEFAULT_RISK_CONFIG_INPUT));
+    const moto = 'arn:aws:sts::123456789012:user/moto';
+    expect((await cli('fund', 'deposit', '--amount', '100', '--key', 'd1', ...at)).stdout).toBe(
+      `fund deposit 100.00 USD: balance 100.00 USD (journal entry 1, key d1, by ${moto})\n`,
+    );
+    const declared = await cli(
+      'fund',
+      'withdraw',
+      '--amount',
+      '40',
+      '--key',
+      'w1',
+      '--operator',
+      '  Jane Doe (treasury)  ',
+      '--config',
+      config,
+      ...at,
+    );
+    expect([declared.code, declared.stdout]).toEqual([
+      0,
+      `fund withdraw 40.00 USD: balance 60.00 USD (journal entry 2, key w1, by ${moto}, declared operator Jane Doe (treasury) (unverified))\n`,
+    ]);
+    const json = await cli(
+      'fund',
+      'deposit',
+      '--amount',
+      '1',
+      '--key',
+      'd2',
+      '--operator',
+      'ops-7',
+      '--json',
+      ...at,
+    );
+    expect(JSON.parse(json.stdout).entry).toMatchObject({ actor: moto, declaredOperator: 'ops-7' });
+    const { ledger } = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
+    const who = async () =>
+      (await ledger.journal(INSURANCE_ACCOUNT)).map((e) => [e.actor, e.declaredOperator, e.invocationId]);
+    const journaled = [
+      [moto, moto, undefined],
+      [moto, 'Jane Doe (treasury)', undefined],
+      [moto, 'ops-7', undefined],
+    ];
+    expect(await who()).toEqual(journaled);
+    // Refused as usage (exit 2) before the target is opened: nothing moved.
+    for (const [operator, why] of [
+      ['   ', 'blank: say who asks (a name or an IAM ARN)'],
+      ['x'.repeat(129), 'at most 128 characters'],
+      ['jane\u001b[2J', 'printable characters only (no control, format or separator character)'],
+    ] as const) {
+      const refused = await cli(
+        'fund',
+        'deposit',
+        '--amount',
+        '5',
+        '--key',
+        'd9',
+        '--operator',
+        operator,
+        ...at,
+      );
+      expect([refused.code, refused.stderr]).toEqual([2, `backstop: --operator: ${why}\n`]);
+    }
+    expect(await who()).toEqual(journaled);
+    // Not an option of the subcommands that move no money.
+    const index = await cli('fund', 'index-journal', '--operator', 'jane', ...at);
+    expect(index.code).toBe(2);
+  });
+
+  it("refuses, before anything moves, a default operator the caller's ARN cannot be (an assumed role's, 168 characters)", async () => {
+    const { names, at } = await emulator.newStage('longarn');
+    // STS's longest assumed-role ARN: a 64-character role name and a 64-character session name.
+    const arn = `arn:aws:sts::123456789012:assumed-role/${'r'.repeat(64)}/${'s'.repeat(64)}`;
+    const spy = vi
+      .spyOn(STSClient.prototype, 'send')
+      .mockImplementation((async () => ({ Arn: arn })) as never);
+    try {
+      const refused = await cli('fund', 'deposit', '--amount', '5', '--key', 'd1', ...at);
+      expect([refused.code, refused.stderr]).toEqual([
+        2,
+        `backstop: fund deposit refused: the caller's ARN (${arn.length} characters) cannot be the declared operator (at most 128 characters): say who asks with --operator; nothing moved\n`,
+      ]);
+      const { ledger } = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
+      expect(await ledger.journal(INSURANCE_ACCOUNT)).toEqual([]);
+      const declared = await cli(
+        'fund',
+        'deposit',
+        '--amount',
+        '5',
+        '--key',
+        'd1',
+        '--operator',
+        'jane',
+        ...at,
+      );
+      expect(declared.code, declared.stderr).toBe(0);
+      expect((await ledger.journal(INSURANCE_ACCOUNT)).map((e) => [e.actor, e.declaredOperator])).toEqual([
+        [arn, 'jane'],
+      ]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   // Session 46 (withdraw46-unreconciled): a drill of the runbook withdrew from a fund whose balance item had been

@@ -264,7 +264,7 @@ describe('liquidations show', () => {
       // The market takes none (its bound), and no provider bids: ADL takes the position at the mark.
       AUCTION_ONLY,
       async (s) => {
-        await s.admin({ action: 'deposit', amount: '20', idempotencyKey: 'seed' });
+        await s.admin({ action: 'deposit', amount: '20', idempotencyKey: 'seed', operator: 'ops' });
         await s.tick('200');
         await s.admin(open('p1', 'LONG', '10', '200', '200')); // bankrupt at 180
         await s.admin(open('s1', 'SHORT', '10', '200', '400'));

@@ -428,6 +428,8 @@ describe('seed, fund and inject through the admin service and the bus', () => {
         at: expect.any(String),
         // Who moved it (session 41): moto's answer to STS GetCallerIdentity.
         actor: 'arn:aws:sts::123456789012:user/moto',
+        // Who its request declared asks (session 51): the caller, by default.
+        declaredOperator: 'arn:aws:sts::123456789012:user/moto',
       },
     });
     // A withdrawal is judged against the deployed floor: the configuration is required when none is recorded.

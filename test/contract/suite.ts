@@ -2785,6 +2785,41 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('88'), sequence: 7 });
       });
 
+      // Session 51 (admin51-invocation-journaled): a movement through the admin function journals its invocation and
+      // the operator its request declared, beside the actor; an older entry without them still reads.
+      it('journals the invocation id and the declared operator, keeps the first on a replayed key, and refuses malformed ones', async () => {
+        const first = await a.ledger.apply(
+          movement({ idempotencyKey: 'via-lambda', invocationId: 'req-1', declaredOperator: 'jane' }),
+        );
+        expect(first).toMatchObject({ invocationId: 'req-1', declaredOperator: 'jane' });
+        expect(first).not.toHaveProperty('actor');
+        const again = await a.ledger.apply(
+          movement({ idempotencyKey: 'via-lambda', invocationId: 'req-2', declaredOperator: 'mallory' }),
+        );
+        expect(again).toMatchObject({ replayed: true, invocationId: 'req-1', declaredOperator: 'jane' });
+        await a.ledger.apply(movement({ idempotencyKey: 'older', amount: usd('1') }));
+        const said = (entries: readonly JournalEntry[]) =>
+          entries.map((e) => [e.idempotencyKey, e.invocationId, e.declaredOperator]);
+        const both = [
+          ['via-lambda', 'req-1', 'jane'],
+          ['older', undefined, undefined],
+        ];
+        expect(said(await a.ledger.journal('fund'))).toEqual(both);
+        // Read through the index by sequence too (AWS: another read path, every attribute projected).
+        expect(said(await a.ledger.journalAfter('fund', 0, 10))).toEqual(both);
+        expect(said(await a.ledger.latestEntries('fund', 10))).toEqual([...both].reverse());
+        for (const bad of [
+          { invocationId: '' },
+          { invocationId: 'x'.repeat(129) },
+          { declaredOperator: '' },
+          { declaredOperator: 'x'.repeat(129) },
+        ])
+          await expect(a.ledger.apply(movement({ idempotencyKey: 'bad-who', ...bad }))).rejects.toThrow(
+            /bad-(invocation-id|declared-operator)/,
+          );
+        expect(await a.ledger.journal('fund')).toHaveLength(2);
+      });
+
       // Session 46 (withdraw46-unreconciled): a withdrawal checked against the journal is written on exactly the
       // balance checked; whatever moved it since (a movement, a write by hand) refuses the write.
       it('applies a movement with `expected` only on exactly that sequence and balance', async () => {

@@ -35,6 +35,8 @@ describe('loadConfig', () => {
       queueSendersOnly: true,
       queueSenderPrincipals: [],
       adminInvokers: [],
+      adminTrail: true,
+      adminTrailRetentionDays: 2557,
       tickMaxEventAgeSeconds: 120,
       tickRetryAttempts: 3,
       alarmLiquidationQueueAgeSeconds: 120,
@@ -48,6 +50,12 @@ describe('loadConfig', () => {
     });
     expect(config.alarmEmail).toBeUndefined();
     expect(JSON.parse(config.riskConfigJson)).toEqual(DEFAULT_RISK_CONFIG_INPUT);
+  });
+
+  it("takes the admin trail's opt-out and retention as the CDK CLI gives them (strings)", () => {
+    expect(
+      loadConfig({ 'backstop:adminTrail': 'false', 'backstop:adminTrailRetentionDays': '400' }),
+    ).toMatchObject({ adminTrail: false, adminTrailRetentionDays: 400 });
   });
 
   it('coerces CLI strings: numbers, comma lists, JSON objects', () => {
@@ -155,6 +163,16 @@ describe('loadConfig', () => {
       'an admin invoker with a wildcard',
       { 'backstop:adminInvokers': 'arn:aws:iam::111122223333:role/admin-*' },
       /backstop:adminInvokers\.0: must be an IAM role's or user's ARN/,
+    ],
+    [
+      'an admin trail neither on nor off',
+      { 'backstop:adminTrail': 'no' },
+      /backstop:adminTrail: must be true or false/,
+    ],
+    [
+      'an admin trail kept no day',
+      { 'backstop:adminTrailRetentionDays': '0' },
+      /backstop:adminTrailRetentionDays/,
     ],
     ['a maxReceiveCount of 0', { 'backstop:maxReceiveCount': 0 }, /backstop:maxReceiveCount/],
     [

@@ -3186,6 +3186,133 @@ describe("the venue's key (backstop:venueSecret)", () => {
     });
 });
 
+// admin51-admin-trail: a fund movement through the admin function journals its invocation's request id; nothing
+// recorded who made that invocation (the stack made no trail, DEPLOY.md asked for one of yours).
+describe("the admin function's invocation trail", () => {
+  const trailsOf = (template: Template) => Object.values(template.findResources('AWS::CloudTrail::Trail'));
+
+  it("records the admin function's Invoke data events alone, its versions' and aliases' too, no management event", () => {
+    const { stack } = build();
+    const template = Template.fromStack(stack);
+    const trails = trailsOf(template);
+    expect(trails).toHaveLength(1);
+    const trail = trails[0]!;
+    const adminArn = { 'Fn::GetAtt': [logicalIdOf(stack, stack.functions.admin), 'Arn'] };
+    expect(trail.Properties).toMatchObject({
+      TrailName: 'backstop-dev-admin-invokes',
+      IsLogging: true,
+      IsMultiRegionTrail: false,
+      IncludeGlobalServiceEvents: false,
+      EnableLogFileValidation: true,
+      S3BucketName: { Ref: logicalIdOf(stack, stack.adminTrail!.bucket) },
+    });
+    // Advanced selectors alone: a basic one (EventSelectors) records management events unless told otherwise.
+    expect(trail.Properties.EventSelectors).toBeUndefined();
+    const data = [
+      { Field: 'eventCategory', Equals: ['Data'] },
+      { Field: 'resources.type', Equals: ['AWS::Lambda::Function'] },
+    ];
+    expect(trail.Properties.AdvancedEventSelectors).toEqual([
+      {
+        Name: 'admin function invocations',
+        FieldSelectors: [...data, { Field: 'resources.ARN', Equals: [adminArn] }],
+      },
+      {
+        Name: 'admin function version and alias invocations',
+        FieldSelectors: [
+          ...data,
+          { Field: 'resources.ARN', StartsWith: [{ 'Fn::Join': ['', [adminArn, ':']] }] },
+        ],
+      },
+    ]);
+    // No other function's: margin-check's every tick would be billed.
+    const named = JSON.stringify(trail.Properties.AdvancedEventSelectors);
+    for (const def of FUNCTIONS.filter((f) => f.id !== 'admin'))
+      expect(named).not.toContain(logicalIdOf(stack, stack.functions[def.id]));
+  });
+
+  it('writes to an encrypted, TLS-only, non-public, versioned bucket kept by its lifecycle, which only this trail writes', () => {
+    const { stack } = build({ 'backstop:adminTrailRetentionDays': '400' });
+    const template = Template.fromStack(stack);
+    const resources = template.toJSON().Resources as Record<string, Resource & { DependsOn?: string[] }>;
+    const bucketId = logicalIdOf(stack, stack.adminTrail!.bucket);
+    const bucket = resources[bucketId]!;
+    expect(bucket.DeletionPolicy).toBe('Retain');
+    expect(bucket.Properties).toMatchObject({
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+      VersioningConfiguration: { Status: 'Enabled' },
+      LifecycleConfiguration: {
+        Rules: [
+          expect.objectContaining({
+            Status: 'Enabled',
+            ExpirationInDays: 400,
+            NoncurrentVersionExpiration: { NoncurrentDays: 90 },
+          }),
+        ],
+      },
+    });
+    const [policyId, policy] = Object.entries(resources).find(
+      ([, r]) => r.Type === 'AWS::S3::BucketPolicy' && JSON.stringify(r.Properties.Bucket).includes(bucketId),
+    )!;
+    const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+    expect(statements.find((st) => st.Effect === 'Deny')).toMatchObject({
+      Action: 's3:*',
+      Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+    });
+    const sourceArn = {
+      'Fn::Join': [
+        '',
+        [
+          'arn:',
+          { Ref: 'AWS::Partition' },
+          ':cloudtrail:',
+          { Ref: 'AWS::Region' },
+          ':',
+          { Ref: 'AWS::AccountId' },
+          ':trail/backstop-dev-admin-invokes',
+        ],
+      ],
+    };
+    const byCloudTrail = statements.filter((st) => st.Effect === 'Allow');
+    expect(byCloudTrail.map((st) => st.Action)).toEqual(['s3:GetBucketAcl', 's3:PutObject']);
+    for (const st of byCloudTrail) {
+      expect(st.Principal).toEqual({ Service: 'cloudtrail.amazonaws.com' });
+      expect(
+        (st.Condition as { StringEquals: Record<string, unknown> }).StringEquals['aws:SourceArn'],
+      ).toEqual(sourceArn);
+    }
+    // The trail is made once CloudTrail may write (it checks the bucket's policy when the trail is created).
+    const [, trail] = Object.entries(resources).find(([, r]) => r.Type === 'AWS::CloudTrail::Trail')!;
+    expect(trail.DependsOn).toContain(policyId);
+    expect(dependencyCycle(resources)).toEqual([]);
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    expect(outputs[OUTPUT_KEYS.adminTrailBucketName]!.Value).toEqual({ Ref: bucketId });
+    expect(outputs[OUTPUT_KEYS.adminTrailName]!.Value).toEqual({
+      Ref: logicalIdOf(stack, { node: { defaultChild: stack.adminTrail!.trail } }),
+    });
+  });
+
+  it('is left out with backstop:adminTrail=false (a trail of the account or organization records it already)', () => {
+    const { stack } = build({ 'backstop:adminTrail': 'false' });
+    const template = Template.fromStack(stack);
+    expect(stack.adminTrail).toBeUndefined();
+    template.resourceCountIs('AWS::CloudTrail::Trail', 0);
+    template.resourceCountIs('AWS::S3::Bucket', 0);
+    const outputs = Object.keys(template.toJSON().Outputs);
+    expect(outputs).not.toContain(OUTPUT_KEYS.adminTrailName);
+    expect(outputs).not.toContain(OUTPUT_KEYS.adminTrailBucketName);
+  });
+});
+
 describe('cdk-nag', () => {
   it('synthesizes with AwsSolutions and Serverless checks and no unacknowledged finding', () => {
     const { app } = build({ 'backstop:alarmEmail': 'ops@example.com' }, true);

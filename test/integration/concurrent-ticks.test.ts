@@ -56,7 +56,7 @@ describe('concurrent ticks on moto', () => {
         expect(await stack.putTicks([tick(price)])).toEqual([]);
         await stack.runner.runUntilIdle({ deadlineMs: 60_000 });
       }
-      await admin({ action: 'deposit', amount: '100000', idempotencyKey: 'race-fund' });
+      await admin({ action: 'deposit', amount: '100000', idempotencyKey: 'race-fund', operator: 'ops' });
       for (const [i, collateral] of COLLATERALS.entries()) {
         await admin({
           action: 'openPosition',

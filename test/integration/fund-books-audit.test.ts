@@ -101,6 +101,8 @@ interface RawEntry {
   readonly atMs: number;
   readonly sequence: number;
   readonly actor?: string;
+  readonly invocationId?: string;
+  readonly declaredOperator?: string;
 }
 
 type Item = Record<string, AttributeValue>;
@@ -141,6 +143,8 @@ async function rawJournal(): Promise<RawEntry[]> {
         atMs: Number(n(item, 'atMs')),
         sequence: Number(n(item, 'sequence')),
         ...(item.actor?.S === undefined ? {} : { actor: item.actor.S }),
+        ...(item.invocationId?.S === undefined ? {} : { invocationId: item.invocationId.S }),
+        ...(item.declaredOperator?.S === undefined ? {} : { declaredOperator: item.declaredOperator.S }),
       });
     start = out.LastEvaluatedKey;
   } while (start);
@@ -351,6 +355,11 @@ describe('the insurance fund audited from its raw items (moto, a crash slice)', 
         expect(e.reference).toBe('admin');
         expect(e.key).toMatch(/^admin:audit-(open|topup|out)$/);
         expect(e.actor, `entry ${e.sequence}: who`).toMatch(/^arn:aws:/);
+        // The CLI's: its caller as STS names it, declared as the operator too; no admin function invocation.
+        expect([e.declaredOperator, e.invocationId], `entry ${e.sequence}: declared`).toEqual([
+          e.actor,
+          undefined,
+        ]);
         expect(e.kind === 'deposit' ? e.amount > 0n : e.amount < 0n).toBe(true);
         continue;
       }
@@ -365,7 +374,7 @@ describe('the insurance fund audited from its raw items (moto, a crash slice)', 
           `entry ${e.sequence}'s sign`,
         ).toBe(true);
       expect(byId.get(e.reference)?.state, `entry ${e.sequence}'s liquidation`).toMatch(/^SETTLED/);
-      expect(e.actor).toBeUndefined();
+      expect([e.actor, e.invocationId, e.declaredOperator]).toEqual([undefined, undefined, undefined]);
     }
 
     // Each settlement's fee and fund draw in the journal exactly once (a replan's differences sum to it), and its
@@ -461,6 +470,8 @@ describe('the insurance fund audited from its raw items (moto, a crash slice)', 
       'key',
       'actor',
       'fundBalanceAfter',
+      'invocationId',
+      'declaredOperator',
     ]);
     const body = rows
       .slice(1)
@@ -483,12 +494,9 @@ describe('the insurance fund audited from its raw items (moto, a crash slice)', 
       for (const row of [debit, credit]) {
         expect(row.currency).toBe('USD');
         expect(row.time).toBe(new Date(e.atMs).toISOString());
-        expect([row.kind, row.reference, row.key, row.actor]).toEqual([
-          e.kind,
-          e.reference,
-          e.key,
-          e.actor ?? '',
-        ]);
+        expect([row.kind, row.reference, row.key, row.actor, row.invocationId, row.declaredOperator]).toEqual(
+          [e.kind, e.reference, e.key, e.actor ?? '', e.invocationId ?? '', e.declaredOperator ?? ''],
+        );
         expect(units(row.fundBalanceAfter!), `entry ${e.sequence}'s balance`).toBe(e.after);
         if (row.account === ACCOUNT) fundNet += row === debit ? amount : -amount;
       }

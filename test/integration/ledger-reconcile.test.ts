@@ -49,7 +49,9 @@ const deposit = async (n: number) => {
   const admin = stack.handlers.admin as (e: unknown, c: unknown) => Promise<{ ok: boolean }>;
   for (let i = 0; i < n; i++) {
     const key = `dep-${(await ledger.balance(INSURANCE_ACCOUNT)).sequence + 1}`;
-    expect(await admin({ action: 'deposit', amount: '10', idempotencyKey: key }, context)).toMatchObject({
+    expect(
+      await admin({ action: 'deposit', amount: '10', idempotencyKey: key, operator: 'ops' }, context),
+    ).toMatchObject({
       ok: true,
     });
   }
@@ -411,7 +413,10 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
     expect(status.lastEntries.map((e) => e.sequence)).toEqual([4, 3, 2, 1, 0].map((back) => sequence - back));
     const admin = stack.handlers.admin as (e: unknown, c: unknown) => Promise<unknown>;
     expect(
-      await admin({ action: 'deposit', amount: '10', idempotencyKey: 'after-loss' }, context),
+      await admin(
+        { action: 'deposit', amount: '10', idempotencyKey: 'after-loss', operator: 'ops' },
+        context,
+      ),
     ).toMatchObject({
       ok: true,
       sequence: 1,

@@ -200,7 +200,12 @@ beforeAll(async () => {
   capture();
   try {
     expect(
-      await invoke('admin', { action: 'deposit', amount: DEPOSIT.amount[0], idempotencyKey: DEPOSIT.key }),
+      await invoke('admin', {
+        action: 'deposit',
+        amount: DEPOSIT.amount[0],
+        idempotencyKey: DEPOSIT.key,
+        operator: 'ops',
+      }),
     ).toMatchObject({ ok: true });
     expect(
       await invoke('admin', {
@@ -218,6 +223,7 @@ beforeAll(async () => {
         action: 'deposit',
         amount: '1',
         idempotencyKey: 'k-hyg',
+        operator: 'ops',
         authorization: SMUGGLED_TOKEN,
       }),
     ).toMatchObject({ ok: false });

@@ -195,7 +195,7 @@ async function runPhase(
  * runner stopped: a test then delivers the message as it likes.
  */
 async function queuedWithStackStopped(ctx: Context): Promise<void> {
-  await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+  await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed', operator: 'ops' });
   await ctx.tick('200');
   await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
   await ctx.stack.runner.stop();
@@ -572,7 +572,7 @@ describe('pipeline on moto', () => {
 
   it('ends an auction that cleared below the bankruptcy price with the freeze of its fund settlement', async () => {
     await withStack(AUCTION_ONLY, async (ctx) => {
-      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed', operator: 'ops' });
       await ctx.tick('200');
       await ctx.admin(open('p1', 'LONG', '10', '200', '200')); // bankrupt at 180
       // Bids 8 % under the mark (within the last resort's 10 %, as the floor allows): the lot clears at about 169,
@@ -709,7 +709,7 @@ describe('pipeline on moto', () => {
 
   it('pays a gap below the bankruptcy price from the fund (SETTLED_INSURANCE)', async () => {
     await withStack(DEFAULT_RISK_CONFIG_INPUT, async (ctx) => {
-      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed', operator: 'ops' });
       await ctx.tick('200');
       await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
       await ctx.tick('175');
@@ -725,7 +725,7 @@ describe('pipeline on moto', () => {
 
   it("closes within the last resort's bound when market, auction and ADL can take none of it", async () => {
     await withStack(AUCTION_ONLY, async (ctx) => {
-      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed', operator: 'ops' });
       await ctx.tick('200');
       await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
       await ctx.admin(open('s1', 'SHORT', '1', '180', '400')); // no profit at 184: no ADL counterparty
@@ -830,7 +830,7 @@ describe('pipeline on moto', () => {
       markets: AUCTION_ONLY.markets.map((m) => ({ ...m, lastResortWaitSeconds: 1 })),
     };
     await withStack(config, async (ctx) => {
-      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+      await ctx.admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed', operator: 'ops' });
       await ctx.tick('200');
       await ctx.admin(open('p1', 'LONG', '10', '200', '200'));
       await ctx.admin(open('s1', 'SHORT', '1', '180', '400')); // no profit at 184: no ADL counterparty

@@ -61,17 +61,19 @@ async function setUp() {
     // The check's waits for the index's lag are real time; moto's index has none.
     pause: async () => {},
   };
-  expect(await handleAdmin({ action: 'deposit', amount: '100', idempotencyKey: 'd1' }, deps)).toMatchObject({
+  expect(
+    await handleAdmin({ action: 'deposit', amount: '100', idempotencyKey: 'd1', operator: 'ops' }, deps),
+  ).toMatchObject({
     ok: true,
   });
   const withdraw = (amount: string, key: string) =>
-    handleAdmin({ action: 'withdraw', amount, idempotencyKey: key }, deps);
+    handleAdmin({ action: 'withdraw', amount, idempotencyKey: key, operator: 'ops' }, deps);
   const fund = async () => ({
     balance: await adapters.ledger.balance(INSURANCE_ACCOUNT),
     journal: (await adapters.ledger.journal(INSURANCE_ACCOUNT)).map((e) => e.idempotencyKey),
   });
   const deposit = (amount: string, key: string) =>
-    handleAdmin({ action: 'deposit', amount, idempotencyKey: key }, deps);
+    handleAdmin({ action: 'deposit', amount, idempotencyKey: key, operator: 'ops' }, deps);
   return { clients, names, adapters, withdraw, deposit, fund };
 }
 

@@ -300,7 +300,7 @@ describe('a consumer meeting a newer writer’s record', () => {
     try {
       const admin = async (request: unknown) =>
         expect(await stack.runner.invoke('admin', request)).toMatchObject({ ok: true });
-      await admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+      await admin({ action: 'deposit', amount: '100000', idempotencyKey: 'seed', operator: 'ops' });
       const tick = async (markPrice: string, sequence: number) =>
         expect(
           await stack.putTicks([

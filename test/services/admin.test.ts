@@ -41,17 +41,21 @@ function setup() {
 describe('admin requests', () => {
   it('deposits and withdraws with idempotency keys, and the journal reconciles', async () => {
     const { p, run } = setup();
-    const first = await run({ action: 'deposit', amount: '1000.5', idempotencyKey: 'd1' });
+    const first = await run({ action: 'deposit', amount: '1000.5', idempotencyKey: 'd1', operator: 'ops' });
     expect(first).toMatchObject({ ok: true });
     expect(first).not.toHaveProperty('alreadyApplied');
     p.clock.advance(1);
     // The key again: its first entry, and said to be that (the CLI printed its balance as if it had just moved).
-    expect(await run({ action: 'deposit', amount: '1000.5', idempotencyKey: 'd1' })).toMatchObject({
+    expect(
+      await run({ action: 'deposit', amount: '1000.5', idempotencyKey: 'd1', operator: 'ops' }),
+    ).toMatchObject({
       ok: true,
       alreadyApplied: true,
       entry: { sequence: 1 },
     });
-    expect(await run({ action: 'withdraw', amount: '0.5', idempotencyKey: 'w1' })).toMatchObject({
+    expect(
+      await run({ action: 'withdraw', amount: '0.5', idempotencyKey: 'w1', operator: 'ops' }),
+    ).toMatchObject({
       ok: true,
     });
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(parseQuote('1000'));
@@ -120,7 +124,7 @@ describe('admin requests', () => {
 
   it('reconciles while movements commit: the journal is judged up to the balance it read', async () => {
     const { p, run } = setup();
-    await run({ action: 'deposit', amount: '100', idempotencyKey: 'd1' });
+    await run({ action: 'deposit', amount: '100', idempotencyKey: 'd1', operator: 'ops' });
     const ledger = p.adapters.ledger;
     // A deposit lands after the balance was read, before the journal is.
     const racing = {
@@ -129,7 +133,7 @@ describe('admin requests', () => {
       auditCheckpoint: ledger.auditCheckpoint.bind(ledger),
       saveAuditCheckpoint: ledger.saveAuditCheckpoint.bind(ledger),
       journalAfter: async (account: string, after: number, limit: number) => {
-        await run({ action: 'deposit', amount: '10', idempotencyKey: 'd2' });
+        await run({ action: 'deposit', amount: '10', idempotencyKey: 'd2', operator: 'ops' });
         return ledger.journalAfter(account, after, limit);
       },
     };
@@ -141,11 +145,27 @@ describe('admin requests', () => {
   it.each<[string, unknown, RegExp]>([
     ['unknown action', { action: 'mint', amount: '1' }, /admin\/invalid/],
     ['extra field', { action: 'deposit', amount: '1', idempotencyKey: 'k', to: 'me' }, /admin\/invalid/],
-    ['exponent amount', { action: 'deposit', amount: '1e6', idempotencyKey: 'k' }, /exponent/],
-    ['negative amount', { action: 'deposit', amount: '-5', idempotencyKey: 'k' }, /negative/],
-    ['zero amount', { action: 'withdraw', amount: '0', idempotencyKey: 'k' }, /greater than zero/],
-    ['too many decimals', { action: 'deposit', amount: '1.0000001', idempotencyKey: 'k' }, /decimals/],
-    ['bad key', { action: 'deposit', amount: '1', idempotencyKey: 'a b' }, /admin\/invalid/],
+    [
+      'exponent amount',
+      { action: 'deposit', amount: '1e6', idempotencyKey: 'k', operator: 'ops' },
+      /exponent/,
+    ],
+    [
+      'negative amount',
+      { action: 'deposit', amount: '-5', idempotencyKey: 'k', operator: 'ops' },
+      /negative/,
+    ],
+    [
+      'zero amount',
+      { action: 'withdraw', amount: '0', idempotencyKey: 'k', operator: 'ops' },
+      /greater than zero/,
+    ],
+    [
+      'too many decimals',
+      { action: 'deposit', amount: '1.0000001', idempotencyKey: 'k', operator: 'ops' },
+      /decimals/,
+    ],
+    ['bad key', { action: 'deposit', amount: '1', idempotencyKey: 'a b', operator: 'ops' }, /admin\/invalid/],
     [
       'unknown market',
       {
@@ -246,15 +266,25 @@ describe('admin requests', () => {
 
   it('refuses a deposit too large for a DynamoDB number with a reason, and changes nothing', async () => {
     const { p, run } = setup();
-    const result = await run({ action: 'deposit', amount: `1${'0'.repeat(30)}`, idempotencyKey: 'huge' });
+    const result = await run({
+      action: 'deposit',
+      amount: `1${'0'.repeat(30)}`,
+      idempotencyKey: 'huge',
+      operator: 'ops',
+    });
     expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(/amount: .*too large/) });
     expect((await p.adapters.ledger.balance(INSURANCE_ACCOUNT)).balance).toBe(0n);
   });
 
   it('refuses a withdrawal below the floor with a reason', async () => {
     const { p, run } = setup();
-    await run({ action: 'deposit', amount: '10', idempotencyKey: 'd1' });
-    const result = await run({ action: 'withdraw', amount: '10.000001', idempotencyKey: 'w1' });
+    await run({ action: 'deposit', amount: '10', idempotencyKey: 'd1', operator: 'ops' });
+    const result = await run({
+      action: 'withdraw',
+      amount: '10.000001',
+      idempotencyKey: 'w1',
+      operator: 'ops',
+    });
     expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(/admin\/insufficient-funds/) });
     // With what was asked and what the fund holds above its floor, in its currency (the AWS ledger's refusal says
     // only "ledger/below-floor"; the amounts had no currency and it said "or concurrent change": walk43-withdraw-refusal).
@@ -268,14 +298,14 @@ describe('admin requests', () => {
   it('refuses a key used again with another amount or direction: what it moved, that nothing moved, what to do', async () => {
     // walk43-key-reused: said "ledger/idempotency-conflict: insurance-fund admin:d1 was applied with 1000.5, not 2000".
     const { p, run } = setup();
-    await run({ action: 'deposit', amount: '1000.5', idempotencyKey: 'd1' });
-    await run({ action: 'withdraw', amount: '100', idempotencyKey: 'w1' });
+    await run({ action: 'deposit', amount: '1000.5', idempotencyKey: 'd1', operator: 'ops' });
+    await run({ action: 'withdraw', amount: '100', idempotencyKey: 'w1', operator: 'ops' });
     const tail = '; nothing moved (a key moves the fund once: a new movement needs a new key)';
-    expect(await run({ action: 'deposit', amount: '2000', idempotencyKey: 'd1' })).toEqual({
+    expect(await run({ action: 'deposit', amount: '2000', idempotencyKey: 'd1', operator: 'ops' })).toEqual({
       ok: false,
       reason: `admin/idempotency-key-reused: key d1 already moved a deposit of 1,000.50 USD, not a deposit of 2,000.00 USD${tail}`,
     });
-    expect(await run({ action: 'deposit', amount: '100', idempotencyKey: 'w1' })).toEqual({
+    expect(await run({ action: 'deposit', amount: '100', idempotencyKey: 'w1', operator: 'ops' })).toEqual({
       ok: false,
       reason: `admin/idempotency-key-reused: key w1 already moved a withdrawal of 100.00 USD, not a deposit of 100.00 USD${tail}`,
     });
@@ -342,6 +372,93 @@ describe('admin requests', () => {
       reason: expect.stringMatching(/liquidatable-at-open/),
     });
     expect(await p.adapters.positions.get('p2')).toBeUndefined();
+  });
+});
+
+// admin51-invocation-journaled, admin51-declared-operator: a movement through the admin function named nobody (Lambda
+// hands it no caller), and nothing in its journal entry led to the CloudTrail event that names who invoked it.
+describe('who moves the fund through an admin request', () => {
+  const move = (action: 'deposit' | 'withdraw', key: string, operator: unknown) => ({
+    action,
+    amount: '10',
+    idempotencyKey: key,
+    ...(operator === undefined ? {} : { operator }),
+  });
+
+  it('journals the invocation id and the declared operator beside the actor, never in it', async () => {
+    const p = createPipeline();
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
+    const viaLambda = { ...deps, invocationId: 'req-1' };
+    const deposit = await handleAdmin(move('deposit', 'd1', '  jane@treasury  '), viaLambda);
+    expect(deposit).toMatchObject({
+      ok: true,
+      entry: { invocationId: 'req-1', declaredOperator: 'jane@treasury' },
+    });
+    expect(deposit.ok && deposit.entry).not.toHaveProperty('actor');
+    await handleAdmin(move('withdraw', 'w1', 'jane@treasury'), { ...deps, invocationId: 'req-2' });
+    // The CLI's path: its caller as STS names it (actor), no invocation.
+    const arn = 'arn:aws:sts::123456789012:assumed-role/treasury/jane';
+    await handleAdmin(move('deposit', 'd2', arn), { ...deps, actor: arn });
+    const journal = await p.adapters.ledger.journal(INSURANCE_ACCOUNT);
+    expect(journal.map((e) => [e.kind, e.actor, e.invocationId, e.declaredOperator])).toEqual([
+      ['deposit', undefined, 'req-1', 'jane@treasury'],
+      ['withdraw', undefined, 'req-2', 'jane@treasury'],
+      ['deposit', arn, undefined, arn],
+    ]);
+  });
+
+  it("keeps the first invocation's id and operator when its key is sent again from another invocation", async () => {
+    const p = createPipeline();
+    const deps = { ...p.adapters, config: p.config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() };
+    await handleAdmin(move('deposit', 'd1', 'jane'), { ...deps, invocationId: 'first' });
+    const again = await handleAdmin(move('deposit', 'd1', 'mallory'), { ...deps, invocationId: 'second' });
+    expect(again).toMatchObject({
+      ok: true,
+      alreadyApplied: true,
+      entry: { invocationId: 'first', declaredOperator: 'jane' },
+    });
+    const journal = await p.adapters.ledger.journal(INSURANCE_ACCOUNT);
+    expect(journal.map((e) => [e.invocationId, e.declaredOperator])).toEqual([['first', 'jane']]);
+  });
+
+  it.each<[string, unknown, string]>([
+    [
+      'missing',
+      undefined,
+      'admin/invalid: operator: required for a deposit or withdrawal: who asks (a name or an IAM ARN, journaled as declared, unverified)',
+    ],
+    ['blank', ' \t ', 'admin/invalid: operator: blank: say who asks (a name or an IAM ARN)'],
+    ['too long', 'x'.repeat(129), 'admin/invalid: operator: at most 128 characters'],
+    [
+      'a line break inside',
+      'jane\nbackstop: forged line',
+      'admin/invalid: operator: printable characters only (no control, format or separator character)',
+    ],
+    [
+      'a bidi override',
+      'jane\u202e',
+      'admin/invalid: operator: printable characters only (no control, format or separator character)',
+    ],
+    ['not a string', 7, 'admin/invalid: operator: must be a string'],
+  ])(
+    'refuses a deposit and a withdrawal whose operator is %s, naming it, and moves nothing',
+    async (_, operator, reason) => {
+      const { p, run } = setup();
+      for (const action of ['deposit', 'withdraw'] as const)
+        expect(await run(move(action, `${action}-1`, operator))).toEqual({ ok: false, reason });
+      expect(await p.adapters.ledger.journal(INSURANCE_ACCOUNT)).toEqual([]);
+    },
+  );
+
+  it('takes 128 printable characters, trimmed, any script', async () => {
+    const { p, run } = setup();
+    const name = `Zoë Ødegård ${'x'.repeat(128 - 12)}`;
+    expect(name).toHaveLength(128);
+    expect(await run(move('deposit', 'd1', ` ${name} `))).toMatchObject({
+      ok: true,
+      entry: { declaredOperator: name },
+    });
+    expect((await p.adapters.ledger.journal(INSURANCE_ACCOUNT))[0]!.declaredOperator).toBe(name);
   });
 });
 

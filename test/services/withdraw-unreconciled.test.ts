@@ -26,8 +26,9 @@ function setup() {
   const deps = adminDepsOf(p);
   const run = (request: unknown, d: AdminDeps = deps) => handleAdmin(request, d);
   const withdraw = (amount: string, key: string, d: AdminDeps = deps) =>
-    run({ action: 'withdraw', amount, idempotencyKey: key }, d);
-  const deposit = (amount: string, key: string) => run({ action: 'deposit', amount, idempotencyKey: key });
+    run({ action: 'withdraw', amount, idempotencyKey: key, operator: 'ops' }, d);
+  const deposit = (amount: string, key: string) =>
+    run({ action: 'deposit', amount, idempotencyKey: key, operator: 'ops' });
   const fund = async () => ({
     balance: await p.adapters.ledger.balance(INSURANCE_ACCOUNT),
     journal: (await p.adapters.ledger.journal(INSURANCE_ACCOUNT)).map((e) => e.idempotencyKey),

@@ -149,7 +149,7 @@ async function withStack(
     // The stack's own runner invokes functions concurrently; phases below run one invocation at a time.
     await stack.runner.stop();
     // Seed without faults: a funded insurance fund, a first mark, three positions.
-    await admin(stack, { action: 'deposit', amount: '100000', idempotencyKey: 'seed' });
+    await admin(stack, { action: 'deposit', amount: '100000', idempotencyKey: 'seed', operator: 'ops' });
     expect(errorTexts((await ctx.ticks(['200', 1])).errors)).toEqual([]);
     for (const p of POSITIONS) {
       await admin(stack, {

@@ -219,8 +219,8 @@ const tickMutation: fc.Arbitrary<Mutation> = fc.oneof(
 // --- admin requests --------------------------------------------------------------------------------------------
 
 const validAdmin = (): Record<string, Record<string, unknown>> => ({
-  deposit: { action: 'deposit', amount: '100', idempotencyKey: 'k-1' },
-  withdraw: { action: 'withdraw', amount: '100', idempotencyKey: 'k-2' },
+  deposit: { action: 'deposit', amount: '100', idempotencyKey: 'k-1', operator: 'ops' },
+  withdraw: { action: 'withdraw', amount: '100', idempotencyKey: 'k-2', operator: 'ops' },
   registerProvider: {
     action: 'registerProvider',
     id: 'lp-9',
@@ -395,7 +395,7 @@ describe('scenario 6: bad input', () => {
           telemetry: p.telemetry,
           nowMs: () => p.clock.nowMs(),
         };
-        await handleAdmin({ action: 'deposit', amount: '10', idempotencyKey: 'seed' }, deps);
+        await handleAdmin({ action: 'deposit', amount: '10', idempotencyKey: 'seed', operator: 'ops' }, deps);
         const before = await snapshot(p, ['ETH-USD', 'BTC-USD']);
         const providers = toJson(await p.adapters.providers.list('ETH-USD'));
         // The admin function promises { ok: false, reason } for every refusal: a throw fails the sample.
@@ -443,8 +443,11 @@ describe('scenario 6: bad input', () => {
       telemetry: p.telemetry,
       nowMs: () => p.clock.nowMs(),
     };
-    await handleAdmin({ action: 'deposit', amount: '10', idempotencyKey: 'seed' }, deps);
-    const result = await handleAdmin({ action: 'deposit', amount: '5', idempotencyKey: 'seed' }, deps);
+    await handleAdmin({ action: 'deposit', amount: '10', idempotencyKey: 'seed', operator: 'ops' }, deps);
+    const result = await handleAdmin(
+      { action: 'deposit', amount: '5', idempotencyKey: 'seed', operator: 'ops' },
+      deps,
+    );
     expect(result.ok).toBe(false);
     expect(result).toMatchObject({ reason: expect.stringMatching(/^admin\/idempotency-key-reused: /) });
   });

@@ -96,7 +96,12 @@ async function crashRound(round: number) {
     const venue = new CountingVenue(settlement.venue);
     Object.assign(settlement, { venue });
 
-    await stage.admin({ action: 'deposit', amount: '10000000', idempotencyKey: 'load-seed' });
+    await stage.admin({
+      action: 'deposit',
+      amount: '10000000',
+      idempotencyKey: 'load-seed',
+      operator: 'ops',
+    });
     for (const p of PROVIDERS)
       await stage.admin({ action: 'registerProvider', ...p, maxLot: '100000', symbols: [SYMBOL] });
     const tickKeys = [`${SYMBOL}#${await stage.putTick(parsePrice('200'))}`];

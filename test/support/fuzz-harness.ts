@@ -1034,7 +1034,7 @@ export async function runScenario(
         return;
       case 'deposit':
         await handleAdmin(
-          { action: 'deposit', amount: usd(op.amount, 2), idempotencyKey: `d${seq}` },
+          { action: 'deposit', amount: usd(op.amount, 2), idempotencyKey: `d${seq}`, operator: 'fuzz' },
           adminDeps,
         );
         return;
@@ -1044,7 +1044,7 @@ export async function runScenario(
         const amount = (room * BigInt(Math.floor(op.share * 1e6))) / 1_000_000n;
         if (amount <= 0n) return;
         await handleAdmin(
-          { action: 'withdraw', amount: formatQuote(amount), idempotencyKey: `w${seq}` },
+          { action: 'withdraw', amount: formatQuote(amount), idempotencyKey: `w${seq}`, operator: 'fuzz' },
           adminDeps,
         );
         return;

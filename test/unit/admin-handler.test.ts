@@ -19,24 +19,28 @@ describe('the admin function on a fund movement', () => {
   it('answers the balance now and says when its key was applied before; the gauge follows the balance now', async () => {
     const { admin } = await import('../../functions/admin/index.ts');
     const gauge = () => telemetry.observations.filter((o) => o.metric === METRICS.InsuranceFundBalance.name);
-    expect(await admin({ action: 'deposit', amount: '1000', idempotencyKey: 'd1' })).toEqual({
-      ok: true,
-      alreadyApplied: false,
-      balance: '1000',
-      balanceAfter: '1000',
-      sequence: 1,
-    });
+    expect(await admin({ action: 'deposit', amount: '1000', idempotencyKey: 'd1', operator: 'ops' })).toEqual(
+      {
+        ok: true,
+        alreadyApplied: false,
+        balance: '1000',
+        balanceAfter: '1000',
+        sequence: 1,
+      },
+    );
     p.clock.advance(1);
-    await admin({ action: 'deposit', amount: '500', idempotencyKey: 'd2' });
+    await admin({ action: 'deposit', amount: '500', idempotencyKey: 'd2', operator: 'ops' });
     p.clock.advance(1);
     // The operator's retry of d1 (its first answer lost): nothing moves, and the answer says so.
-    expect(await admin({ action: 'deposit', amount: '1000', idempotencyKey: 'd1' })).toEqual({
-      ok: true,
-      alreadyApplied: true,
-      balance: '1500',
-      balanceAfter: '1000',
-      sequence: 1,
-    });
+    expect(await admin({ action: 'deposit', amount: '1000', idempotencyKey: 'd1', operator: 'ops' })).toEqual(
+      {
+        ok: true,
+        alreadyApplied: true,
+        balance: '1500',
+        balanceAfter: '1000',
+        sequence: 1,
+      },
+    );
     expect(gauge().map((o) => o.value)).toEqual([1000, 1500, 1500]);
   });
 });
@@ -52,7 +56,9 @@ describe('the admin function on a request it refuses', () => {
       expect(await admin(odd)).toMatchObject({ ok: false, reason: expect.stringMatching(/^admin\/invalid/) });
       const long = `withdraw${'x'.repeat(100_000)}`;
       expect(await admin({ action: long, amount: '1', idempotencyKey: 'k' })).toMatchObject({ ok: false });
-      expect(await admin({ action: 'deposit', amount: '-1', idempotencyKey: 'k' })).toMatchObject({
+      expect(
+        await admin({ action: 'deposit', amount: '-1', idempotencyKey: 'k', operator: 'ops' }),
+      ).toMatchObject({
         ok: false,
       });
       const actions = info.mock.calls.map((c) => (c[1] as { action?: unknown }).action);

@@ -12,6 +12,7 @@ import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { OPEN_INDEX_SHARDS } from '../../shared/adapters/shards.ts';
 import { KEYLESS_VENUES } from '../../shared/adapters/venue/index.ts';
 import { adviceTargetFromEnv, withTargetFlags } from '../../shared/advice.ts';
+import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { CONTRA_ACCOUNTS, FUND_CHART } from '../../shared/domain/fund-statement.ts';
 import { missingEntryProblem, type Reconciliation } from '../../shared/domain/journal-audit.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
@@ -21,10 +22,13 @@ import { NOT_ITS_PER_MAX } from '../../shared/local/dlq.ts';
 import { STATUS_COUNT_EVERY_MS, STRANDED_CONFIRM_MS, STRANDED_LOOK_MAX } from '../../shared/local/status.ts';
 import { metricsService } from '../../shared/metrics.ts';
 import {
+  MAX_DECLARED_OPERATOR,
   type PositionRecord,
   REFUSAL_NOTES_PER_SECOND,
   REFUSAL_TRACE_KEPT_MS,
+  silentTelemetry,
 } from '../../shared/ports/index.ts';
+import { handleAdmin } from '../../shared/services/admin.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { readFundStatement } from '../../shared/services/fund-statement.ts';
 import { VENUE_KEY_ENV } from '../../shared/topology.ts';
@@ -338,6 +342,8 @@ describe("docs/DEPLOY.md's month-end close against `backstop fund statement`", (
         reference: key,
         atMs,
         floor: 0n,
+        // A movement through the admin function: invokedMovements' keys are named too.
+        ...(kind === 'deposit' ? { invocationId: 'req-1', declaredOperator: 'jane' } : {}),
       });
     await move('a', 'deposit', 5n, 1);
     await move('b', 'liquidation-fee', 1n, 2);
@@ -520,7 +526,13 @@ describe("docs/DEPLOY.md's session 50 upgrade note against the code", () => {
         expect(read(file), `${key} in ${file}`).toContain(key);
         expect(note, key).toContain(key);
       }
-    expect(POSTING_COLUMNS.at(-1)).toBe('fundBalanceAfter');
+    // Last in session 50; session 51 put its two after it (its own note says so), the column kept where it was.
+    expect(POSTING_COLUMNS.slice(POSTING_COLUMNS.indexOf('fundBalanceAfter'))).toEqual([
+      'fundBalanceAfter',
+      'invocationId',
+      'declaredOperator',
+    ]);
+    expect(POSTING_COLUMNS.indexOf('fundBalanceAfter')).toBe(POSTING_COLUMNS.indexOf('actor') + 1);
     expect(note).toContain('a last column, `fundBalanceAfter`');
   });
 
@@ -535,6 +547,62 @@ describe("docs/DEPLOY.md's session 50 upgrade note against the code", () => {
       ...note.matchAll(/\b((?:[a-z]+50[a-z]?|review50-[a-z0-9]+|final50[a-c])-[a-z0-9-]+)/g),
     ].map((m) => m[1] ?? '');
     expect(cited.length).toBeGreaterThan(30);
+    for (const id of cited) expect(rows.has(id), id).toBe(true);
+  });
+});
+
+// The session 51 note names what callers of the admin function must send and what the stack adds: each key, column,
+// context key and refusal it names is the code's.
+describe("docs/DEPLOY.md's session 51 upgrade note against the code", () => {
+  const note = upgradeNote(51);
+
+  it('names the refusal of a request without its operator as the admin function gives it', async () => {
+    const result = await handleAdmin(
+      { action: 'deposit', amount: '1', idempotencyKey: 'k' },
+      {
+        ...createEmbeddedAdapters(),
+        config: DEFAULT_RISK_CONFIG,
+        telemetry: silentTelemetry,
+        nowMs: () => 0,
+      },
+    );
+    expect(result.ok).toBe(false);
+    const reason = result.ok ? '' : result.reason;
+    expect(reason.startsWith('admin/invalid: operator: required for a deposit or withdrawal: ')).toBe(true);
+    expect(note).toContain('`admin/invalid: operator: required for a deposit or withdrawal: ...`');
+    expect(note).toContain(`1 to ${MAX_DECLARED_OPERATOR} printable characters`);
+  });
+
+  it('names only keys, columns and context keys the code has', () => {
+    expect(POSTING_COLUMNS.slice(-2)).toEqual(['invocationId', 'declaredOperator']);
+    expect(note).toContain('two columns after `fundBalanceAfter`: `invocationId`, `declaredOperator`');
+    const written: Record<string, string[]> = {
+      'shared/ports/index.ts': ['invocationId', 'declaredOperator'],
+      'cli/ops/fund-statement.ts': [
+        'invokedMovements',
+        'unnamedMovements',
+        'moved through the admin function',
+      ],
+      'infra/config.ts': ['adminTrail:'],
+      'cli/ops/seed.ts': ['--operator'],
+    };
+    for (const [file, keys] of Object.entries(written))
+      for (const key of keys) {
+        expect(read(file), `${key} in ${file}`).toContain(key);
+        expect(note, key).toContain(key.replace(/:$/, ''));
+      }
+    expect(note).toContain('`-c backstop:adminTrail=false`');
+  });
+
+  it('cites only rows docs/RELIABILITY.md has', () => {
+    const rows = new Set(
+      read('docs/RELIABILITY.md')
+        .split('\n')
+        .map((line) => /^\| ([a-z0-9-]+) \|/.exec(line)?.[1])
+        .filter((id): id is string => id !== undefined),
+    );
+    const cited = [...note.matchAll(/\b(admin51-[a-z0-9-]+)/g)].map((m) => m[1] ?? '');
+    expect(cited.length).toBeGreaterThan(3);
     for (const id of cited) expect(rows.has(id), id).toBe(true);
   });
 });

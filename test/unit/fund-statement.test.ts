@@ -551,6 +551,33 @@ describe('cutPage: a period by time is a range of entries by sequence', () => {
     ).toEqual([6]);
   });
 
+  // admin51-statement-invocations: a movement through the admin function journals its invocation id (CloudTrail names
+  // who invoked it by that id): it names someone to look up, and is listed with its declared operator.
+  it('takes a deposit or withdrawal with an invocation id as named, and lists it with its declared operator', () => {
+    const moves = journal([
+      ['deposit', '10'],
+      ['withdraw', '-1'],
+      ['deposit', '1'],
+      ['withdraw', '-1'],
+      ['liquidation-fee', '1'],
+    ]);
+    const entries = [
+      { ...moves[0]!, invocationId: 'req-1', declaredOperator: 'jane' },
+      { ...moves[1]!, invocationId: 'req-2' },
+      // Blank: no invocation to look up.
+      { ...moves[2]!, invocationId: ' ', declaredOperator: 'joe' },
+      // A declared operator alone is the request's word: it names nobody.
+      { ...moves[3]!, declaredOperator: 'joe' },
+      { ...moves[4]!, invocationId: 'req-5' },
+    ];
+    const s = buildStatement({ account: FUND, entries });
+    expect(s.unnamed).toEqual([3, 4]);
+    expect(s.invoked).toEqual([
+      { sequence: 1, invocationId: 'req-1', declaredOperator: 'jane' },
+      { sequence: 2, invocationId: 'req-2' },
+    ]);
+  });
+
   it('tiles: consecutive periods share their edge, each entry in one, each closing the next opening', () => {
     const first = cut(entries, { from: { atMs: T }, to: { atMs: 2 * T } });
     const second = cut(entries, { from: { atMs: 2 * T }, to: { atMs: 3 * T } });

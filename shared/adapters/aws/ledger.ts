@@ -29,6 +29,7 @@ import {
   UNINDEXED_LOOK_PAGE,
   type UnindexedEntries,
   unindexedLookProblem,
+  whoMoved,
 } from '../../ports/index.ts';
 import { JOURNAL_SEQUENCE_INDEX, LEDGER_AUDIT_KEY_PREFIX } from '../../topology.ts';
 import {
@@ -123,11 +124,16 @@ const entryItem = (e: JournalEntry): Item => ({
   sequence: N(e.sequence),
   journalSequence: N(e.sequence),
   ...(e.actor === undefined ? {} : { actor: S(e.actor) }),
+  ...(e.invocationId === undefined ? {} : { invocationId: S(e.invocationId) }),
+  ...(e.declaredOperator === undefined ? {} : { declaredOperator: S(e.declaredOperator) }),
   ...schemaStamp(),
 });
 
 const entryFromItem = (item: Item): JournalEntry => ({
+  // Each absent on an entry written before it was journaled (actor: session 41; the other two: session 51).
   ...(item.actor === undefined ? {} : { actor: readS(item, 'actor') }),
+  ...(item.invocationId === undefined ? {} : { invocationId: readS(item, 'invocationId') }),
+  ...(item.declaredOperator === undefined ? {} : { declaredOperator: readS(item, 'declaredOperator') }),
   account: readS(item, 'account'),
   idempotencyKey: readS(item, 'idempotencyKey'),
   amount: readBig(item, 'amount'),
@@ -682,7 +688,7 @@ function planGroup(group: readonly Pending[], current: AccountBalance) {
         reference: movement.reference,
         atMs: movement.atMs,
         sequence: next.sequence,
-        ...(movement.actor === undefined ? {} : { actor: movement.actor }),
+        ...whoMoved(movement),
       },
     });
     after = next;

@@ -19,6 +19,7 @@ import {
   UNINDEXED_LOOK_PAGE,
   type UnindexedEntries,
   unindexedLookProblem,
+  whoMoved,
 } from '../../ports/index.ts';
 import { EmbeddedInputError, fire, getOrCreate, type HookRef, requireId } from './internal.ts';
 
@@ -146,7 +147,7 @@ export class EmbeddedLedger implements Ledger {
       reference: movement.reference,
       atMs: movement.atMs,
       sequence,
-      ...(movement.actor === undefined ? {} : { actor: movement.actor }),
+      ...whoMoved(movement),
     });
     this.#balances.set(
       account,
