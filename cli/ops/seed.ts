@@ -113,8 +113,9 @@ ${STATEMENT_SYNOPSIS}
                          1234.56)
   --key K                idempotency key: the same key twice moves the money once (default: a new key, said
                          on stderr before the money moves: run again with it if the command does not finish)
-  --operator WHO         who asks (1-${MAX_DECLARED_OPERATOR} printable characters), journaled as the entry's declared
-                         operator, unverified (default: the caller's ARN, as STS names the credentials).
+  --operator WHO         who asks (1-${MAX_DECLARED_OPERATOR} printable characters, the first a letter or a digit),
+                         journaled as the entry's declared operator, unverified (default: the caller's ARN, as
+                         STS names the credentials).
                          The caller STS names is journaled as the entry's actor either way; a deposit whose
                          caller STS cannot name goes on with --operator alone, and is refused without it
   --config FILE.json     risk configuration (the withdrawal floor; required for a withdrawal on aws and localstack):
@@ -716,8 +717,8 @@ export function operatorOption(value: string | undefined): string | undefined {
 }
 
 /**
- * Who asks, by default: the caller STS named, as the request declares it. An ARN past what a declared operator may be
- * (an assumed role's with a long session name) is refused before anything moves, with what to do.
+ * Who asks, by default: the caller STS named, as the request declares it. Every ARN STS answers fits (a declared
+ * operator may be as long as an actor); one that did not would be refused before anything moves, with what to do.
  */
 function declaredCaller(actor: string | undefined, action: 'deposit' | 'withdraw'): string {
   // Named here: without --operator, callerOf refuses a movement whose caller STS cannot name.

@@ -99,7 +99,7 @@ export function createAdminTrail(
   Validations.of(bucket).acknowledge({
     id: 'AwsSolutions-S1',
     reason:
-      "The bucket holds CloudTrail's log of the admin function's invocations, written by CloudTrail alone (its policy names this trail); server access logs of it would need a bucket of their own, logged in turn. Who reads it is for a trail's S3 data events, where wanted.",
+      "The bucket holds CloudTrail's log of the admin function's invocations, which CloudTrail writes as this trail alone (its policy names the trail's ARN). A file changed or deleted by a principal of the account is told by the trail's log file validation (digest files) and its earlier version kept 90 days (versioning), not by server access logs, which would need a bucket of their own, logged in turn. Who reads or writes its objects is for a trail's S3 data events, where wanted.",
   });
   return { trail, bucket };
 }

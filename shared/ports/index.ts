@@ -1074,8 +1074,11 @@ export const highestSequence = (state: Pick<MarketState, 'lastTick' | 'breaker'>
 export const MAX_ACTOR = 2048;
 /** A Lambda request id is a UUID (36 characters): room to spare, bounded. */
 export const MAX_INVOCATION_ID = 128;
-/** The admin request's `operator`, as declared. */
-export const MAX_DECLARED_OPERATOR = 128;
+/**
+ * The admin request's `operator`, as declared: an IAM ARN's longest, as `actor`, since the CLI declares its caller's
+ * ARN by default (an assumed role's reaches 175 characters, a user's with a path 2048: review51-admin-operator-arn).
+ */
+export const MAX_DECLARED_OPERATOR = MAX_ACTOR;
 
 /** Whether an optional text field of a movement is malformed: given, and not a string of 1 to `max` characters. */
 const textProblem = (value: unknown, max: number): boolean =>

@@ -67,7 +67,8 @@ const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Cn}\u2028\u2029]/u;
 /**
  * Who a fund movement's request says asks: journaled as declaredOperator, UNVERIFIED (anyone who may invoke the admin
  * function writes it; CloudTrail names who did, by the journaled invocation id). Trimmed, 1 to MAX_DECLARED_OPERATOR
- * printable characters.
+ * printable characters, the first a letter or a digit: `fund statement --csv` writes it in a cell of its own, which a
+ * spreadsheet would run as a formula were it to begin with = + - @ (review51-admin-operator-formula).
  */
 export const declaredOperatorSchema = z
   .string({
@@ -82,6 +83,11 @@ export const declaredOperatorSchema = z
   .refine(
     (v) => !UNPRINTABLE.test(v),
     'printable characters only (no control, format or separator character)',
+  )
+  .refine(
+    // One reason a value: a blank or unprintable one is refused above.
+    (v) => v === '' || UNPRINTABLE.test(v) || /^[\p{L}\p{N}]/u.test(v),
+    'must begin with a letter or a digit (a spreadsheet reads a cell beginning with = + - @ as a formula)',
   );
 export const adminRequestSchema = z.discriminatedUnion('action', [
   z.strictObject({

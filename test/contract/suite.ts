@@ -20,6 +20,8 @@ import {
   type LedgerMovement,
   type LiquidationContext,
   type LiquidationRecord,
+  MAX_DECLARED_OPERATOR,
+  MAX_INVOCATION_ID,
   MAX_MESSAGE_BYTES,
   MovementFencedError,
   type OpenListingPage,
@@ -2810,9 +2812,9 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(said(await a.ledger.latestEntries('fund', 10))).toEqual([...both].reverse());
         for (const bad of [
           { invocationId: '' },
-          { invocationId: 'x'.repeat(129) },
+          { invocationId: 'x'.repeat(MAX_INVOCATION_ID + 1) },
           { declaredOperator: '' },
-          { declaredOperator: 'x'.repeat(129) },
+          { declaredOperator: 'x'.repeat(MAX_DECLARED_OPERATOR + 1) },
         ])
           await expect(a.ledger.apply(movement({ idempotencyKey: 'bad-who', ...bad }))).rejects.toThrow(
             /bad-(invocation-id|declared-operator)/,

@@ -601,7 +601,9 @@ describe("docs/DEPLOY.md's session 51 upgrade note against the code", () => {
         .map((line) => /^\| ([a-z0-9-]+) \|/.exec(line)?.[1])
         .filter((id): id is string => id !== undefined),
     );
-    const cited = [...note.matchAll(/\b(admin51-[a-z0-9-]+)/g)].map((m) => m[1] ?? '');
+    const cited = [...note.matchAll(/\b(admin51-[a-z0-9-]+|review51-admin-[a-z0-9-]+)/g)].map(
+      (m) => m[1] ?? '',
+    );
     expect(cited.length).toBeGreaterThan(3);
     for (const id of cited) expect(rows.has(id), id).toBe(true);
   });

