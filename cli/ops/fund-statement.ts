@@ -513,10 +513,13 @@ function unnamedLine(read: StatementRead): string | undefined {
   if (unnamed.length === 0) return undefined;
   const which =
     unnamed.length === 1 ? '1 deposit or withdrawal names' : `${unnamed.length} deposits or withdrawals name`;
+  // A deposit STS could not name was written by the CLI, not the admin function: no trail of the stack has it
+  // (review51-admin-unnamed-advice).
   return (
-    `${which} nobody (no actor, no invocation id): ${listSome(unnamed)}; the admin function's before session 51 ` +
-    "name nobody, nor a deposit whose caller STS could not name: CloudTrail's data events for the admin function, " +
-    'by time alone, say who invoked it'
+    `${which} nobody (no actor, no invocation id): ${listSome(unnamed)}; the admin function's before session 51, ` +
+    "whose invoker CloudTrail's data events for the admin function name by time alone, and a deposit whose caller " +
+    "STS could not name, which no trail of the stack records (its declaredOperator, in --csv, is the operator's word " +
+    'alone)'
   );
 }
 

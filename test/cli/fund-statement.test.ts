@@ -300,10 +300,13 @@ describe('backstop fund statement (moto)', () => {
     await monthEnd(names);
     await move(names, 'admin:lambda-1', 'deposit', '20', Date.UTC(2026, 0, 20), { reference: 'admin' }); // 7
     await move(names, 'admin:lambda-2', 'withdraw', '-5', Date.UTC(2026, 0, 21), { reference: 'admin' }); // 8
+    // Which trail says who, for each of the two (review51-admin-unnamed-advice: a deposit STS could not name was
+    // sent to CloudTrail's admin function events, which never held the CLI's write).
     const said =
-      "2 deposits or withdrawals name nobody (no actor, no invocation id): 7, 8; the admin function's before session 51 " +
-      "name nobody, nor a deposit whose caller STS could not name: CloudTrail's data events for the admin function, " +
-      'by time alone, say who invoked it';
+      "2 deposits or withdrawals name nobody (no actor, no invocation id): 7, 8; the admin function's before session 51, " +
+      "whose invoker CloudTrail's data events for the admin function name by time alone, and a deposit whose caller " +
+      "STS could not name, which no trail of the stack records (its declaredOperator, in --csv, is the operator's word " +
+      'alone)';
     const text = await cli('fund', 'statement', '--from-sequence', '1', ...at);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain(`\n  ${said}\n`);
