@@ -1118,7 +1118,7 @@ export function movementProblem(m: LedgerMovement): string | undefined {
  * admin function's invocation, the operator the request declared; each only when given.
  */
 export const whoMoved = (
-  m: LedgerMovement,
+  m: Pick<LedgerMovement, 'actor' | 'invocationId' | 'declaredOperator'>,
 ): Pick<JournalEntry, 'actor' | 'invocationId' | 'declaredOperator'> => ({
   ...(m.actor === undefined ? {} : { actor: m.actor }),
   ...(m.invocationId === undefined ? {} : { invocationId: m.invocationId }),

@@ -1,4 +1,4 @@
-import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
@@ -75,6 +75,24 @@ describe('a fund movement through the admin function (moto, the real AWS ledger)
       reason:
         'admin/invalid: operator: required for a deposit or withdrawal: who asks (a name or an IAM ARN, journaled as declared, unverified)',
     });
+    // merge51-admin-books: a wrong sign is refused before anything is journaled, with the invocation and operator
+    // given: by the request's schema (a deposit's amount is positive, the action signs it), and by the ledger itself.
+    expect(
+      await invoke({ action: 'deposit', amount: '-5', idempotencyKey: 'd3', operator: 'jane' }, 'negative'),
+    ).toEqual({ ok: false, reason: 'admin/invalid-value: amount: must not be negative ("-5")' });
+    await expect(
+      adapters.ledger.apply({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey: 'admin:d4',
+        amount: -5_000_000n,
+        kind: 'deposit',
+        reference: 'admin',
+        atMs: Date.now(),
+        floor: 0n,
+        invocationId: 'wrong-sign',
+        declaredOperator: 'jane',
+      }),
+    ).rejects.toThrow('ledger/sign-against-kind: deposit of -5.00 under key admin:d4');
 
     const journal = await adapters.ledger.journal(INSURANCE_ACCOUNT);
     expect(journal.map((e) => [e.idempotencyKey, e.actor, e.invocationId, e.declaredOperator])).toEqual([
@@ -127,5 +145,25 @@ describe('a fund movement through the admin function (moto, the real AWS ledger)
         `entry 2 invocation ${WITHDRAW_ID} (declared operator "arn:aws:iam::123456789012:role/ops")\n`,
     );
     expect(text.stdout).not.toContain('name nobody');
+
+    // An entry both moved through the admin function and against its kind (the withdrawal's item rewritten by hand to
+    // a deposit): --json lists it under both keys, and the text says both lines (merge51-admin-books).
+    await emulator.clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: names.tables.ledger,
+        Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: 'J#admin:w1' } },
+        UpdateExpression: 'SET kind = :k',
+        ExpressionAttributeValues: { ':k': { S: 'deposit' } },
+      }),
+    );
+    const both = JSON.parse((await cli('fund', 'statement', '--json', ...at)).stdout);
+    expect([both.unnamedMovements, both.againstKind, both.invokedMovements]).toEqual([
+      [],
+      [2],
+      json.invokedMovements,
+    ]);
+    const bothText = (await cli('fund', 'statement', ...at)).stdout;
+    expect(bothText).toContain('\n  1 entry moves the fund against its kind: 2 (');
+    expect(bothText).toContain('\n  2 deposits or withdrawals moved through the admin function, ');
   }, 60_000);
 });

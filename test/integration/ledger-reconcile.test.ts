@@ -382,7 +382,7 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
     expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true, problemCount: 0 });
     const admin = stack.handlers.admin as (e: unknown, c: unknown) => Promise<{ ok: boolean }>;
     expect(
-      await admin({ action: 'withdraw', amount: '1', idempotencyKey: 'books51-w' }, context),
+      await admin({ action: 'withdraw', amount: '1', idempotencyKey: 'books51-w', operator: 'ops' }, context),
     ).toMatchObject({
       ok: true,
     });

@@ -337,7 +337,15 @@ export class EmbeddedLedger implements Ledger {
 /** What an entry written by hand gives (writeEntryByHand). */
 type HandWritten = Pick<
   LedgerMovement,
-  'account' | 'idempotencyKey' | 'amount' | 'kind' | 'reference' | 'atMs' | 'actor'
+  | 'account'
+  | 'idempotencyKey'
+  | 'amount'
+  | 'kind'
+  | 'reference'
+  | 'atMs'
+  | 'actor'
+  | 'invocationId'
+  | 'declaredOperator'
 >;
 
 /** A checkpoint carried on from `from` may replace `stored`: none then and none now, or the same epoch, not behind. */
