@@ -1,5 +1,6 @@
 import { allocateAdl } from '../../shared/domain/adl.ts';
 import { baseOf, quoteOf } from '../../shared/domain/config.ts';
+import { bankruptcyPrice, liquidationPrice } from '../../shared/domain/margin.ts';
 import {
   type AdlEvent,
   adlEventsRead,
@@ -7,11 +8,21 @@ import {
   type LiquidationState,
   setAsideList,
 } from '../../shared/domain/model.ts';
+import type { SizingReason } from '../../shared/domain/sizing.ts';
 import {
+  type BaseE8,
+  div,
   formatBase,
+  formatDecimal,
+  formatPpm,
   formatPrice,
   formatQuote,
   formatQuoteGrouped,
+  NOTIONAL_TO_QUOTE,
+  PPM_SCALE,
+  type Ppm,
+  type PriceE8,
+  parsePpm,
   parseQuote,
 } from '../../shared/domain/units.ts';
 import { planKeyOf, SETTLEMENT_UNITS, type SettlementAmounts } from '../../shared/domain/waterfall.ts';
@@ -20,6 +31,7 @@ import { chunksOf, eachInFlight } from '../../shared/in-flight.ts';
 import {
   type Adapters,
   type AuctionRecord,
+  type ClaimedFacts,
   isOpenLiquidation,
   type JournalEntry,
   type LiquidationRecord,
@@ -81,6 +93,17 @@ export interface ShownFill {
   readonly cost?: string;
 }
 
+/** A fill of the market order, with how far it was from the mark the order was placed at. */
+export interface ShownMarketFill extends ShownFill {
+  /**
+   * Percent from the execution mark, against the trader: sold below or bought above it (negative: a better price),
+   * to 0.01 %, rounded toward zero. Absent: a last-resort fill (placed later, at a later mark), or no mark known.
+   */
+  readonly slippagePercent?: string;
+  /** A fill of the last-resort order (placed after the other layers closed none of the slice), not the first. */
+  readonly lastResort?: true;
+}
+
 export interface ShownAdlClose {
   readonly positionId: string;
   /** Size of the counterparty closed against the liquidated position, at the plan's mark (0: profit taken only). */
@@ -100,6 +123,34 @@ export interface ShownSettlement {
   /** The layers that acted, as the terminal event says (`market>insurance>adl`). */
   readonly settledBy?: string;
   readonly amounts: Readonly<Record<keyof SettlementAmounts, string>>;
+  /**
+   * The fee against its rate: the rate (a share, 0.01: 1 %) applied to the closed notional (every close's size at
+   * its price: market, last resort, auction, ADL at the plan's mark), rounded up; `charged` is amounts.fee. `how`:
+   * `at-rate`; `capped`, less, as the close left the trader less than that (a slice: less than leaves the whole
+   * position solvent); `above-rate`, more, a fee an earlier plan of the settlement credited and the fund's floor
+   * kept. Absent: the rate is not recorded (claimed before session 51) or a close's fills are not on the records.
+   */
+  readonly feeBasis?: {
+    readonly rate: string;
+    readonly closedNotional: string;
+    readonly atRate: string;
+    readonly charged: string;
+    readonly how: 'at-rate' | 'capped' | 'above-rate';
+  };
+  /**
+   * What the trader lost (absent: the collateral at the claim is not recorded, or where the payout went is not
+   * known). `collateral`: behind the liquidated size when it was claimed (a slice has all of the position's).
+   * `lost`: that less what was left to the trader or to the rest. `shortfall`: the close's loss beyond the
+   * collateral, which the fund, ADL or bad debt bore, never the trader. `restDeficit`: a slice's rest carries its
+   * deficit as negative collateral instead (its later gains fill it; the fund and ADL settle what the position leaves
+   * once closed whole).
+   */
+  readonly traderLoss?: {
+    readonly collateral: string;
+    readonly lost: string;
+    readonly shortfall: string;
+    readonly restDeficit: string;
+  };
   /**
    * Where `amounts.traderPayout` went: `trader`, paid out (the liquidation closed what was left of the position);
    * `rest`, the collateral the rest of the position keeps (negative: the slice's deficit it carries). Absent: the
@@ -142,12 +193,18 @@ export interface LiquidationShow {
     readonly state: string;
     /** Work remains: not terminal, or owing ADL rounds. */
     readonly open: boolean;
+    /** A tick's: the time the feed stamped on it (its clock); a next slice's: when its previous slice settled. */
     readonly startedAt: string;
+    /** `tick`: a tick's mark crossed the position's liquidation price; `previous-slice`: its settlement left a rest still past it. */
+    readonly startedBy: 'tick' | 'previous-slice';
     readonly tickKey: string;
+    /** The sequence of the tick (tickKey's number): a next slice's is its first slice's. */
+    readonly tickSequence?: number;
+    /** The tick's mark (a next slice's: the mark its previous slice settled at). */
     readonly triggerMark: string;
     readonly remainingSize: string;
     readonly history: readonly ShownEvent[];
-    readonly marketFills: readonly ShownFill[];
+    readonly marketFills: readonly ShownMarketFill[];
     readonly marketFilledSize: string;
     readonly lastFailure?: ShownFailure;
     readonly markDisputedSince?: string;
@@ -182,11 +239,37 @@ export interface ShownPosition {
   readonly version: number;
 }
 
+/** What the claim read and applied (LiquidationContext.claimed); shares as decimals (0.025: 2.5 %). */
+export interface ShownClaim {
+  /** The position as the claim read it: the whole position, or what a previous slice left. */
+  readonly position: { readonly size: string; readonly collateral: string; readonly entryPrice: string };
+  /** The mark at (a long: or below; a short: or above) which it is liquidated: its equity is the maintenance margin. */
+  readonly liquidationPrice: string;
+  /** The mark at which its equity is zero: a close beyond it loses more than the collateral (the shortfall). */
+  readonly bankruptcyPrice: string;
+  readonly maintenanceMargin: string;
+  readonly initialMargin: string;
+  readonly liquidationFee: string;
+  /** The market order's bound: its limit is the execution mark less (a sell) or plus (a buy) this share. */
+  readonly slippageBound: string;
+  /** Why plannedSize (absent: the market-only baseline, which closes the whole position). */
+  readonly sizing?: {
+    readonly reason: SizingReason;
+    /** plannedSize as a percent of the position's size, to 0.01 %, rounded toward zero. */
+    readonly percentOfPosition: string;
+    readonly why: string;
+  };
+  /** The tick whose mark the claim used (absent: none recorded on the market, the trigger mark). */
+  readonly markTick?: { readonly sequence: number; readonly indexPrice?: string };
+}
+
 export interface ShownContext {
   readonly plannedSize: string;
   readonly executionMark: string;
   readonly executionMarkAt?: string;
   readonly limitPrice?: string;
+  /** Absent: claimed before session 51, whose records keep none of it. */
+  readonly claimed?: ShownClaim;
   readonly positionVersion?: number;
   readonly settledMark?: string;
   readonly waitsForBook?: {
@@ -237,6 +320,101 @@ const fillOf = (f: { price: bigint; size: bigint; cost?: bigint }): ShownFill =>
 
 const sizeOf = (fills: readonly { size: bigint }[]): bigint => fills.reduce((t, f) => t + f.size, 0n);
 
+/** `part` of `whole` in percent, to 0.01 %, rounded toward zero (a fill within a bound never reads as beyond it). */
+const percentOf = (part: bigint, whole: bigint): string => {
+  const hundredths = (part * 10_000n) / whole;
+  return formatDecimal(hundredths, 2);
+};
+
+/** A share in ppm as a percent for people (25,000 ppm: `2.5 %`). */
+const percentText = (share: Ppm): string => `${formatDecimal(share, 4)} %`;
+
+/**
+ * Why the claim planned the size it did, in words (domain/sizing.ts's reasons); `im`: the initial margin; `whole`:
+ * it planned all of the position (a smallest slice raised to more than the position is all of it).
+ */
+export function sizingWhy(reason: SizingReason, im: Ppm, whole: boolean): string {
+  switch (reason) {
+    case 'sizing/restore-initial-margin':
+      return `part of the position: the least whose close leaves the rest its initial margin (${percentText(im)} of its value)`;
+    case 'sizing/min-slice':
+      return whole
+        ? "the whole position: what restores the initial margin, raised to the market's smallest slice (minSliceNotional), is all of it"
+        : "part of the position: what restores the initial margin, raised to the market's smallest slice (minSliceNotional)";
+    case 'sizing/max-close-share':
+      return "part of the position: a position this large (above the market's sliceAboveNotional) is closed in slices of at most maxCloseShare of it, the rest in the next slices";
+    case 'sizing/dust-remainder':
+      return "the whole position: what a partial close would leave is below the market's dust size or smallest slice";
+    case 'sizing/insolvent':
+      return 'the whole position: it had no equity left at the mark (past its bankruptcy price)';
+    case 'sizing/fee-exceeds-margin-relief':
+      return 'the whole position: the fee rate is at least the initial margin, so no partial close restores it';
+    case 'sizing/no-partial-restores':
+      return `the whole position: no partial close leaves the rest its initial margin (${percentText(im)} of its value)`;
+  }
+}
+
+function claimOf(l: LiquidationRecord, c: ClaimedFacts, plannedSize: BaseE8): ShownClaim | undefined {
+  const position = { side: l.side, ...c.position };
+  let liquidation: PriceE8;
+  let bankruptcy: PriceE8;
+  try {
+    liquidation = liquidationPrice(position, c.maintenanceMargin);
+    bankruptcy = bankruptcyPrice(position);
+  } catch {
+    // A record no claim could have written (an edit by hand): shown without what it claimed, not a failed command.
+    return undefined;
+  }
+  return {
+    position: {
+      size: formatBase(c.position.size),
+      collateral: formatQuote(c.position.collateral),
+      entryPrice: formatPrice(c.position.entryPrice),
+    },
+    liquidationPrice: formatPrice(liquidation),
+    bankruptcyPrice: formatPrice(bankruptcy),
+    maintenanceMargin: formatPpm(c.maintenanceMargin),
+    initialMargin: formatPpm(c.initialMargin),
+    liquidationFee: formatPpm(c.liquidationFee),
+    slippageBound: formatPpm(c.slippageBound),
+    ...(c.sizing
+      ? {
+          sizing: {
+            reason: c.sizing,
+            percentOfPosition: percentOf(plannedSize, c.position.size),
+            why: sizingWhy(c.sizing, c.initialMargin, plannedSize === c.position.size),
+          },
+        }
+      : {}),
+    ...(c.markTick
+      ? {
+          markTick: {
+            sequence: c.markTick.sequence,
+            ...(c.markTick.indexPrice === undefined
+              ? {}
+              : { indexPrice: formatPrice(c.markTick.indexPrice) }),
+          },
+        }
+      : {}),
+  };
+}
+
+/**
+ * The market fills with their slippage against the execution mark; the last-resort order's fills, which a settlement
+ * appends to the market's (the plan's lastResortFills, the last ones), flagged and not measured against that mark.
+ */
+function marketFillsOf(l: LiquidationRecord): ShownMarketFill[] {
+  const c = l.context;
+  const lastResort = l.settlement ? (c?.settle?.lastResortFills?.length ?? 0) : 0;
+  const firstLastResort = l.marketFills.length - lastResort;
+  return l.marketFills.map((f, i) => {
+    if (i >= firstLastResort) return { ...fillOf(f), lastResort: true };
+    if (!c || c.executionMark <= 0n) return fillOf(f);
+    const against = l.side === 'LONG' ? c.executionMark - f.price : f.price - c.executionMark;
+    return { ...fillOf(f), slippagePercent: percentOf(against, c.executionMark) };
+  });
+}
+
 function contextOf(l: LiquidationRecord): ShownContext | undefined {
   const c = l.context;
   if (!c) return undefined;
@@ -244,11 +422,13 @@ function contextOf(l: LiquidationRecord): ShownContext | undefined {
   const attempts = c.lastResortAttempt ?? 0;
   const order = c.lastResortOrder;
   const plan = c.settle;
+  const claimed = c.claimed ? claimOf(l, c.claimed, c.plannedSize) : undefined;
   return {
     plannedSize: formatBase(c.plannedSize),
     executionMark: formatPrice(c.executionMark),
     ...(c.executionMarkAtMs === undefined ? {} : { executionMarkAt: iso(c.executionMarkAtMs) }),
     ...(c.limitPrice === undefined ? {} : { limitPrice: formatPrice(c.limitPrice) }),
+    ...(claimed ? { claimed } : {}),
     ...(c.positionVersion === undefined ? {} : { positionVersion: c.positionVersion }),
     ...(c.settledMark === undefined ? {} : { settledMark: formatPrice(c.settledMark) }),
     ...(waits > 0 || attempts > 0 || order
@@ -369,10 +549,54 @@ function payoutTo(l: LiquidationRecord, position: PositionRecord | undefined): '
   return position.version === worked + 1 && position.state === 'CLOSED' ? 'trader' : 'rest';
 }
 
+/**
+ * The settlement's fee against the rate the claim recorded, on every close's notional as the waterfall charges it
+ * (domain/waterfall.ts: the market's fills with the last resort's, the auction's, ADL's size at the plan's mark). Only
+ * when the records hold every close: their sizes must be the settlement's, layer by layer.
+ */
+function feeBasisOf(l: LiquidationRecord, auction: AuctionRecord | undefined): ShownSettlement['feeBasis'] {
+  const s = l.settlement;
+  const rate = l.context?.claimed?.liquidationFee;
+  const plan = l.context?.settle;
+  if (!s || rate === undefined) return undefined;
+  const auctionFills = plan?.auctionFills ?? auction?.fills ?? [];
+  if (sizeOf(l.marketFills) !== s.marketClosedSize || sizeOf(auctionFills) !== s.auctionClosedSize)
+    return undefined;
+  if (s.adlClosedSize > 0n && !plan) return undefined;
+  let notional16 = 0n;
+  for (const f of [...l.marketFills, ...auctionFills]) notional16 += f.size * f.price;
+  if (plan) notional16 += s.adlClosedSize * plan.mark;
+  const atRate = div(notional16 * rate, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
+  return {
+    rate: formatPpm(rate),
+    closedNotional: formatQuote(div(notional16, NOTIONAL_TO_QUOTE, 'floor')),
+    atRate: formatQuote(atRate),
+    charged: formatQuote(s.fee),
+    how: s.fee === atRate ? 'at-rate' : s.fee < atRate ? 'capped' : 'above-rate',
+  };
+}
+
+/** What the trader lost of the collateral the claim read (ShownSettlement.traderLoss). */
+function traderLossOf(
+  l: LiquidationRecord,
+  to: 'trader' | 'rest' | undefined,
+): ShownSettlement['traderLoss'] {
+  const s = l.settlement;
+  const collateral = l.context?.claimed?.position.collateral ?? l.context?.settle?.position.collateral;
+  if (!s || collateral === undefined || to === undefined) return undefined;
+  return {
+    collateral: formatQuote(collateral),
+    lost: formatQuote(collateral - s.traderPayout),
+    shortfall: formatQuote(s.shortfall),
+    restDeficit: formatQuote(to === 'rest' && s.traderPayout < 0n ? -s.traderPayout : 0n),
+  };
+}
+
 async function settlementOf(
   l: LiquidationRecord,
   adapters: ShowAdapters,
   position: PositionRecord | undefined,
+  auction: AuctionRecord | undefined,
 ): Promise<ShownSettlement | undefined> {
   const s = l.settlement;
   if (!s) return undefined;
@@ -404,9 +628,13 @@ async function settlementOf(
     });
   }
   const to = payoutTo(l, position);
+  const feeBasis = feeBasisOf(l, auction);
+  const traderLoss = traderLossOf(l, to);
   return {
     ...(terminal?.note ? { settledBy: terminal.note } : {}),
     amounts,
+    ...(feeBasis ? { feeBasis } : {}),
+    ...(traderLoss ? { traderLoss } : {}),
     ...(to ? { payoutTo: to } : {}),
     adl: {
       ...(closes ? { closes } : {}),
@@ -493,7 +721,9 @@ export async function collectLiquidation(
     ? first.slice(NEXT_SLICE_NOTE.length + 1)
     : undefined;
   const context = contextOf(l);
-  const settlement = await settlementOf(l, adapters, position);
+  const sequence = /#(\d+)$/.exec(l.tickKey)?.[1];
+  const tickSequence = sequence === undefined ? undefined : Number(sequence);
+  const settlement = await settlementOf(l, adapters, position, auction);
   return {
     liquidation: {
       id: l.id,
@@ -505,7 +735,9 @@ export async function collectLiquidation(
       state: l.state,
       open: isOpenLiquidation(l),
       startedAt: iso(l.history[0]?.atMs ?? 0),
+      startedBy: previous ? 'previous-slice' : 'tick',
       tickKey: l.tickKey,
+      ...(tickSequence === undefined ? {} : { tickSequence }),
       triggerMark: formatPrice(l.triggerMark),
       remainingSize: formatBase(l.remainingSize),
       history: l.history.map((e) => {
@@ -517,7 +749,7 @@ export async function collectLiquidation(
           ...(note !== undefined && note !== e.note ? { storedNote: e.note } : {}),
         };
       }),
-      marketFills: l.marketFills.map(fillOf),
+      marketFills: marketFillsOf(l),
       marketFilledSize: formatBase(sizeOf(l.marketFills)),
       ...(l.lastFailure ? { lastFailure: failureOf(l.lastFailure)! } : {}),
       ...(l.markDisputedSinceMs === undefined ? {} : { markDisputedSince: iso(l.markDisputedSinceMs) }),
@@ -690,6 +922,37 @@ const PAYOUT_TO = {
   unknown: (m: string) => `collateral left ${m} (the trader's if it closed the position, else its rest's)`,
 } as const;
 
+/** A share as a percent (`0.025`: `2.5 %`). */
+const share = (decimal: string): string => percentText(parsePpm(decimal));
+
+/** A market fill's distance from the execution mark, in the trader's words: a long's close sells, a short's buys. */
+function fromMark(f: ShownMarketFill, side: string): string {
+  if (f.lastResort) return ' (last resort)';
+  if (f.slippagePercent === undefined) return '';
+  if (f.slippagePercent === '0') return ', at the mark';
+  const worse = !f.slippagePercent.startsWith('-');
+  // Two decimals always, so a column of fills reads aligned (2.10 %, not 2.1 %).
+  const [whole, fraction = ''] = (worse ? f.slippagePercent : f.slippagePercent.slice(1)).split('.');
+  const percent = `${whole}.${fraction.padEnd(2, '0')}`;
+  return `, ${percent} % ${worse === (side === 'LONG') ? 'below' : 'above'} the mark`;
+}
+
+/** What the trader lost, and who bore the loss beyond the collateral (ShownSettlement.traderLoss). */
+function lossText(
+  loss: NonNullable<ShownSettlement['traderLoss']>,
+  to: 'trader' | 'rest',
+  quote: string,
+): string {
+  const amount = (d: string) => money(d, quote);
+  if (to === 'rest')
+    return loss.restDeficit === '0'
+      ? `the position had ${amount(loss.collateral)} of collateral; its rest keeps what is left after the slice (lost ${amount(loss.lost)})`
+      : `the slice lost ${amount(loss.lost)}, more than the position's ${amount(loss.collateral)} of collateral: its rest carries the deficit of ${amount(loss.restDeficit)} (collateral below zero), not charged to the trader; the rest's later gains fill it, and the fund and ADL settle what the position leaves once closed whole`;
+  return loss.shortfall === '0'
+    ? `the trader lost ${amount(loss.lost)} of its ${amount(loss.collateral)} of collateral`
+    : `the trader lost all of its collateral, ${amount(loss.collateral)}; the close lost ${amount(loss.shortfall)} more (the shortfall), borne as the next line says, never by the trader`;
+}
+
 export function renderLiquidation(r: LiquidationShow): string {
   const l = r.liquidation;
   const { base, quote } = l;
@@ -705,12 +968,37 @@ export function renderLiquidation(r: LiquidationShow): string {
       ? `  position     ${p.id} of trader ${p.traderId}, entry ${price(p.entryPrice)}; now ${nowOf(p, base, quote)}`
       : `  position     ${l.positionId}: no record`,
   );
-  out.push(`  trigger      mark ${price(l.triggerMark)} (tick ${l.tickKey}), started ${l.startedAt}`);
+  out.push(
+    l.startedBy === 'tick'
+      ? `  trigger      mark ${price(l.triggerMark)} of tick ${l.tickSequence ?? l.tickKey} (${l.tickKey}), stamped ${l.startedAt} by the feed`
+      : `  trigger      started ${l.startedAt} by the settlement of the previous slice, ${l.slices.previous}: the rest was still past its liquidation price at mark ${price(l.triggerMark)}`,
+  );
   const c = l.context;
-  if (c) {
+  const claimed = c?.claimed;
+  if (claimed) {
+    const q = claimed.position;
     out.push(
-      `  execution    ${size(c.plannedSize)} planned at mark ${price(c.executionMark)}${c.executionMarkAt ? ` (of ${c.executionMarkAt})` : ''}${c.limitPrice ? `, limit ${price(c.limitPrice)}` : ''}`,
+      `  at claim     position ${size(q.size)}, entry ${price(q.entryPrice)}, collateral ${money(q.collateral, quote)}: liquidation price ${price(claimed.liquidationPrice)} (equity at the maintenance margin, ${share(claimed.maintenanceMargin)} of its value), bankruptcy price ${price(claimed.bankruptcyPrice)} (equity zero)`,
     );
+  }
+  if (c) {
+    const tick = claimed?.markTick;
+    const markOf = tick
+      ? ` (tick ${tick.sequence}${c.executionMarkAt ? ` of ${c.executionMarkAt}` : ''}${tick.indexPrice ? `, index ${price(tick.indexPrice)}` : ''})`
+      : c.executionMarkAt
+        ? ` (of ${c.executionMarkAt})`
+        : '';
+    const bound = claimed
+      ? ` (the mark ${l.side === 'LONG' ? 'less' : 'plus'} the slippage bound, ${share(claimed.slippageBound)})`
+      : '';
+    out.push(
+      `  execution    ${size(c.plannedSize)} planned at mark ${price(c.executionMark)}${markOf}${c.limitPrice ? `, limit ${price(c.limitPrice)}${bound}` : ''}`,
+    );
+    if (claimed?.sizing)
+      out.push(
+        `  sized        ${claimed.sizing.percentOfPosition} % of the position's ${size(claimed.position.size)}: ${claimed.sizing.why}`,
+      );
+    else if (claimed) out.push('  sized        the whole position (the market-only baseline)');
   }
   if (l.slices.previous || l.slices.next)
     out.push(
@@ -721,7 +1009,7 @@ export function renderLiquidation(r: LiquidationShow): string {
   out.push(
     `  market fills ${l.marketFills.length === 0 ? 'none' : `${l.marketFills.length}, ${size(l.marketFilledSize)} in all`}`,
   );
-  for (const f of l.marketFills) out.push(`    ${size(f.size)} at ${price(f.price)}`);
+  for (const f of l.marketFills) out.push(`    ${size(f.size)} at ${price(f.price)}${fromMark(f, l.side)}`);
   // The record keeps the size it handed on: at the claim the slice, after the market what it left.
   out.push(
     `  remaining    ${size(l.remainingSize)} (as recorded: what the layers after the market had to close)`,
@@ -778,6 +1066,21 @@ export function renderLiquidation(r: LiquidationShow): string {
     out.push(
       `  trader       realized PnL ${money(m.realizedPnl, quote)}, liquidation fee ${money(m.fee, quote)}, ${PAYOUT_TO[s.payoutTo ?? 'unknown'](money(m.traderPayout, quote))}`,
     );
+    const fee = s.feeBasis;
+    if (fee) {
+      const atRate = `the rate, ${share(fee.rate)}, of the closed notional ${money(fee.closedNotional, quote)}`;
+      out.push(
+        `  fee          ${money(fee.charged, quote)}: ${
+          fee.how === 'at-rate'
+            ? `${atRate} (rounded up)`
+            : fee.how === 'capped'
+              ? `${atRate} is ${money(fee.atRate, quote)}, capped at what ${s.payoutTo === 'rest' ? 'leaves the whole position solvent at the mark' : 'the close left the trader'}`
+              : `${atRate} is ${money(fee.atRate, quote)}; the rest is a fee an earlier plan of this settlement credited, which the fund's floor kept`
+        }`,
+      );
+    }
+    const loss = s.traderLoss;
+    if (loss) out.push(`  loss         ${lossText(loss, s.payoutTo!, quote)}`);
     out.push(
       `  shortfall    ${money(m.shortfall, quote)}: fund paid ${money(m.insurancePaid, quote)}, ADL covered ${money(m.adlCovered, quote)}, ${m.badDebt === '0' ? 'no bad debt' : `BAD DEBT ${money(m.badDebt, quote)}`}`,
     );

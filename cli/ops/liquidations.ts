@@ -50,11 +50,16 @@ export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--all] 
             written before it existed, which liquidation-watch cannot see until their next write (a Scan of
             the liquidations table, listing only those not ended; an item it cannot read is named and left,
             exit 1; a re-run changes nothing)
-  show      one liquidation, read-only: its position, trigger mark and tick, every state with its time, the
-            market fills, what remains, its last failure, its slices and waits for the book; its auction (each
-            provider's fill, how it ended); its settlement (the shortfall, what the fund paid, the fee, bad debt,
-            ADL's counterparties with what each closed and gave); and the insurance fund's journal entries keyed
-            by it. Sizes in the market's base unit, prices and money in its quote, exactly; times in UTC.
+  show      one liquidation, read-only: its position, the tick that triggered it (mark, sequence, the feed's
+            time); what the claim read and applied (the position, its liquidation and bankruptcy prices, the
+            margins, the fee rate, the slippage bound behind the limit, the size planned and why), every state
+            with its time, the market fills (each one's distance from the mark), what remains, its last failure,
+            its slices and waits for the book; its auction (each provider's fill, how it ended); its settlement
+            (the fee against its rate, what the trader lost and who bore the loss beyond the collateral: the
+            shortfall, what the fund paid, bad debt, ADL's counterparties with what each closed and gave); and
+            the insurance fund's journal entries keyed by it. Sizes in the market's base unit, prices and money
+            in its quote, exactly; percents to 0.01, toward zero; times in UTC. Liquidations claimed before
+            session 51 show no claim (docs/DEPLOY.md, "Answering a trader").
             Exit 2 when there is no such liquidation. ADL's further rounds (a deficit beyond one
             transaction of counterparties) are counted; their counterparties are not recorded on the
             liquidation, but each counterparty's position names it (--position)

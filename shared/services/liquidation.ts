@@ -20,7 +20,7 @@ import { fnv1a } from '../domain/hash.ts';
 import { type InsuranceState, windowStartFor } from '../domain/insurance.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import { type Fill, isTerminal, type Side, type TerminalState } from '../domain/model.ts';
-import { planLiquidationStep } from '../domain/sizing.ts';
+import { type LiquidationStep, planLiquidationStep } from '../domain/sizing.ts';
 import {
   absBig,
   type BaseE8,
@@ -32,6 +32,7 @@ import {
   maxBig,
   minBig,
   PPM_SCALE,
+  type Ppm,
   type PriceE8,
   type QuoteE6,
 } from '../domain/units.ts';
@@ -51,6 +52,7 @@ import { METRICS } from '../metrics.ts';
 import {
   type AccountBalance,
   type AuctionRecord,
+  type ClaimedFacts,
   ConditionFailedError,
   type LiquidationMessage,
   type LiquidationRecord,
@@ -637,8 +639,8 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
   )
     return { done: false };
 
-  const plannedSize =
-    deps.strategy === 'market-only' ? position.size : planLiquidationStep(position, mark, market).size;
+  const step = deps.strategy === 'market-only' ? undefined : planLiquidationStep(position, mark, market);
+  const plannedSize = step?.size ?? position.size;
   const direction = closeDirection(position.side);
   const slip = deps.strategy === 'market-only' ? PPM_SCALE - 1n : market.slippageBound;
   // Worst acceptable price, rounded toward the mark (a tighter bound protects the fund).
@@ -654,6 +656,7 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
     executionMarkAtMs: reference.atMs,
     limitPrice,
     positionVersion: position.version,
+    claimed: claimedFacts(position, market, slip, step, reference, carried.market),
     // The claimant places the order: the lease comes with the claim.
     lease: leaseFor(ownerOf(carried), now, deps),
   };
@@ -675,6 +678,40 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
 }
 
 const marketOrderId = (liquidationId: string): string => `${liquidationId}:market`;
+
+/** What the claim read and applied, for `liquidations show` (LiquidationContext.claimed). */
+function claimedFacts(
+  position: PositionRecord,
+  market: MarketConfig,
+  slippageBound: Ppm,
+  step: LiquidationStep | undefined,
+  reference: MarkAt,
+  read: MarketState | undefined,
+): ClaimedFacts {
+  const tick = read?.lastTick;
+  // The mark's tick, when the mark is the market's last tick as read (else the trigger mark: no tick recorded).
+  const markTick =
+    tick && tick.markPrice === reference.mark && tick.timestampMs === reference.atMs
+      ? {
+          sequence: tick.sequence,
+          ...(tick.indexPrice === undefined ? {} : { indexPrice: tick.indexPrice }),
+        }
+      : undefined;
+  return {
+    position: {
+      size: position.size,
+      entryPrice: position.entryPrice,
+      collateral: position.collateral,
+      ...(position.collateralOverE16 === undefined ? {} : { collateralOverE16: position.collateralOverE16 }),
+    },
+    ...(step ? { sizing: step.reason } : {}),
+    ...(markTick ? { markTick } : {}),
+    maintenanceMargin: market.maintenanceMargin,
+    initialMargin: market.initialMargin,
+    liquidationFee: market.liquidationFee,
+    slippageBound,
+  };
+}
 
 /** How long a liquidation the venue holds (MarkDisputedError) waits before it looks again, at most. */
 export const MARK_DISPUTE_WAIT_SECONDS = 10;

@@ -6,9 +6,10 @@ import {
   decodeNote,
   renderLiquidation,
   renderPositionLiquidations,
+  sizingWhy,
 } from '../../cli/ops/liquidation-show.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
-import { parseBase, parsePrice, parseQuote, usd } from '../../shared/domain/units.ts';
+import { parseBase, parsePrice, parseQuote, ppm, usd } from '../../shared/domain/units.ts';
 import type { LiquidationRecord, PositionRecord } from '../../shared/ports/index.ts';
 
 /** `liquidations show`'s reading of records the pipeline tests do not reach (test/cli/liquidations-show.test.ts runs it on moto). */
@@ -273,7 +274,7 @@ describe('an open liquidation: a next slice waiting for the book, its auction as
       [
         'liquidation p2:3: ETH-USD SHORT, AUCTION (open)',
         '  position     p2 of trader t-p2, entry 150 USD; now LIQUIDATING, 4 ETH, collateral 30.00 USD (version 4)',
-        '  trigger      mark 156 USD (tick ETH-USD#9), started 2020-03-12T09:00:00.000Z',
+        '  trigger      started 2020-03-12T09:00:00.000Z by the settlement of the previous slice, p2:1: the rest was still past its liquidation price at mark 156 USD',
         '  execution    4 ETH planned at mark 156 USD (of 2020-03-12T09:00:00.000Z), limit 157.56 USD',
         '  slices       previous p2:1',
         '  history',
@@ -282,7 +283,7 @@ describe('an open liquidation: a next slice waiting for the book, its auction as
         '    2020-03-12T09:00:02.000Z MARKET_EXECUTED  filled 2.5 ETH of 4 ETH',
         '    2020-03-12T09:00:03.000Z AUCTION  lot 1.5 ETH',
         '  market fills 1, 2.5 ETH in all',
-        '    2.5 ETH at 156.1 USD',
+        '    2.5 ETH at 156.1 USD, 0.06 % above the mark',
         '  remaining    1.5 ETH (as recorded: what the layers after the market had to close)',
         '  waits for the book: 2 so far, 2 last-resort orders filled nothing, 0 outraced by another slice',
         '  orders held by delivery delivery-7 until 2020-03-12T09:10:00.000Z',
@@ -561,5 +562,284 @@ describe('adl47-who-closed: a position ADL reduced names the liquidations that d
     expect(renderPositionLiquidations(current)).toContain(
       '\n  ADL events recorded in a shape this version cannot read (adapter/missing-attribute: recent): kept on the record as they are\n',
     );
+  });
+});
+
+describe('support51: what answers a trader, from records the pipeline tests do not reach', () => {
+  /** `record` with its position `p` stored, as `liquidations show` collects it and renders it. */
+  async function collected(record: LiquidationRecord, p: PositionRecord) {
+    const adapters = createEmbeddedAdapters();
+    await adapters.positions.create({ ...p, version: 0 });
+    for (let v = 1; v <= p.version; v++) await adapters.positions.replace({ ...p, version: v }, v - 1);
+    await adapters.transactor.commit([{ kind: 'liquidation', record, expectedVersion: undefined }]);
+    const shown = (await collectLiquidation(adapters, record.id))!;
+    return { shown, lines: renderLiquidation(shown).split('\n') };
+  }
+  const rules = {
+    maintenanceMargin: ppm('0.025'),
+    initialMargin: ppm('0.05'),
+    liquidationFee: ppm('0.01'),
+    slippageBound: ppm('0.03'),
+  };
+  const noAmounts = {
+    marketClosedSize: 0n,
+    lastResortClosedSize: 0n,
+    auctionClosedSize: 0n,
+    adlClosedSize: 0n,
+    carriedSize: 0n,
+    realizedPnl: 0n,
+    fee: 0n,
+    shortfall: 0n,
+    insurancePaid: 0n,
+    adlCovered: 0n,
+    badDebt: 0n,
+    traderPayout: 0n,
+  };
+
+  it('support51-fee-and-loss: a slice whose rest carries its deficit; its fee capped to keep the position solvent', async () => {
+    // p5 LONG 30 at 200 on 100 of collateral; a slice of 10 (a quarter, rounded) sold at 170 against a mark of 175:
+    // 300 lost on 100 of collateral, the rest carries 200 below zero and pays no fee (1 % of 1,700 would be 17).
+    const p5: PositionRecord = {
+      id: 'p5',
+      traderId: 't-p5',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      size: parseBase('20'),
+      entryPrice: parsePrice('200'),
+      collateral: usd('-200'),
+      state: 'LIQUIDATING',
+      liquidationPrice: parsePrice('300'),
+      version: 2,
+    };
+    const record: LiquidationRecord = {
+      id: 'p5:0',
+      positionId: 'p5',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      state: 'SETTLED_MARKET',
+      tickKey: 'ETH-USD#17',
+      triggerMark: parsePrice('175'),
+      remainingSize: 0n,
+      marketFills: [{ price: parsePrice('170'), size: parseBase('10') }],
+      settlement: {
+        ...noAmounts,
+        marketClosedSize: parseBase('10'),
+        realizedPnl: usd('-300'),
+        traderPayout: usd('-200'),
+      },
+      history: [
+        { atMs: T, state: 'QUEUED', note: 'crossed at 175' },
+        { atMs: T + 1000, state: 'SETTLED_MARKET', note: 'market' },
+      ],
+      context: {
+        plannedSize: parseBase('10'),
+        executionMark: parsePrice('175'),
+        executionMarkAtMs: T,
+        limitPrice: parsePrice('169.75'),
+        positionVersion: 1,
+        nextLiquidationId: 'p5:2',
+        claimed: {
+          position: { size: parseBase('30'), entryPrice: parsePrice('200'), collateral: parseQuote('100') },
+          sizing: 'sizing/max-close-share',
+          markTick: { sequence: 17 },
+          ...rules,
+        },
+      },
+      version: 3,
+    };
+    const { shown, lines } = await collected(record, p5);
+    expect(shown.liquidation.tickSequence).toBe(17);
+    expect(shown.liquidation.marketFills).toEqual([{ price: '170', size: '10', slippagePercent: '2.85' }]);
+    expect(shown.liquidation.context?.claimed).toEqual({
+      position: { size: '30', collateral: '100', entryPrice: '200' },
+      liquidationPrice: '201.70940171',
+      bankruptcyPrice: '196.66666667',
+      maintenanceMargin: '0.025',
+      initialMargin: '0.05',
+      liquidationFee: '0.01',
+      slippageBound: '0.03',
+      sizing: {
+        reason: 'sizing/max-close-share',
+        percentOfPosition: '33.33',
+        why: "part of the position: a position this large (above the market's sliceAboveNotional) is closed in slices of at most maxCloseShare of it, the rest in the next slices",
+      },
+      markTick: { sequence: 17 },
+    });
+    expect(shown.settlement).toMatchObject({
+      payoutTo: 'rest',
+      feeBasis: { rate: '0.01', closedNotional: '1700', atRate: '17', charged: '0', how: 'capped' },
+      traderLoss: { collateral: '100', lost: '300', shortfall: '0', restDeficit: '200' },
+    });
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        '  trigger      mark 175 USD of tick 17 (ETH-USD#17), stamped 2020-03-12T09:00:00.000Z by the feed',
+        '  at claim     position 30 ETH, entry 200 USD, collateral 100.00 USD: liquidation price 201.70940171 USD (equity at the maintenance margin, 2.5 % of its value), bankruptcy price 196.66666667 USD (equity zero)',
+        '  execution    10 ETH planned at mark 175 USD (tick 17 of 2020-03-12T09:00:00.000Z), limit 169.75 USD (the mark less the slippage bound, 3 %)',
+        "  sized        33.33 % of the position's 30 ETH: part of the position: a position this large (above the market's sliceAboveNotional) is closed in slices of at most maxCloseShare of it, the rest in the next slices",
+        '    10 ETH at 170 USD, 2.85 % below the mark',
+        '  fee          0.00 USD: the rate, 1 %, of the closed notional 1,700.00 USD is 17.00 USD, capped at what leaves the whole position solvent at the mark',
+        "  loss         the slice lost 300.00 USD, more than the position's 100.00 USD of collateral: its rest carries the deficit of 200.00 USD (collateral below zero), not charged to the trader; the rest's later gains fill it, and the fund and ADL settle what the position leaves once closed whole",
+      ]),
+    );
+  });
+
+  it('support51-why-liquidated: a short bought above the mark, the tick index, a last-resort fill, a fee above the rate', async () => {
+    // s6 SHORT 4 at 150 on 30: 3 bought at 156.1 against a mark of 156 (index 155.5), 1 by the last resort at 160;
+    // 1 % of 628.3 is 6.283, and 7 was charged (a fee an earlier plan credited, kept by the fund's floor).
+    const s6: PositionRecord = {
+      id: 's6',
+      traderId: 't-s6',
+      symbol: 'ETH-USD',
+      side: 'SHORT',
+      size: parseBase('4'),
+      entryPrice: parsePrice('150'),
+      collateral: 0n,
+      state: 'CLOSED',
+      liquidationPrice: parsePrice('153'),
+      closedPayout: 0n,
+      version: 1,
+    };
+    const lastResort = { price: parsePrice('160'), size: parseBase('1') };
+    const record: LiquidationRecord = {
+      id: 's6:0',
+      positionId: 's6',
+      symbol: 'ETH-USD',
+      side: 'SHORT',
+      state: 'SETTLED_INSURANCE',
+      tickKey: 'ETH-USD#41',
+      triggerMark: parsePrice('156'),
+      remainingSize: parseBase('1'),
+      marketFills: [{ price: parsePrice('156.1'), size: parseBase('3') }, lastResort],
+      settlement: {
+        ...noAmounts,
+        marketClosedSize: parseBase('4'),
+        lastResortClosedSize: parseBase('1'),
+        realizedPnl: usd('-28.3'),
+        fee: parseQuote('7'),
+        shortfall: parseQuote('5.3'),
+        insurancePaid: parseQuote('5.3'),
+      },
+      history: [
+        { atMs: T, state: 'QUEUED', note: 'crossed at 156' },
+        { atMs: T + 9000, state: 'SETTLED_INSURANCE', note: 'market>insurance' },
+      ],
+      context: {
+        plannedSize: parseBase('4'),
+        executionMark: parsePrice('156'),
+        executionMarkAtMs: T,
+        limitPrice: parsePrice('160.68'),
+        positionVersion: 0,
+        claimed: {
+          position: { size: parseBase('4'), entryPrice: parsePrice('150'), collateral: parseQuote('30') },
+          sizing: 'sizing/no-partial-restores',
+          markTick: { sequence: 41, indexPrice: parsePrice('155.5') },
+          ...rules,
+        },
+        settle: {
+          insurance: { balance: parseQuote('100'), windowStartMs: 0, windowDrawn: 0n },
+          nowMs: T + 8000,
+          mark: parsePrice('158'),
+          position: {
+            size: parseBase('4'),
+            collateral: parseQuote('30'),
+            entryPrice: parsePrice('150'),
+            version: 0,
+          },
+          auctionFills: [],
+          lastResortFills: [lastResort],
+        },
+      },
+      version: 6,
+    };
+    const { shown, lines } = await collected(record, s6);
+    expect(shown.liquidation.marketFills).toEqual([
+      { price: '156.1', size: '3', slippagePercent: '0.06' },
+      { price: '160', size: '1', lastResort: true },
+    ]);
+    expect(shown.liquidation.context?.claimed).toMatchObject({
+      liquidationPrice: '153.65853658',
+      bankruptcyPrice: '157.5',
+      markTick: { sequence: 41, indexPrice: '155.5' },
+      sizing: { reason: 'sizing/no-partial-restores', percentOfPosition: '100' },
+    });
+    expect(shown.settlement).toMatchObject({
+      payoutTo: 'trader',
+      feeBasis: { rate: '0.01', closedNotional: '628.3', atRate: '6.283', charged: '7', how: 'above-rate' },
+      traderLoss: { collateral: '30', lost: '30', shortfall: '5.3', restDeficit: '0' },
+    });
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        '  execution    4 ETH planned at mark 156 USD (tick 41 of 2020-03-12T09:00:00.000Z, index 155.5 USD), limit 160.68 USD (the mark plus the slippage bound, 3 %)',
+        "  sized        100 % of the position's 4 ETH: the whole position: no partial close leaves the rest its initial margin (5 % of its value)",
+        '    3 ETH at 156.1 USD, 0.06 % above the mark',
+        '    1 ETH at 160 USD (last resort)',
+        "  fee          7.00 USD: the rate, 1 %, of the closed notional 628.30 USD is 6.283 USD; the rest is a fee an earlier plan of this settlement credited, which the fund's floor kept",
+        '  loss         the trader lost all of its collateral, 30.00 USD; the close lost 5.30 USD more (the shortfall), borne as the next line says, never by the trader',
+      ]),
+    );
+  });
+
+  it('a liquidation claimed before session 51 (no claimed facts): none of it shown, nothing guessed', async () => {
+    const record = settledByAdl('10');
+    const p1: PositionRecord = {
+      id: 'p1',
+      traderId: 't-p1',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      size: 0n,
+      entryPrice: parsePrice('200'),
+      collateral: 0n,
+      state: 'CLOSED',
+      liquidationPrice: 0n,
+      closedPayout: 0n,
+      version: 2,
+    };
+    const { shown, lines } = await collected(record, p1);
+    expect(shown.liquidation.context?.claimed).toBeUndefined();
+    // The fee's rate is on the claim alone; what the trader lost is read from the plan's frozen position.
+    expect(shown.settlement?.feeBasis).toBeUndefined();
+    expect(shown.settlement?.traderLoss).toEqual({
+      collateral: '200',
+      lost: '200',
+      shortfall: '50',
+      restDeficit: '0',
+    });
+    expect(lines.filter((l) => /^ {2}(at claim|sized|fee) /.test(l))).toEqual([]);
+  });
+
+  it.each([
+    [
+      'sizing/restore-initial-margin',
+      false,
+      'part of the position: the least whose close leaves the rest its initial margin (5 % of its value)',
+    ],
+    [
+      'sizing/min-slice',
+      false,
+      "part of the position: what restores the initial margin, raised to the market's smallest slice (minSliceNotional)",
+    ],
+    // Seen on a replay: a small position's smallest slice is all of it, which "part of the position" misread.
+    [
+      'sizing/min-slice',
+      true,
+      "the whole position: what restores the initial margin, raised to the market's smallest slice (minSliceNotional), is all of it",
+    ],
+    [
+      'sizing/dust-remainder',
+      true,
+      "the whole position: what a partial close would leave is below the market's dust size or smallest slice",
+    ],
+    [
+      'sizing/insolvent',
+      true,
+      'the whole position: it had no equity left at the mark (past its bankruptcy price)',
+    ],
+    [
+      'sizing/fee-exceeds-margin-relief',
+      true,
+      'the whole position: the fee rate is at least the initial margin, so no partial close restores it',
+    ],
+  ] as const)('sizingWhy(%s, whole: %s) says it in words', (reason, whole, words) => {
+    expect(sizingWhy(reason, ppm('0.05'), whole)).toBe(words);
   });
 });

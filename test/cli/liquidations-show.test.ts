@@ -9,6 +9,8 @@ import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
 import {
   formatBase,
+  formatDecimal,
+  formatPrice,
   formatQuote,
   formatQuoteGrouped,
   parseBase,
@@ -44,7 +46,7 @@ let stages = 0;
 interface Stage {
   readonly at: string[];
   readonly adapters: ReturnType<typeof createAwsAdapters>;
-  tick(price: string): Promise<void>;
+  tick(price: string, indexPrice?: string): Promise<void>;
   admin(request: unknown): Promise<void>;
 }
 
@@ -67,10 +69,17 @@ async function withStage(
   const stage: Stage = {
     at: ['--endpoint', emulator.moto.endpoint, '--stage', stageName],
     adapters: createAwsAdapters({ clients: stack.clients, names: stack.names, clock: systemClock }),
-    async tick(price) {
+    async tick(price, indexPrice) {
       sequence += 1;
       const failures = await stack.putTicks([
-        { symbol: 'ETH-USD', markPrice: price, timestamp: Date.now(), sequence, source: 'test' },
+        {
+          symbol: 'ETH-USD',
+          markPrice: price,
+          ...(indexPrice === undefined ? {} : { indexPrice }),
+          timestamp: Date.now(),
+          sequence,
+          source: 'test',
+        },
       ]);
       expect(failures).toEqual([]);
       await stack.runner.runUntilIdle({ deadlineMs: 60_000 });
@@ -108,6 +117,10 @@ async function onlyLiquidationOf(stage: Stage, positionId: string): Promise<stri
   expect(listed.liquidations).toHaveLength(1);
   return listed.liquidations[0]!.id;
 }
+
+/** How far below `mark` a long's close sold, in percent to 0.01 %, rounded toward zero. */
+const belowMark = (price: bigint, mark: bigint): string =>
+  formatDecimal(((mark - price) * 10_000n) / mark, 2);
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const DECIMAL = /^-?\d+(\.\d+)?$/;
@@ -148,14 +161,38 @@ describe('liquidations show', () => {
         const claimed = l.history.find((e) => e.state === 'EXECUTING')!;
         expect(claimed.note).toMatch(/^size 10 ETH, limit \d+(\.\d+)? USD$/);
         expect(claimed.storedNote).toMatch(/^size 1000000000 limit \d+$/);
+        // Each fill with how far below the claim's mark it sold (support51-why-liquidated).
         expect(l.marketFills).toEqual(
           stored.marketFills.map((f) => ({
-            price: expect.stringMatching(DECIMAL),
+            price: formatPrice(f.price),
             size: formatBase(f.size),
+            slippagePercent: belowMark(f.price, parsePrice('184')),
           })),
         );
         expect(l.marketFilledSize).toBe('10');
-        expect(l.context).toMatchObject({ plannedSize: '10', executionMark: '184' });
+        expect(l.context).toMatchObject({ plannedSize: '10', executionMark: '184', limitPrice: '178.48' });
+        // What the claim read and applied: the position's liquidation price the mark crossed, the tick of the
+        // mark it executed at, the rules, and why it closed all of it (support51-why-liquidated, support51-why-size).
+        expect(l.startedBy).toBe('tick');
+        expect(l.tickSequence).toBe(2);
+        expect(l.context?.claimed).toEqual({
+          position: { size: '10', collateral: '200', entryPrice: '200' },
+          // (10 x 200 - 200) / (10 x 0.975), rounded up: a long is liquidated at a mark at or below it.
+          liquidationPrice: '184.61538462',
+          bankruptcyPrice: '180',
+          maintenanceMargin: '0.025',
+          initialMargin: '0.05',
+          liquidationFee: '0.01',
+          slippageBound: '0.03',
+          // Closing 7.07 ETH would restore the initial margin, but would leave 2.93 ETH (540 USD), under the
+          // smallest slice (1,000 USD): all of it.
+          sizing: {
+            reason: 'sizing/dust-remainder',
+            percentOfPosition: '100',
+            why: "the whole position: what a partial close would leave is below the market's dust size or smallest slice",
+          },
+          markTick: { sequence: 2 },
+        });
         expect(json.auction).toBeUndefined();
         const s1 = stored.settlement!;
         expect(json.settlement).toMatchObject({
@@ -166,6 +203,22 @@ describe('liquidations show', () => {
           adl: { rounds: 0, owesRounds: false },
         });
         expect(json.settlement!.adl.closes).toBeUndefined();
+        // The fee is the rate on what the fills were worth, rounded up; the trader lost part of its collateral.
+        const notional16 = stored.marketFills.reduce((t, f) => t + f.size * f.price, 0n);
+        expect(json.settlement!.feeBasis).toEqual({
+          rate: '0.01',
+          closedNotional: formatQuote(notional16 / 10n ** 10n),
+          atRate: formatQuote(s1.fee),
+          charged: formatQuote(s1.fee),
+          how: 'at-rate',
+        });
+        expect(s1.fee).toBe((notional16 + 10n ** 12n - 1n) / 10n ** 12n);
+        expect(json.settlement!.traderLoss).toEqual({
+          collateral: '200',
+          lost: formatQuote(parseQuote('200') - s1.traderPayout),
+          shortfall: '0',
+          restDeficit: '0',
+        });
         // The fee, credited to the fund under the liquidation's key.
         expect(json.journal).toMatchObject({
           account: INSURANCE_ACCOUNT,
@@ -189,7 +242,28 @@ describe('liquidations show', () => {
         expect(text).toContain(
           `  position     p1 of trader t-p1, entry 200 USD; now CLOSED, paid out ${formatQuoteGrouped(p1.closedPayout!)} USD (version ${p1.version})`,
         );
-        expect(text).toContain('  trigger      mark 184 USD (tick ETH-USD#2), started ');
+        expect(text).toContain(
+          `  trigger      mark 184 USD of tick 2 (ETH-USD#2), stamped ${l.startedAt} by the feed\n`,
+        );
+        expect(text).toContain(
+          '  at claim     position 10 ETH, entry 200 USD, collateral 200.00 USD: liquidation price 184.61538462 USD (equity at the maintenance margin, 2.5 % of its value), bankruptcy price 180 USD (equity zero)\n',
+        );
+        expect(text).toContain(
+          `  execution    10 ETH planned at mark 184 USD (tick 2 of ${l.context!.executionMarkAt}), limit 178.48 USD (the mark less the slippage bound, 3 %)\n`,
+        );
+        expect(text).toContain(
+          "  sized        100 % of the position's 10 ETH: the whole position: what a partial close would leave is below the market's dust size or smallest slice\n",
+        );
+        for (const f of l.marketFills)
+          expect(text).toContain(
+            `\n    ${f.size} ETH at ${f.price} USD, ${Number(f.slippagePercent).toFixed(2)} % below the mark\n`,
+          );
+        expect(text).toContain(
+          `\n  fee          ${formatQuoteGrouped(s1.fee)} USD: the rate, 1 %, of the closed notional ${formatQuoteGrouped(notional16 / 10n ** 10n)} USD (rounded up)\n`,
+        );
+        expect(text).toContain(
+          `\n  loss         the trader lost ${formatQuoteGrouped(parseQuote('200') - s1.traderPayout)} USD of its 200.00 USD of collateral\n`,
+        );
         expect(text).toContain('  market fills ');
         expect(text).toContain(`settlement (market)`);
         expect(text).toMatch(/\n {2}#1 \S+Z liquidation-fee \d[\d,]*\.\d\d+ USD -> /);
@@ -251,9 +325,71 @@ describe('liquidations show', () => {
         );
         expect(json.settlement?.amounts).toMatchObject({ auctionClosedSize: '10', marketClosedSize: '0' });
         expect(json.settlement?.settledBy).toBe('auction');
+        // The fee's base is what the provider's fills were worth at their prices (support51-fee-and-loss).
+        const stored = (await s.adapters.liquidations.get(id))!;
+        const notional16 = auction.fills.reduce((t, f) => t + f.size * f.price, 0n);
+        expect(json.settlement?.feeBasis).toMatchObject({
+          rate: '0.01',
+          closedNotional: formatQuote(notional16 / 10n ** 10n),
+          atRate: formatQuote((notional16 + 10n ** 12n - 1n) / 10n ** 12n),
+          charged: formatQuote(stored.settlement!.fee),
+        });
         expect(text).toMatch(new RegExp(`\\nauction ${id}:auction: SELL CLEARED, ended at step \\d+`));
         expect(text).toMatch(/\n {4}lp-1: [\d.]+ ETH at [\d.]+ USD/);
         expect(text).not.toMatch(/\b\d{9,}\b/);
+      },
+    );
+  }, 120_000);
+
+  it('a partial close: how much of the position, and why that much; the rest keeps the collateral (support51-why-size)', async () => {
+    await withStage(
+      'shp',
+      DEFAULT_RISK_CONFIG_INPUT,
+      async (s) => {
+        await s.tick('200');
+        // 100 ETH at 200 on 2,000: at 184 its equity is 400, under the maintenance margin (460).
+        await s.admin(open('p1', 'LONG', '100', '200', '2000'));
+        // The feed's index beside its mark: what a trader's "the price never went there" is checked against.
+        await s.tick('184', '185.5');
+      },
+      async (s) => {
+        const id = await onlyLiquidationOf(s, 'p1');
+        const stored = (await s.adapters.liquidations.get(id))!;
+        const planned = stored.context!.plannedSize;
+        // Closing c at 184 with a 1 % fee leaves the rest its 5 %: 400 - 1.84 c >= 9.2 (100 - c), c >= 70.65.
+        expect(planned > parseBase('70.65') && planned < parseBase('70.66')).toBe(true);
+        const { text, json } = await show(s, id);
+        expect(json.liquidation.context?.claimed).toMatchObject({
+          position: { size: '100', collateral: '2000', entryPrice: '200' },
+          liquidationPrice: '184.61538462',
+          markTick: { sequence: 2, indexPrice: '185.5' },
+          sizing: {
+            reason: 'sizing/restore-initial-margin',
+            percentOfPosition: '70.65',
+            why: 'part of the position: the least whose close leaves the rest its initial margin (5 % of its value)',
+          },
+        });
+        expect(text).toContain(
+          `\n  execution    ${json.liquidation.context!.plannedSize} ETH planned at mark 184 USD (tick 2 of ${json.liquidation.context!.executionMarkAt}, index 185.5 USD), limit 178.48 USD (the mark less the slippage bound, 3 %)\n`,
+        );
+        expect(text).toContain(
+          "\n  sized        70.65 % of the position's 100 ETH: part of the position: the least whose close leaves the rest its initial margin (5 % of its value)\n",
+        );
+        // The rest stays open with what the slice left of the collateral: nothing was paid out, no deficit.
+        const p1 = (await s.adapters.positions.get('p1'))!;
+        expect(p1.state).toBe('OPEN');
+        expect(json.settlement).toMatchObject({
+          payoutTo: 'rest',
+          traderLoss: {
+            collateral: '2000',
+            lost: formatQuote(parseQuote('2000') - stored.settlement!.traderPayout),
+            shortfall: '0',
+            restDeficit: '0',
+          },
+        });
+        expect(text).toContain(
+          `\n  loss         the position had 2,000.00 USD of collateral; its rest keeps what is left after the slice (lost ${formatQuoteGrouped(parseQuote('2000') - stored.settlement!.traderPayout)} USD)\n`,
+        );
       },
     );
   }, 120_000);
@@ -335,6 +471,38 @@ describe('liquidations show', () => {
           fundBalance: '20',
           position: { size: '10', collateral: '200', entryPrice: '200' },
         });
+        // Bankrupt at the mark: all of it closed; the fee's rate (1 % of 1,750) capped at the nothing the close left;
+        // the trader lost its collateral, and the 50 beyond it was the fund's and ADL's (support51-fee-and-loss).
+        expect(json.liquidation.context?.claimed).toMatchObject({
+          liquidationPrice: '184.61538462',
+          bankruptcyPrice: '180',
+          slippageBound: '0.000001',
+          sizing: { reason: 'sizing/insolvent', percentOfPosition: '100' },
+          markTick: { sequence: 2 },
+        });
+        expect(json.settlement!.feeBasis).toEqual({
+          rate: '0.01',
+          closedNotional: '1750',
+          atRate: '17.5',
+          charged: '0',
+          how: 'capped',
+        });
+        expect(json.settlement!.traderLoss).toEqual({
+          collateral: '200',
+          lost: '200',
+          shortfall: '50',
+          restDeficit: '0',
+        });
+        expect(text).toContain(
+          '\n  fee          0.00 USD: the rate, 1 %, of the closed notional 1,750.00 USD is 17.50 USD, capped at what the close left the trader\n',
+        );
+        expect(text).toContain(
+          '\n  loss         the trader lost all of its collateral, 200.00 USD; the close lost 50.00 USD more (the shortfall), borne as the next line says, never by the trader\n  shortfall    50.00 USD: fund paid 20.00 USD, ADL covered 30.00 USD, no bad debt\n',
+        );
+        expect(text).toContain(
+          "\n  sized        100 % of the position's 10 ETH: the whole position: it had no equity left at the mark (past its bankruptcy price)\n",
+        );
+        expect(text).toContain(', limit 174.999825 USD (the mark less the slippage bound, 0.0001 %)\n');
         // The payout, debited from the fund under the liquidation's key.
         expect(json.journal).toMatchObject({ fee: '0', fundPaid: '20', agreesWithSettlement: true });
         expect(json.journal.entries).toEqual([
