@@ -1,6 +1,7 @@
 import { allocateAdl } from '../../shared/domain/adl.ts';
+import { type ClaimedFacts, decodeClaimedFacts } from '../../shared/domain/claimed-facts.ts';
 import { baseOf, quoteOf } from '../../shared/domain/config.ts';
-import { bankruptcyPrice, liquidationPrice } from '../../shared/domain/margin.ts';
+import { bankruptcyPrice, isLiquidatable, liquidationPrice } from '../../shared/domain/margin.ts';
 import {
   type AdlEvent,
   adlEventsRead,
@@ -18,6 +19,7 @@ import {
   formatPrice,
   formatQuote,
   formatQuoteGrouped,
+  maxBig,
   NOTIONAL_TO_QUOTE,
   PPM_SCALE,
   type Ppm,
@@ -31,7 +33,6 @@ import { chunksOf, eachInFlight } from '../../shared/in-flight.ts';
 import {
   type Adapters,
   type AuctionRecord,
-  type ClaimedFacts,
   isOpenLiquidation,
   type JournalEntry,
   type LiquidationRecord,
@@ -125,30 +126,37 @@ export interface ShownSettlement {
   readonly amounts: Readonly<Record<keyof SettlementAmounts, string>>;
   /**
    * The fee against its rate: the rate (a share, 0.01: 1 %) applied to the closed notional (every close's size at
-   * its price: market, last resort, auction, ADL at the plan's mark), rounded up; `charged` is amounts.fee. `how`:
-   * `at-rate`; `capped`, less, as the close left the trader less than that (a slice: less than leaves the whole
-   * position solvent); `above-rate`, more, a fee an earlier plan of the settlement credited and the fund's floor
-   * kept. Absent: the rate is not recorded (claimed before session 51) or a close's fills are not on the records.
+   * its price: market, last resort, auction, ADL at the plan's mark), rounded up (`atRate`). `paid`: what the trader
+   * paid, its equity after the closes (a close settled whole: at least 0) less what was left to it or to the rest.
+   * `how`, of `paid`: `at-rate`; `capped`, less, as the close left the trader less than that (a slice: less than
+   * leaves the whole position solvent); `above-rate`, more, a fee an earlier plan of the settlement credited and the
+   * fund's floor kept, out of what the close left the trader. `credited`: amounts.fee, what the fund took as the fee:
+   * more than `paid` by the whole units ADL's counterparties' closes at the mark rounded away (the trader's own
+   * close rounds its own) or by a fee the floor kept beyond what the trader had left (part of the shortfall); where
+   * the payout went is not known only without a plan, so with neither: `paid` is then amounts.fee. Absent: the rate
+   * is not recorded (claimed before session 51) or a close's fills are not on the records.
    */
   readonly feeBasis?: {
     readonly rate: string;
     readonly closedNotional: string;
     readonly atRate: string;
-    readonly charged: string;
+    readonly paid: string;
+    readonly credited: string;
     readonly how: 'at-rate' | 'capped' | 'above-rate';
   };
   /**
    * What the trader lost (absent: the collateral at the claim is not recorded, or where the payout went is not
-   * known). `collateral`: behind the liquidated size when it was claimed (a slice has all of the position's).
-   * `lost`: that less what was left to the trader or to the rest. `shortfall`: the close's loss beyond the
-   * collateral, which the fund, ADL or bad debt bore, never the trader. `restDeficit`: a slice's rest carries its
-   * deficit as negative collateral instead (its later gains fill it; the fund and ADL settle what the position leaves
-   * once closed whole).
+   * known). `collateral`: behind the liquidated size when it was claimed (a slice has all of the position's; below
+   * zero: a rest carrying the deficit of its earlier slices). `lost`: that less what was left to the trader or to the
+   * rest. `beyondCollateral`: a close settled whole, its loss beyond the collateral (its equity below zero), which the
+   * fund, ADL or bad debt bore (amounts.shortfall, less ADL's rounding, plus a fee the floor kept), never the trader;
+   * 0 for a slice. `restDeficit`: a slice's rest carries its deficit as negative collateral instead (its later gains
+   * fill it; the fund and ADL settle what the position leaves once closed whole).
    */
   readonly traderLoss?: {
     readonly collateral: string;
     readonly lost: string;
-    readonly shortfall: string;
+    readonly beyondCollateral: string;
     readonly restDeficit: string;
   };
   /**
@@ -193,10 +201,21 @@ export interface LiquidationShow {
     readonly state: string;
     /** Work remains: not terminal, or owing ADL rounds. */
     readonly open: boolean;
-    /** A tick's: the time the feed stamped on it (its clock); a next slice's: when its previous slice settled. */
+    /**
+     * A tick's: the time the feed stamped on it (its clock; margin-check's when the stamp was ahead of it); a next
+     * slice's: when its previous slice settled.
+     */
     readonly startedAt: string;
-    /** `tick`: a tick's mark crossed the position's liquidation price; `previous-slice`: its settlement left a rest still past it. */
+    /**
+     * `tick`: a tick's mark crossed the position's liquidation price; `previous-slice`: its settlement left a rest
+     * still past it, or below the market's dust size (closed whatever its health).
+     */
     readonly startedBy: 'tick' | 'previous-slice';
+    /**
+     * A next slice's: why the settlement started it, judged on the rest as its claim read it at `triggerMark`
+     * (absent: not claimed yet, or claimed before session 51).
+     */
+    readonly restWas?: 'past-liquidation-price' | 'dust';
     readonly tickKey: string;
     /** The sequence of the tick (tickKey's number): a next slice's is its first slice's. */
     readonly tickSequence?: number;
@@ -268,7 +287,7 @@ export interface ShownContext {
   readonly executionMark: string;
   readonly executionMarkAt?: string;
   readonly limitPrice?: string;
-  /** Absent: claimed before session 51, whose records keep none of it. */
+  /** Absent: claimed before session 51, whose records keep none of it (or a stored text that does not read). */
   readonly claimed?: ShownClaim;
   readonly positionVersion?: number;
   readonly settledMark?: string;
@@ -354,6 +373,10 @@ export function sizingWhy(reason: SizingReason, im: Ppm, whole: boolean): string
   }
 }
 
+/** What the claim recorded (undefined: claimed before session 51, or a record that does not read as them). */
+const claimedFactsOf = (l: LiquidationRecord): ClaimedFacts | undefined =>
+  l.context?.claimed === undefined ? undefined : decodeClaimedFacts(l.context.claimed);
+
 function claimOf(l: LiquidationRecord, c: ClaimedFacts, plannedSize: BaseE8): ShownClaim | undefined {
   const position = { side: l.side, ...c.position };
   let liquidation: PriceE8;
@@ -422,7 +445,8 @@ function contextOf(l: LiquidationRecord): ShownContext | undefined {
   const attempts = c.lastResortAttempt ?? 0;
   const order = c.lastResortOrder;
   const plan = c.settle;
-  const claimed = c.claimed ? claimOf(l, c.claimed, c.plannedSize) : undefined;
+  const facts = claimedFactsOf(l);
+  const claimed = facts ? claimOf(l, facts, c.plannedSize) : undefined;
   return {
     plannedSize: formatBase(c.plannedSize),
     executionMark: formatPrice(c.executionMark),
@@ -551,14 +575,19 @@ function payoutTo(l: LiquidationRecord, position: PositionRecord | undefined): '
 
 /**
  * The settlement's fee against the rate the claim recorded, on every close's notional as the waterfall charges it
- * (domain/waterfall.ts: the market's fills with the last resort's, the auction's, ADL's size at the plan's mark). Only
- * when the records hold every close: their sizes must be the settlement's, layer by layer.
+ * (domain/waterfall.ts: the market's fills with the last resort's, the auction's, ADL's size at the plan's mark), and
+ * what the trader paid of it (accounting.ts: its equity after the closes less what was left to it or to the rest).
+ * Only when the records hold every close: their sizes must be the settlement's, layer by layer.
  */
-function feeBasisOf(l: LiquidationRecord, auction: AuctionRecord | undefined): ShownSettlement['feeBasis'] {
+function feeBasisOf(
+  l: LiquidationRecord,
+  auction: AuctionRecord | undefined,
+  to: 'trader' | 'rest' | undefined,
+): ShownSettlement['feeBasis'] {
   const s = l.settlement;
-  const rate = l.context?.claimed?.liquidationFee;
+  const claimed = claimedFactsOf(l);
   const plan = l.context?.settle;
-  if (!s || rate === undefined) return undefined;
+  if (!s || !claimed) return undefined;
   const auctionFills = plan?.auctionFills ?? auction?.fills ?? [];
   if (sizeOf(l.marketFills) !== s.marketClosedSize || sizeOf(auctionFills) !== s.auctionClosedSize)
     return undefined;
@@ -566,13 +595,19 @@ function feeBasisOf(l: LiquidationRecord, auction: AuctionRecord | undefined): S
   let notional16 = 0n;
   for (const f of [...l.marketFills, ...auctionFills]) notional16 += f.size * f.price;
   if (plan) notional16 += s.adlClosedSize * plan.mark;
+  const rate = claimed.liquidationFee;
   const atRate = div(notional16 * rate, NOTIONAL_TO_QUOTE * PPM_SCALE, 'ceil');
+  const equity = claimed.position.collateral + s.realizedPnl;
+  // Without where the payout went there was no plan: no ADL's rounding nor a kept fee added to it, so paid = fee.
+  const paid =
+    to === 'trader' ? maxBig(0n, equity) - s.traderPayout : to === 'rest' ? equity - s.traderPayout : s.fee;
   return {
     rate: formatPpm(rate),
     closedNotional: formatQuote(div(notional16, NOTIONAL_TO_QUOTE, 'floor')),
     atRate: formatQuote(atRate),
-    charged: formatQuote(s.fee),
-    how: s.fee === atRate ? 'at-rate' : s.fee < atRate ? 'capped' : 'above-rate',
+    paid: formatQuote(paid),
+    credited: formatQuote(s.fee),
+    how: paid === atRate ? 'at-rate' : paid < atRate ? 'capped' : 'above-rate',
   };
 }
 
@@ -582,12 +617,13 @@ function traderLossOf(
   to: 'trader' | 'rest' | undefined,
 ): ShownSettlement['traderLoss'] {
   const s = l.settlement;
-  const collateral = l.context?.claimed?.position.collateral ?? l.context?.settle?.position.collateral;
+  const collateral = claimedFactsOf(l)?.position.collateral ?? l.context?.settle?.position.collateral;
   if (!s || collateral === undefined || to === undefined) return undefined;
+  const equity = collateral + s.realizedPnl;
   return {
     collateral: formatQuote(collateral),
     lost: formatQuote(collateral - s.traderPayout),
-    shortfall: formatQuote(s.shortfall),
+    beyondCollateral: formatQuote(to === 'trader' && equity < 0n ? -equity : 0n),
     restDeficit: formatQuote(to === 'rest' && s.traderPayout < 0n ? -s.traderPayout : 0n),
   };
 }
@@ -628,7 +664,7 @@ async function settlementOf(
     });
   }
   const to = payoutTo(l, position);
-  const feeBasis = feeBasisOf(l, auction);
+  const feeBasis = feeBasisOf(l, auction, to);
   const traderLoss = traderLossOf(l, to);
   return {
     ...(terminal?.note ? { settledBy: terminal.note } : {}),
@@ -701,6 +737,22 @@ function journalOf(l: LiquidationRecord, entries: readonly JournalEntry[]): Liqu
   };
 }
 
+/**
+ * Why a settlement started this next slice (applySettlement): its rest, as this slice's claim read it, still past its
+ * liquidation price at the settlement's mark (the trigger mark), or else below the market's dust size.
+ */
+function restWasOf(l: LiquidationRecord): LiquidationShow['liquidation']['restWas'] {
+  const claimed = claimedFactsOf(l);
+  if (!claimed) return undefined;
+  try {
+    const rest = { side: l.side, ...claimed.position };
+    return isLiquidatable(rest, l.triggerMark, claimed.maintenanceMargin) ? 'past-liquidation-price' : 'dust';
+  } catch {
+    // A record no claim could have written (an edit by hand): not judged.
+    return undefined;
+  }
+}
+
 /** The liquidation `id` and what it led to, read by key; undefined when there is no such liquidation. */
 export async function collectLiquidation(
   adapters: ShowAdapters,
@@ -721,6 +773,7 @@ export async function collectLiquidation(
     ? first.slice(NEXT_SLICE_NOTE.length + 1)
     : undefined;
   const context = contextOf(l);
+  const restWas = previous === undefined ? undefined : restWasOf(l);
   const sequence = /#(\d+)$/.exec(l.tickKey)?.[1];
   const tickSequence = sequence === undefined ? undefined : Number(sequence);
   const settlement = await settlementOf(l, adapters, position, auction);
@@ -736,6 +789,7 @@ export async function collectLiquidation(
       open: isOpenLiquidation(l),
       startedAt: iso(l.history[0]?.atMs ?? 0),
       startedBy: previous ? 'previous-slice' : 'tick',
+      ...(restWas ? { restWas } : {}),
       tickKey: l.tickKey,
       ...(tickSequence === undefined ? {} : { tickSequence }),
       triggerMark: formatPrice(l.triggerMark),
@@ -926,10 +980,12 @@ const PAYOUT_TO = {
 const share = (decimal: string): string => percentText(parsePpm(decimal));
 
 /** A market fill's distance from the execution mark, in the trader's words: a long's close sells, a short's buys. */
-function fromMark(f: ShownMarketFill, side: string): string {
+function fromMark(f: ShownMarketFill, side: string, mark: string | undefined): string {
   if (f.lastResort) return ' (last resort)';
   if (f.slippagePercent === undefined) return '';
-  if (f.slippagePercent === '0') return ', at the mark';
+  if (f.price === mark) return ', at the mark';
+  // Rounded toward zero to 0.01 %: a fill nearer than that is not at the mark.
+  if (f.slippagePercent === '0') return ', within 0.01 % of the mark';
   const worse = !f.slippagePercent.startsWith('-');
   // Two decimals always, so a column of fills reads aligned (2.10 %, not 2.1 %).
   const [whole, fraction = ''] = (worse ? f.slippagePercent : f.slippagePercent.slice(1)).split('.');
@@ -941,16 +997,65 @@ function fromMark(f: ShownMarketFill, side: string): string {
 function lossText(
   loss: NonNullable<ShownSettlement['traderLoss']>,
   to: 'trader' | 'rest',
+  payout: string,
   quote: string,
 ): string {
   const amount = (d: string) => money(d, quote);
+  const settledWhole = 'the fund and ADL settle what the position leaves once closed whole';
+  if (loss.collateral.startsWith('-')) {
+    // A rest its earlier slices left below zero: it had no collateral to lose.
+    const came = `the position came to this ${to === 'rest' ? 'slice' : 'close'} with a deficit of ${amount(loss.collateral.slice(1))} (collateral below zero: its earlier slices lost more than their collateral), never charged to the trader`;
+    if (to === 'rest')
+      return `${came}; its rest carries ${loss.restDeficit === '0' ? amount(payout) : `a deficit of ${amount(loss.restDeficit)}`} after this slice, and ${settledWhole}`;
+    return loss.beyondCollateral === '0'
+      ? `${came}; this close's gains filled it, and left the trader ${amount(payout)}`
+      : `${came}; with this close's loss it came to ${amount(loss.beyondCollateral)} below zero, borne by the fund, ADL or bad debt (the shortfall), never by the trader`;
+  }
   if (to === 'rest')
     return loss.restDeficit === '0'
       ? `the position had ${amount(loss.collateral)} of collateral; its rest keeps what is left after the slice (lost ${amount(loss.lost)})`
-      : `the slice lost ${amount(loss.lost)}, more than the position's ${amount(loss.collateral)} of collateral: its rest carries the deficit of ${amount(loss.restDeficit)} (collateral below zero), not charged to the trader; the rest's later gains fill it, and the fund and ADL settle what the position leaves once closed whole`;
-  return loss.shortfall === '0'
+      : `the slice lost ${amount(loss.lost)}, more than the position's ${amount(loss.collateral)} of collateral: its rest carries the deficit of ${amount(loss.restDeficit)} (collateral below zero), not charged to the trader; the rest's later gains fill it, and ${settledWhole}`;
+  return loss.beyondCollateral === '0'
     ? `the trader lost ${amount(loss.lost)} of its ${amount(loss.collateral)} of collateral`
-    : `the trader lost all of its collateral, ${amount(loss.collateral)}; the close lost ${amount(loss.shortfall)} more (the shortfall), borne as the next line says, never by the trader`;
+    : `the trader lost all of its collateral, ${amount(loss.collateral)}; the close lost ${amount(loss.beyondCollateral)} more, borne by the fund, ADL or bad debt (the shortfall), never by the trader`;
+}
+
+/** The fee the trader paid against its rate, and what the fund took as the fee beyond it (ShownSettlement.feeBasis). */
+function feeText(s: ShownSettlement, plan: ShownContext['plan'], quote: string): string {
+  const fee = s.feeBasis!;
+  const amount = (d: string) => money(d, quote);
+  const atRate = `the rate, ${share(fee.rate)}, of the closed notional ${amount(fee.closedNotional)}`;
+  const capAt =
+    s.payoutTo === 'rest'
+      ? 'what leaves the whole position solvent at the mark'
+      : s.payoutTo === 'trader'
+        ? 'what the close left the trader'
+        : 'what the close left the trader (a slice: what leaves the whole position solvent at the mark)';
+  const paid = `${amount(fee.paid)}: ${
+    fee.how === 'at-rate'
+      ? `${atRate} (rounded up)`
+      : fee.how === 'capped'
+        ? `${atRate} is ${amount(fee.atRate)}, capped at ${capAt}`
+        : `${atRate} is ${amount(fee.atRate)}; the rest, a fee an earlier plan of this settlement credited, the fund's floor kept out of what the close left the trader`
+  }`;
+  const credited = parseQuote(fee.credited);
+  const more = credited - parseQuote(fee.paid);
+  if (more <= 0n) return paid;
+  // Beyond what the trader paid (waterfall.ts): ADL's closes' rounding (creditCloseRounding), a fee kept past what
+  // the trader had left (chargeFee: that part is shortfall); the records do not tell the two apart.
+  const adl = s.amounts.adlClosedSize !== '0';
+  const replanned = (plan?.replans ?? 0) > 0;
+  const why = [
+    ...(adl
+      ? ["what ADL's counterparties' closes at the mark rounded away (whole units, never the trader's)"]
+      : []),
+    ...(replanned || !adl
+      ? [
+          "a fee an earlier plan of this settlement credited that the fund's floor kept beyond what the trader had left (in the shortfall)",
+        ]
+      : []),
+  ].join(', or ');
+  return `${paid}; the fund took ${amount(fee.credited)}, ${amount(formatQuote(more))} more: ${why}`;
 }
 
 export function renderLiquidation(r: LiquidationShow): string {
@@ -971,7 +1076,13 @@ export function renderLiquidation(r: LiquidationShow): string {
   out.push(
     l.startedBy === 'tick'
       ? `  trigger      mark ${price(l.triggerMark)} of tick ${l.tickSequence ?? l.tickKey} (${l.tickKey}), stamped ${l.startedAt} by the feed`
-      : `  trigger      started ${l.startedAt} by the settlement of the previous slice, ${l.slices.previous}: the rest was still past its liquidation price at mark ${price(l.triggerMark)}`,
+      : `  trigger      started ${l.startedAt} by the settlement of the previous slice, ${l.slices.previous}: ${
+          l.restWas === 'past-liquidation-price'
+            ? `the rest was still past its liquidation price at mark ${price(l.triggerMark)}`
+            : l.restWas === 'dust'
+              ? `the rest was below the market's dust size, closed whatever its health (not past its liquidation price at mark ${price(l.triggerMark)})`
+              : `the rest was still past its liquidation price at mark ${price(l.triggerMark)}, or below the market's dust size`
+        }`,
   );
   const c = l.context;
   const claimed = c?.claimed;
@@ -988,9 +1099,12 @@ export function renderLiquidation(r: LiquidationShow): string {
       : c.executionMarkAt
         ? ` (of ${c.executionMarkAt})`
         : '';
-    const bound = claimed
-      ? ` (the mark ${l.side === 'LONG' ? 'less' : 'plus'} the slippage bound, ${share(claimed.slippageBound)})`
-      : '';
+    // The market-only baseline (no sizing) bounds nothing: a buy's limit is a thousand times the mark.
+    const bound = !claimed
+      ? ''
+      : claimed.sizing
+        ? ` (the mark ${l.side === 'LONG' ? 'less' : 'plus'} the slippage bound, ${share(claimed.slippageBound)})`
+        : ' (the market-only baseline: no bound)';
     out.push(
       `  execution    ${size(c.plannedSize)} planned at mark ${price(c.executionMark)}${markOf}${c.limitPrice ? `, limit ${price(c.limitPrice)}${bound}` : ''}`,
     );
@@ -1009,7 +1123,8 @@ export function renderLiquidation(r: LiquidationShow): string {
   out.push(
     `  market fills ${l.marketFills.length === 0 ? 'none' : `${l.marketFills.length}, ${size(l.marketFilledSize)} in all`}`,
   );
-  for (const f of l.marketFills) out.push(`    ${size(f.size)} at ${price(f.price)}${fromMark(f, l.side)}`);
+  for (const f of l.marketFills)
+    out.push(`    ${size(f.size)} at ${price(f.price)}${fromMark(f, l.side, c?.executionMark)}`);
   // The record keeps the size it handed on: at the claim the slice, after the market what it left.
   out.push(
     `  remaining    ${size(l.remainingSize)} (as recorded: what the layers after the market had to close)`,
@@ -1066,21 +1181,9 @@ export function renderLiquidation(r: LiquidationShow): string {
     out.push(
       `  trader       realized PnL ${money(m.realizedPnl, quote)}, liquidation fee ${money(m.fee, quote)}, ${PAYOUT_TO[s.payoutTo ?? 'unknown'](money(m.traderPayout, quote))}`,
     );
-    const fee = s.feeBasis;
-    if (fee) {
-      const atRate = `the rate, ${share(fee.rate)}, of the closed notional ${money(fee.closedNotional, quote)}`;
-      out.push(
-        `  fee          ${money(fee.charged, quote)}: ${
-          fee.how === 'at-rate'
-            ? `${atRate} (rounded up)`
-            : fee.how === 'capped'
-              ? `${atRate} is ${money(fee.atRate, quote)}, capped at what ${s.payoutTo === 'rest' ? 'leaves the whole position solvent at the mark' : 'the close left the trader'}`
-              : `${atRate} is ${money(fee.atRate, quote)}; the rest is a fee an earlier plan of this settlement credited, which the fund's floor kept`
-        }`,
-      );
-    }
+    if (s.feeBasis) out.push(`  fee          ${feeText(s, c?.plan, quote)}`);
     const loss = s.traderLoss;
-    if (loss) out.push(`  loss         ${lossText(loss, s.payoutTo!, quote)}`);
+    if (loss) out.push(`  loss         ${lossText(loss, s.payoutTo!, m.traderPayout, quote)}`);
     out.push(
       `  shortfall    ${money(m.shortfall, quote)}: fund paid ${money(m.insurancePaid, quote)}, ADL covered ${money(m.adlCovered, quote)}, ${m.badDebt === '0' ? 'no bad debt' : `BAD DEBT ${money(m.badDebt, quote)}`}`,
     );

@@ -6,9 +6,8 @@ import type { JournalAudit } from '../domain/journal-audit.ts';
 import type { Fill, LiquidationState, Position, SetAside, Side, Unreadable } from '../domain/model.ts';
 import { isTerminal } from '../domain/model.ts';
 import type { ProviderFills, UnreadableProviderFills } from '../domain/provider-fills.ts';
-import type { SizingReason } from '../domain/sizing.ts';
 import type { TickRejectReason } from '../domain/tick.ts';
-import { type BaseE8, formatQuoteGrouped, type Ppm, type PriceE8, type QuoteE6 } from '../domain/units.ts';
+import { type BaseE8, formatQuoteGrouped, type PriceE8, type QuoteE6 } from '../domain/units.ts';
 import type { SettlementAmounts } from '../domain/waterfall.ts';
 
 /**
@@ -569,9 +568,10 @@ export interface LiquidationContext {
   readonly positionVersion?: number;
   /**
    * What the claim read and the rules it applied, for `liquidations show` to answer the trader (why then, why this
-   * much, the slippage and the fee): no decision reads it. Absent: claimed before session 51.
+   * much, the slippage and the fee), as encodeClaimedFacts writes it (domain/claimed-facts.ts: a short text, kept
+   * within the item's write unit): no decision reads it. Absent: claimed before session 51.
    */
-  readonly claimed?: ClaimedFacts;
+  readonly claimed?: string;
   readonly auctionId?: string;
   /**
    * The mark the settlement valued a slice's rest at, recorded with it (absent before session 39: executionMark):
@@ -679,21 +679,6 @@ export interface LiquidationContext {
     readonly limitPrice: PriceE8;
     readonly reference: { readonly mark: PriceE8; readonly atMs: number };
   };
-}
-
-/** What a claim read and applied (LiquidationContext.claimed): display only. */
-export interface ClaimedFacts {
-  /** The position as the claim read it (the version it works on: the whole position, or a slice's rest). */
-  readonly position: Pick<Position, 'size' | 'entryPrice' | 'collateral' | 'collateralOverE16'>;
-  /** Why plannedSize is what it is (domain/sizing.ts). Absent: the market-only baseline closes the whole position. */
-  readonly sizing?: SizingReason;
-  /** The tick whose mark was executionMark (absent: the market had none recorded, so the trigger mark). */
-  readonly markTick?: { readonly sequence: number; readonly indexPrice?: PriceE8 };
-  /** The market's rules the claim applied: its margins, the fee rate and the market order's slippage bound. */
-  readonly maintenanceMargin: Ppm;
-  readonly initialMargin: Ppm;
-  readonly liquidationFee: Ppm;
-  readonly slippageBound: Ppm;
 }
 
 /** Who places a liquidation's venue orders: one delivery at a time (a token of its own), until a time. */

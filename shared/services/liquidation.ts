@@ -13,6 +13,7 @@ import {
   recordAdlEvent,
 } from '../domain/adl.ts';
 import { startPrice } from '../domain/auction.ts';
+import { type ClaimedFacts, encodeClaimedFacts } from '../domain/claimed-facts.ts';
 import type { InsuranceConfig, MarketConfig } from '../domain/config.ts';
 import { marketConfig } from '../domain/config.ts';
 import { boundedFills } from '../domain/fills.ts';
@@ -52,7 +53,6 @@ import { METRICS } from '../metrics.ts';
 import {
   type AccountBalance,
   type AuctionRecord,
-  type ClaimedFacts,
   ConditionFailedError,
   type LiquidationMessage,
   type LiquidationRecord,
@@ -656,7 +656,7 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
     executionMarkAtMs: reference.atMs,
     limitPrice,
     positionVersion: position.version,
-    claimed: claimedFacts(position, market, slip, step, reference, carried.market),
+    claimed: encodeClaimedFacts(claimedFacts(position, market, slip, step, reference, carried.market)),
     // The claimant places the order: the lease comes with the claim.
     lease: leaseFor(ownerOf(carried), now, deps),
   };

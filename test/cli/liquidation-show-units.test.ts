@@ -9,8 +9,10 @@ import {
   sizingWhy,
 } from '../../cli/ops/liquidation-show.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
+import { encodeClaimedFacts } from '../../shared/domain/claimed-facts.ts';
 import { parseBase, parsePrice, parseQuote, ppm, usd } from '../../shared/domain/units.ts';
 import type { LiquidationRecord, PositionRecord } from '../../shared/ports/index.ts';
+import { createPipeline } from '../support/pipeline.ts';
 
 /** `liquidations show`'s reading of records the pipeline tests do not reach (test/cli/liquidations-show.test.ts runs it on moto). */
 
@@ -274,7 +276,8 @@ describe('an open liquidation: a next slice waiting for the book, its auction as
       [
         'liquidation p2:3: ETH-USD SHORT, AUCTION (open)',
         '  position     p2 of trader t-p2, entry 150 USD; now LIQUIDATING, 4 ETH, collateral 30.00 USD (version 4)',
-        '  trigger      started 2020-03-12T09:00:00.000Z by the settlement of the previous slice, p2:1: the rest was still past its liquidation price at mark 156 USD',
+        // Not claimed yet: nothing tells whether the rest was past its liquidation price or dust (review51-support-dust-slice).
+        "  trigger      started 2020-03-12T09:00:00.000Z by the settlement of the previous slice, p2:1: the rest was still past its liquidation price at mark 156 USD, or below the market's dust size",
         '  execution    4 ETH planned at mark 156 USD (of 2020-03-12T09:00:00.000Z), limit 157.56 USD',
         '  slices       previous p2:1',
         '  history',
@@ -638,12 +641,12 @@ describe('support51: what answers a trader, from records the pipeline tests do n
         limitPrice: parsePrice('169.75'),
         positionVersion: 1,
         nextLiquidationId: 'p5:2',
-        claimed: {
+        claimed: encodeClaimedFacts({
           position: { size: parseBase('30'), entryPrice: parsePrice('200'), collateral: parseQuote('100') },
           sizing: 'sizing/max-close-share',
           markTick: { sequence: 17 },
           ...rules,
-        },
+        }),
       },
       version: 3,
     };
@@ -667,8 +670,15 @@ describe('support51: what answers a trader, from records the pipeline tests do n
     });
     expect(shown.settlement).toMatchObject({
       payoutTo: 'rest',
-      feeBasis: { rate: '0.01', closedNotional: '1700', atRate: '17', charged: '0', how: 'capped' },
-      traderLoss: { collateral: '100', lost: '300', shortfall: '0', restDeficit: '200' },
+      feeBasis: {
+        rate: '0.01',
+        closedNotional: '1700',
+        atRate: '17',
+        paid: '0',
+        credited: '0',
+        how: 'capped',
+      },
+      traderLoss: { collateral: '100', lost: '300', beyondCollateral: '0', restDeficit: '200' },
     });
     expect(lines).toEqual(
       expect.arrayContaining([
@@ -729,12 +739,12 @@ describe('support51: what answers a trader, from records the pipeline tests do n
         executionMarkAtMs: T,
         limitPrice: parsePrice('160.68'),
         positionVersion: 0,
-        claimed: {
+        claimed: encodeClaimedFacts({
           position: { size: parseBase('4'), entryPrice: parsePrice('150'), collateral: parseQuote('30') },
           sizing: 'sizing/no-partial-restores',
           markTick: { sequence: 41, indexPrice: parsePrice('155.5') },
           ...rules,
-        },
+        }),
         settle: {
           insurance: { balance: parseQuote('100'), windowStartMs: 0, windowDrawn: 0n },
           nowMs: T + 8000,
@@ -747,6 +757,9 @@ describe('support51: what answers a trader, from records the pipeline tests do n
           },
           auctionFills: [],
           lastResortFills: [lastResort],
+          // An earlier plan credited a fee of 7 the fund's floor did not let it give back.
+          applied: { 's6:0:fee': parseQuote('7') },
+          replans: 1,
         },
       },
       version: 6,
@@ -764,8 +777,17 @@ describe('support51: what answers a trader, from records the pipeline tests do n
     });
     expect(shown.settlement).toMatchObject({
       payoutTo: 'trader',
-      feeBasis: { rate: '0.01', closedNotional: '628.3', atRate: '6.283', charged: '7', how: 'above-rate' },
-      traderLoss: { collateral: '30', lost: '30', shortfall: '5.3', restDeficit: '0' },
+      // The close left the trader 1.70 (30 less 28.30): the fee it paid, capped there; the fund took 7, the 5.30
+      // beyond it a fee kept by its floor, which is the shortfall (review51-support-fee-paid).
+      feeBasis: {
+        rate: '0.01',
+        closedNotional: '628.3',
+        atRate: '6.283',
+        paid: '1.7',
+        credited: '7',
+        how: 'capped',
+      },
+      traderLoss: { collateral: '30', lost: '30', beyondCollateral: '0', restDeficit: '0' },
     });
     expect(lines).toEqual(
       expect.arrayContaining([
@@ -773,8 +795,8 @@ describe('support51: what answers a trader, from records the pipeline tests do n
         "  sized        100 % of the position's 4 ETH: the whole position: no partial close leaves the rest its initial margin (5 % of its value)",
         '    3 ETH at 156.1 USD, 0.06 % above the mark',
         '    1 ETH at 160 USD (last resort)',
-        "  fee          7.00 USD: the rate, 1 %, of the closed notional 628.30 USD is 6.283 USD; the rest is a fee an earlier plan of this settlement credited, which the fund's floor kept",
-        '  loss         the trader lost all of its collateral, 30.00 USD; the close lost 5.30 USD more (the shortfall), borne as the next line says, never by the trader',
+        "  fee          1.70 USD: the rate, 1 %, of the closed notional 628.30 USD is 6.283 USD, capped at what the close left the trader; the fund took 7.00 USD, 5.30 USD more: a fee an earlier plan of this settlement credited that the fund's floor kept beyond what the trader had left (in the shortfall)",
+        '  loss         the trader lost 30.00 USD of its 30.00 USD of collateral',
       ]),
     );
   });
@@ -801,7 +823,7 @@ describe('support51: what answers a trader, from records the pipeline tests do n
     expect(shown.settlement?.traderLoss).toEqual({
       collateral: '200',
       lost: '200',
-      shortfall: '50',
+      beyondCollateral: '50',
       restDeficit: '0',
     });
     expect(lines.filter((l) => /^ {2}(at claim|sized|fee) /.test(l))).toEqual([]);
@@ -841,5 +863,236 @@ describe('support51: what answers a trader, from records the pipeline tests do n
     ],
   ] as const)('sizingWhy(%s, whole: %s) says it in words', (reason, whole, words) => {
     expect(sizingWhy(reason, ppm('0.05'), whole)).toBe(words);
+  });
+});
+
+describe('review51-support: what show says is true in the cases the first version misread', () => {
+  const rules = {
+    maintenanceMargin: ppm('0.025'),
+    initialMargin: ppm('0.05'),
+    liquidationFee: ppm('0.01'),
+    slippageBound: ppm('0.03'),
+  };
+  const noAmounts = {
+    marketClosedSize: 0n,
+    lastResortClosedSize: 0n,
+    auctionClosedSize: 0n,
+    adlClosedSize: 0n,
+    carriedSize: 0n,
+    realizedPnl: 0n,
+    fee: 0n,
+    shortfall: 0n,
+    insurancePaid: 0n,
+    adlCovered: 0n,
+    badDebt: 0n,
+    traderPayout: 0n,
+  };
+  /** `record` with its position `p` stored, as `liquidations show` collects it and renders it. */
+  async function collected(record: LiquidationRecord, p: PositionRecord) {
+    const adapters = createEmbeddedAdapters();
+    await adapters.positions.create({ ...p, version: 0 });
+    for (let v = 1; v <= p.version; v++) await adapters.positions.replace({ ...p, version: v }, v - 1);
+    await adapters.transactor.commit([{ kind: 'liquidation', record, expectedVersion: undefined }]);
+    const shown = (await collectLiquidation(adapters, record.id))!;
+    return { shown, lines: renderLiquidation(shown).split('\n') };
+  }
+  const closed = (id: string, side: 'LONG' | 'SHORT', version: number): PositionRecord => ({
+    id,
+    traderId: `t-${id}`,
+    symbol: 'ETH-USD',
+    side,
+    size: 0n,
+    entryPrice: parsePrice('130.53'),
+    collateral: 0n,
+    state: 'CLOSED',
+    liquidationPrice: 0n,
+    closedPayout: 0n,
+    version,
+  });
+
+  it('review51-support-fee-paid: ADL\'s rounding the fund takes with the fee is not a fee "an earlier plan credited"', async () => {
+    // adl-close-rounding's solvent long: 1 ETH at 200.00000001 on 27, closed by ADL at 175 against three shorts. The
+    // fee due is 1.75; the trader paid it (27 - 25.00000001 - 1.75, floored, is its 0.249999), and the fund took
+    // 1.750002: the shorts' unit and the trader's own close's sub-unit, rounded away, no plan made again.
+    const p = createPipeline({
+      venue: { defaults: { baseHalfSpreadPpm: 60_000, maxHalfSpreadPpm: 60_000 } },
+    });
+    await p.tick('ETH-USD', '200');
+    const long = await p.open('LONG', '1', '200.00000001', '27');
+    await p.open('SHORT', '0.33333333', '200.00000001', '100');
+    await p.open('SHORT', '0.33333333', '200.00000001', '100');
+    await p.open('SHORT', '0.33333334', '200.00000001', '100');
+    await p.tick('ETH-USD', '175');
+    await p.drain();
+    const [l] = p.adapters.liquidations.all().filter((x) => x.positionId === long.id);
+    expect(l?.state).toBe('SETTLED_ADL');
+    expect(l?.settlement?.fee).toBe(parseQuote('1.750002'));
+    const shown = (await collectLiquidation(p.adapters, l!.id))!;
+    expect(shown.settlement?.feeBasis).toEqual({
+      rate: '0.01',
+      closedNotional: '175',
+      atRate: '1.75',
+      paid: '1.75',
+      credited: '1.750002',
+      how: 'at-rate',
+    });
+    const text = renderLiquidation(shown);
+    expect(text).toContain(
+      "\n  fee          1.75 USD: the rate, 1 %, of the closed notional 175.00 USD (rounded up); the fund took 1.750002 USD, 0.000002 USD more: what ADL's counterparties' closes at the mark rounded away (whole units, never the trader's)\n",
+    );
+    expect(text).toContain('\n  loss         the trader lost 26.750001 USD of its 27.00 USD of collateral\n');
+  });
+
+  it('review51-support-dust-slice: a next slice started because its rest was dust, not past its liquidation price', async () => {
+    // slice-dust-carry's long: planned whole, the book filled all but 0.0005 ETH, the rest healthy with its collateral.
+    const p = createPipeline();
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '6', '200', '80');
+    p.venue.faults.maxFillPerOrder = parseBase('5.9995');
+    await p.tick('ETH-USD', '190');
+    await p.drain();
+    const [, next] = p.adapters.liquidations.all();
+    expect(next?.remainingSize).toBe(0n);
+    const shown = (await collectLiquidation(p.adapters, next!.id))!;
+    expect(shown.liquidation).toMatchObject({ startedBy: 'previous-slice', restWas: 'dust' });
+    expect(renderLiquidation(shown)).toMatch(
+      /\n {2}trigger {6}started \S+ by the settlement of the previous slice, p1:0: the rest was below the market's dust size, closed whatever its health \(not past its liquidation price at mark 190 USD\)\n/,
+    );
+  });
+
+  it("review51-support-deficit-loss: a rest that came with its earlier slices' deficit lost no collateral it did not have", async () => {
+    // The replay's ETH-USD-p0017367:3: 12.0399161 ETH at 130.53 with -5.333056 of collateral (its earlier slice's
+    // deficit), closed whole at 121.17: the close lost 112.693615, and the fund paid the 118.026671 beyond zero.
+    const size = parseBase('12.0399161');
+    const record: LiquidationRecord = {
+      id: 'p9:3',
+      positionId: 'p9',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      state: 'SETTLED_INSURANCE',
+      tickKey: 'ETH-USD#12',
+      triggerMark: parsePrice('124.08'),
+      remainingSize: 0n,
+      marketFills: [{ price: parsePrice('121.17'), size }],
+      settlement: {
+        ...noAmounts,
+        marketClosedSize: size,
+        realizedPnl: -parseQuote('112.693615'),
+        shortfall: parseQuote('118.026671'),
+        insurancePaid: parseQuote('118.026671'),
+      },
+      history: [
+        { atMs: T, state: 'QUEUED', note: 'next slice of p9:2' },
+        { atMs: T, state: 'SETTLED_INSURANCE', note: 'market>insurance' },
+      ],
+      context: {
+        plannedSize: size,
+        executionMark: parsePrice('124.08'),
+        executionMarkAtMs: T,
+        limitPrice: parsePrice('120.3576'),
+        positionVersion: 3,
+        claimed: encodeClaimedFacts({
+          position: { size, entryPrice: parsePrice('130.53'), collateral: -parseQuote('5.333056') },
+          sizing: 'sizing/insolvent',
+          markTick: { sequence: 69 },
+          ...rules,
+        }),
+      },
+      version: 5,
+    };
+    const { shown, lines } = await collected(record, closed('p9', 'LONG', 4));
+    expect(shown.liquidation.restWas).toBe('past-liquidation-price');
+    expect(shown.settlement?.traderLoss).toEqual({
+      collateral: '-5.333056',
+      lost: '-5.333056',
+      beyondCollateral: '118.026671',
+      restDeficit: '0',
+    });
+    expect(lines).toContain(
+      "  loss         the position came to this close with a deficit of 5.333056 USD (collateral below zero: its earlier slices lost more than their collateral), never charged to the trader; with this close's loss it came to 118.026671 USD below zero, borne by the fund, ADL or bad debt (the shortfall), never by the trader",
+    );
+  });
+
+  it('review51-support-near-mark: a fill nearer the mark than 0.01 % is not "at the mark"; one at it is', async () => {
+    const record: LiquidationRecord = {
+      id: 's9:0',
+      positionId: 's9',
+      symbol: 'ETH-USD',
+      side: 'SHORT',
+      state: 'SETTLED_MARKET',
+      tickKey: 'ETH-USD#5',
+      triggerMark: parsePrice('2000'),
+      remainingSize: 0n,
+      // 0.005 % above the mark, then at it.
+      marketFills: [
+        { price: parsePrice('2000.1'), size: parseBase('1') },
+        { price: parsePrice('2000'), size: parseBase('1') },
+      ],
+      settlement: {
+        ...noAmounts,
+        marketClosedSize: parseBase('2'),
+        realizedPnl: -parseQuote('100.1'),
+        fee: parseQuote('40.001'),
+        traderPayout: parseQuote('59.899'),
+      },
+      history: [
+        { atMs: T, state: 'QUEUED', note: 'crossed at 2000' },
+        { atMs: T, state: 'SETTLED_MARKET', note: 'market' },
+      ],
+      context: {
+        plannedSize: parseBase('2'),
+        executionMark: parsePrice('2000'),
+        executionMarkAtMs: T,
+        limitPrice: parsePrice('2060'),
+        positionVersion: 0,
+      },
+      version: 4,
+    };
+    const { shown, lines } = await collected(record, closed('s9', 'SHORT', 1));
+    expect(shown.liquidation.marketFills.map((f) => f.slippagePercent)).toEqual(['0', '0']);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        '    1 ETH at 2000.1 USD, within 0.01 % of the mark',
+        '    1 ETH at 2000 USD, at the mark',
+      ]),
+    );
+  });
+
+  it("review51-support-market-only-bound: the market-only baseline's limit is not the mark plus a bound", async () => {
+    // A short claimed by the baseline (no sizing): its buy's limit is a thousand times the mark.
+    const record: LiquidationRecord = {
+      id: 's8:0',
+      positionId: 's8',
+      symbol: 'ETH-USD',
+      side: 'SHORT',
+      state: 'EXECUTING',
+      tickKey: 'ETH-USD#5',
+      triggerMark: parsePrice('160'),
+      remainingSize: parseBase('4'),
+      marketFills: [],
+      history: [{ atMs: T, state: 'QUEUED', note: 'crossed at 160' }],
+      context: {
+        plannedSize: parseBase('4'),
+        executionMark: parsePrice('160'),
+        executionMarkAtMs: T,
+        limitPrice: parsePrice('160000'),
+        positionVersion: 0,
+        claimed: encodeClaimedFacts({
+          position: { size: parseBase('4'), entryPrice: parsePrice('150'), collateral: parseQuote('30') },
+          ...rules,
+          slippageBound: 999_999n,
+        }),
+      },
+      version: 1,
+    };
+    const s8 = { ...closed('s8', 'SHORT', 0), state: 'LIQUIDATING' as const, size: parseBase('4') };
+    const { lines } = await collected(record, s8);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        '  execution    4 ETH planned at mark 160 USD (of 2020-03-12T09:00:00.000Z), limit 160000 USD (the market-only baseline: no bound)',
+        '  sized        the whole position (the market-only baseline)',
+      ]),
+    );
   });
 });

@@ -209,14 +209,15 @@ describe('liquidations show', () => {
           rate: '0.01',
           closedNotional: formatQuote(notional16 / 10n ** 10n),
           atRate: formatQuote(s1.fee),
-          charged: formatQuote(s1.fee),
+          paid: formatQuote(s1.fee),
+          credited: formatQuote(s1.fee),
           how: 'at-rate',
         });
         expect(s1.fee).toBe((notional16 + 10n ** 12n - 1n) / 10n ** 12n);
         expect(json.settlement!.traderLoss).toEqual({
           collateral: '200',
           lost: formatQuote(parseQuote('200') - s1.traderPayout),
-          shortfall: '0',
+          beyondCollateral: '0',
           restDeficit: '0',
         });
         // The fee, credited to the fund under the liquidation's key.
@@ -332,7 +333,8 @@ describe('liquidations show', () => {
           rate: '0.01',
           closedNotional: formatQuote(notional16 / 10n ** 10n),
           atRate: formatQuote((notional16 + 10n ** 12n - 1n) / 10n ** 12n),
-          charged: formatQuote(stored.settlement!.fee),
+          paid: formatQuote(stored.settlement!.fee),
+          credited: formatQuote(stored.settlement!.fee),
         });
         expect(text).toMatch(new RegExp(`\\nauction ${id}:auction: SELL CLEARED, ended at step \\d+`));
         expect(text).toMatch(/\n {4}lp-1: [\d.]+ ETH at [\d.]+ USD/);
@@ -383,7 +385,7 @@ describe('liquidations show', () => {
           traderLoss: {
             collateral: '2000',
             lost: formatQuote(parseQuote('2000') - stored.settlement!.traderPayout),
-            shortfall: '0',
+            beyondCollateral: '0',
             restDeficit: '0',
           },
         });
@@ -484,20 +486,21 @@ describe('liquidations show', () => {
           rate: '0.01',
           closedNotional: '1750',
           atRate: '17.5',
-          charged: '0',
+          paid: '0',
+          credited: '0',
           how: 'capped',
         });
         expect(json.settlement!.traderLoss).toEqual({
           collateral: '200',
           lost: '200',
-          shortfall: '50',
+          beyondCollateral: '50',
           restDeficit: '0',
         });
         expect(text).toContain(
           '\n  fee          0.00 USD: the rate, 1 %, of the closed notional 1,750.00 USD is 17.50 USD, capped at what the close left the trader\n',
         );
         expect(text).toContain(
-          '\n  loss         the trader lost all of its collateral, 200.00 USD; the close lost 50.00 USD more (the shortfall), borne as the next line says, never by the trader\n  shortfall    50.00 USD: fund paid 20.00 USD, ADL covered 30.00 USD, no bad debt\n',
+          '\n  loss         the trader lost all of its collateral, 200.00 USD; the close lost 50.00 USD more, borne by the fund, ADL or bad debt (the shortfall), never by the trader\n  shortfall    50.00 USD: fund paid 20.00 USD, ADL covered 30.00 USD, no bad debt\n',
         );
         expect(text).toContain(
           "\n  sized        100 % of the position's 10 ETH: the whole position: it had no equity left at the mark (past its bankruptcy price)\n",
