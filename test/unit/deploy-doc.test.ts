@@ -18,7 +18,8 @@ import { missingEntryProblem, type Reconciliation } from '../../shared/domain/jo
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { differenceMovements, planKeyOf } from '../../shared/domain/waterfall.ts';
 import { PutEntriesError, TickPublishError } from '../../shared/feed/publisher.ts';
-import { NOT_ITS_PER_MAX } from '../../shared/local/dlq.ts';
+import type { Deployment } from '../../shared/local/deployment.ts';
+import { NOT_ITS_PER_MAX, notItsLimitLine } from '../../shared/local/dlq.ts';
 import { STATUS_COUNT_EVERY_MS, STRANDED_CONFIRM_MS, STRANDED_LOOK_MAX } from '../../shared/local/status.ts';
 import { metricsService } from '../../shared/metrics.ts';
 import {
@@ -594,17 +595,214 @@ describe("docs/DEPLOY.md's session 51 upgrade note against the code", () => {
     expect(note).toContain('`-c backstop:adminTrail=false`');
   });
 
-  it('cites only rows docs/RELIABILITY.md has', () => {
+  // note51-upgrade-told: the note named the admin function's changes alone; what else session 51 changed for an
+  // operator or an integrator is named below, each name held to the code that writes it.
+  it("names margin-check's writes and the markets repository's answers as the port and the AWS store have them", () => {
+    const ports = read('shared/ports/index.ts');
+    expect(ports).toMatch(/export type JumpContinued = [^;]*'continued-later';/);
+    expect(note).toContain("`JumpContinued`'s new `continued-later`");
+    for (const answer of ['note-refused', 'not-held']) {
+      expect(ports).toMatch(new RegExp(`export type JumpContinued = [^;]*'${answer}'`));
+      expect(note).toContain(`\`${answer}\``);
+    }
+    // Required, as heldTick: `?:` would let a judgment leave it out.
+    expect(ports).toContain('readonly heldContinuedAtMs: number | undefined;');
+    expect(ports).toContain('readonly heldTick: PrintAsRead | undefined;');
+    expect(note).toContain(
+      '`JudgedJump.heldContinuedAtMs` is now required (`number | undefined`, as `heldTick`)',
+    );
+    for (const method of ['continueSequenceJump', 'holdSequenceJump']) {
+      expect(ports).toContain(`  ${method}(`);
+      expect(note).toContain(`\`${method}\``);
+    }
+    const condition = '(attribute_not_exists(heldJump.continuedAtMs) OR heldJump.continuedAtMs <= :at)';
+    expect(read('shared/adapters/aws/markets.ts')).toContain(`const notLater = '${condition}';`);
+    expect(note).toContain(`\`${condition.slice(1, -1)}\``);
+    expect(read('shared/domain/tick.ts')).toContain(
+      `\`\${off}: the held \${held.tick.sequence} is being continued\``,
+    );
+    expect(note).toContain('`...: the held S is being continued`');
+  });
+
+  it("names the ledgers' refusal, ledger-reconcile's count and line, and the statement's, as the code gives them", async () => {
+    const refusal = await new EmbeddedLedger()
+      .apply({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey: 'admin:d',
+        amount: -parseQuote('5'),
+        kind: 'deposit',
+        reference: 'admin:d',
+        atMs: 1,
+        floor: 0n,
+      })
+      .then(
+        () => 'applied',
+        (error: Error) => error.message,
+      );
+    expect(refusal).toBe(
+      'ledger/sign-against-kind: deposit of -5.00 under key admin:d: kind deposit raises the fund, never lowers it',
+    );
+    expect(note).toContain(`\`${refusal}\`, nothing moved`);
+    expect(read('shared/adapters/aws/ledger.ts')).toContain('movementProblem(movement)');
+    for (const kind of ['deposit', 'withdraw', 'liquidation-fee', 'shortfall-payout'] as const) {
+      expect(FUND_CHART[kind], kind).toBeDefined();
+      expect(note).toContain(`\`${kind}\``);
+    }
+    const reconcile = read('functions/ledger-reconcile/index.ts');
+    const warning = "ledger reconciled; journal entries the fund's chart of accounts refuses";
+    for (const said of [
+      `log.warn("${warning}", summary)`,
+      "log.warn('ledger not reconciled', summary)",
+      'chartProblems: report.chartProblems,',
+      'problemCount: report.problemCount,',
+    ])
+      expect(reconcile, said).toContain(said);
+    expect(note).toContain(
+      `the line is \`${warning}\`, a warning (a log filter on \`ledger not reconciled\` misses it)`,
+    );
+    expect(note).toContain('(`chartProblems`, among `problemCount`)');
+    // The alarm that pages, on the metric the run counts them in; its description the one alarm change.
+    expect(read('shared/metrics.ts')).toContain("name: 'LedgerJournalProblems'");
+    const monitoring = read('infra/constructs/monitoring.ts');
+    expect(monitoring).toMatch(
+      /'LedgerJournalAlarm',\s+this\.business\(METRICS\.LedgerJournalProblems, [^)]*\),\s+'[^']*or of a sign its kind never moves \(paged by the run that reads it; it refuses no withdrawal\)/,
+    );
+    expect(note).toContain("of the alarms only `LedgerJournalAlarm`'s description");
+    expect(note).toContain('counts in `LedgerJournalProblems`, so `LedgerJournalAlarm` pages, once');
+    // A withdrawal's check judges the breaks alone.
+    expect(read('shared/services/admin.ts')).toContain(
+      'problemCount: report.problemCount - report.chartProblems,',
+    );
+    const statement = read('cli/ops/fund-statement.ts');
+    expect(statement).toContain('entries move the fund against their kind`');
+    expect(statement).toContain('againstKind: ');
+    expect(note).toContain('`N entries move the fund against their kind: ...`');
+    expect(note).toContain('`againstKind` in `--json`');
+  });
+
+  it("names a harness's fault report and the example adapter's deadlines as the contract and the adapter have them", () => {
+    const suite = read('test/contract/venue-suite.ts');
+    expect(suite).toContain('export type FaultDone = () => boolean | Promise<boolean>;');
+    expect(suite).toContain('fail?(fault: ExchangeFault): FaultDone;');
+    expect(note).toContain('a `FaultDone` (a function');
+    expect(note).toContain('or a promise of it');
+    expect(suite).toContain(`\`fail('\${fault}') answered no report: `);
+    expect(note).toContain("`fail('<fault>') answered no report: ...`");
+    expect(suite).toContain(`\`the fault '\${fault}' took no effect: `);
+    expect(note).toContain("`the fault '<fault>' took no effect: ...`");
+    // fault-sequences' executing attempt meets unread-after too.
+    expect(suite).toMatch(
+      /id: 'fault-sequences',[\s\S]*?const atExecution = fc\.constantFrom<[^>]*>\(\s*undefined,\s*'lost-after',\s*'unread-after',/,
+    );
+    expect(note).toContain('`fault-sequences` injects `unread-after` too');
+    const adapter = read('test/contract/my-exchange/venue.ts');
+    expect(adapter).toContain(`\`venue/unavailable: \${what} not read within the call's deadline\``);
+    expect(adapter).toContain(
+      `withinDeadline(this.#sharedInstrument(symbol), deadline, \`\${symbol}'s grid\`)`,
+    );
+    expect(note).toContain("`venue/unavailable: <symbol>'s grid not read within the call's deadline`");
+    expect(adapter).toMatch(
+      /interface MyExchangeOptions \{[^}]*readonly deadline\?: \(ms: number\) => AbortSignal;/,
+    );
+    expect(note).toContain('`MyExchangeOptions.deadline`');
+  });
+
+  it("quotes the redrive's bound as dlq redrive words it", () => {
+    // The line names only its target's flags.
+    const target = { kind: 'aws', stage: 's', region: 'r' } as Deployment;
+    const line = notItsLimitLine(target, 'liquidations', 11);
+    const head = `stopped after leaving 11 letters as not liquidations's (dlq/not-its-dead-letter), ${NOT_ITS_PER_MAX} times --max, at one more: it and any past it not reached; `;
+    expect(line.startsWith(head)).toBe(true);
+    expect(note).toContain(
+      `\`${head.replace('11 letters', 'N letters').replace("liquidations's", "Q's")}...\`, where it said \`those past them not reached\``,
+    );
+    expect(read('shared/local/dlq.ts')).not.toContain('those past them not reached');
+    expect(read('shared/local/dlq.ts')).toContain('notItsLimit');
+    expect(note).toContain('no `notItsLimit`');
+  });
+
+  it("names `liquidations show`'s lines and --json keys as the command writes them", () => {
+    const show = read('cli/ops/liquidation-show.ts');
+    expect(show).toContain(
+      `\`  trigger      mark \${price(l.triggerMark)} of tick \${l.tickSequence ?? l.tickKey} (\${l.tickKey}), stamped \${l.startedAt} by the feed\``,
+    );
+    expect(note).toContain(
+      '`mark M of tick N (K), stamped T by the feed`, where it was `mark M (tick K), started T`',
+    );
+    for (const [label, written] of [
+      ['at claim', '`  at claim     position '],
+      ['sized', `\`  sized        \${`],
+      ['fee', `\`  fee          \${feeText(`],
+      ['loss', `\`  loss         \${lossText(`],
+    ] as const) {
+      expect(show, label).toContain(written);
+      expect(note, label).toContain(`\`${label}\``);
+    }
+    const answering = read('docs/DEPLOY.md');
+    const section = answering.slice(
+      answering.indexOf('**Answering a trader**'),
+      answering.indexOf('\n\n**', answering.indexOf('**Answering a trader**') + 1),
+    );
+    for (const key of [
+      'startedBy',
+      'restWas',
+      'tickSequence',
+      'slippagePercent',
+      'lastResort',
+      'claimed',
+      'feeBasis',
+      'traderLoss',
+    ]) {
+      expect(show, key).toMatch(new RegExp(`readonly ${key}\\??: `));
+      expect(note, key).toContain(`\`${key}\``);
+      expect(section, key).toMatch(new RegExp(`\\b${key}\\b`));
+    }
+    expect(read('shared/ports/index.ts')).toContain('readonly claimed?: string;');
+    expect(read('docs/PERFORMANCE.md').replace(/\s+/g, ' ')).toContain(
+      "the bench's market, auction and fund layers are unchanged (14, 24, 18) and ADL's 18",
+    );
+    expect(note).toContain(
+      "about 135 bytes on the liquidation's item: the bench's market, auction and fund layers write the units they did, ADL's 2 more, 18",
+    );
+  });
+
+  it('names the install scripts package.json approves, and that no other package of the lockfile has one', () => {
+    const pkg = JSON.parse(read('package.json')) as { allowScripts: Record<string, boolean> };
+    expect(pkg.allowScripts).toEqual({ node: true, esbuild: true });
+    const lock = JSON.parse(read('package-lock.json')) as {
+      packages: Record<string, { hasInstallScript?: boolean }>;
+    };
+    const withScripts = Object.entries(lock.packages)
+      .filter(([, p]) => p.hasInstallScript)
+      .map(([path]) => path.replace(/^node_modules\//, ''));
+    expect(withScripts.sort()).toEqual(Object.keys(pkg.allowScripts).sort());
+    expect(note).toContain("package.json's new `allowScripts`, which approves the install scripts of `node`");
+    expect(note).toContain('and `esbuild`');
+    expect(note).toContain('the only packages of the lockfile with install scripts');
+  });
+
+  it('cites only rows docs/RELIABILITY.md has, of every part of the session', () => {
     const rows = new Set(
       read('docs/RELIABILITY.md')
         .split('\n')
         .map((line) => /^\| ([a-z0-9-]+) \|/.exec(line)?.[1])
         .filter((id): id is string => id !== undefined),
     );
-    const cited = [...note.matchAll(/\b(admin51-[a-z0-9-]+|review51-admin-[a-z0-9-]+)/g)].map(
-      (m) => m[1] ?? '',
-    );
-    expect(cited.length).toBeGreaterThan(3);
+    const cited = [...note.matchAll(/\b([a-z]+51[a-z]?-[a-z0-9-]*[a-z0-9])\b/g)].map((m) => m[1] ?? '');
+    expect(cited.length).toBeGreaterThan(40);
     for (const id of cited) expect(rows.has(id), id).toBe(true);
+    const parts = new Set(cited.map((id) => id.replace(/-.*/, '')));
+    for (const part of [
+      'admin51',
+      'feed51',
+      'venue51',
+      'books51',
+      'dlq51',
+      'support51',
+      'tidy51',
+      'risk51',
+      'note51',
+    ])
+      expect(parts.has(part), part).toBe(true);
   });
 });
