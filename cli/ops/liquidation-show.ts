@@ -80,6 +80,8 @@ export function decodeNote(note: string, base: string, quote: string): string {
   if (m) return `healthy at ${price(m[1]!)}`;
   m = /^size (\d+) limit (\d+)$/.exec(note);
   if (m) return `size ${size(m[1]!)}, limit ${price(m[2]!)}`;
+  m = /^size (\d+) limit (\d+) market order (\d+)$/.exec(note);
+  if (m) return `size ${size(m[1]!)}, limit ${price(m[2]!)}, market order ${size(m[3]!)} (its whole lots)`;
   m = /^filled (\d+) of (\d+)$/.exec(note);
   if (m) return `filled ${size(m[1]!)} of ${size(m[2]!)}`;
   m = /^lot (\d+)$/.exec(note);
@@ -284,6 +286,8 @@ export interface ShownClaim {
 
 export interface ShownContext {
   readonly plannedSize: string;
+  /** The market order's size when it is not plannedSize: the slice's whole lots (0: no order, all under a lot). */
+  readonly marketOrderSize?: string;
   readonly executionMark: string;
   readonly executionMarkAt?: string;
   readonly limitPrice?: string;
@@ -449,6 +453,7 @@ function contextOf(l: LiquidationRecord): ShownContext | undefined {
   const claimed = facts ? claimOf(l, facts, c.plannedSize) : undefined;
   return {
     plannedSize: formatBase(c.plannedSize),
+    ...(c.marketOrderSize === undefined ? {} : { marketOrderSize: formatBase(c.marketOrderSize) }),
     executionMark: formatPrice(c.executionMark),
     ...(c.executionMarkAtMs === undefined ? {} : { executionMarkAt: iso(c.executionMarkAtMs) }),
     ...(c.limitPrice === undefined ? {} : { limitPrice: formatPrice(c.limitPrice) }),
@@ -1106,7 +1111,7 @@ export function renderLiquidation(r: LiquidationShow): string {
         ? ` (the mark ${l.side === 'LONG' ? 'less' : 'plus'} the slippage bound, ${share(claimed.slippageBound)})`
         : ' (the market-only baseline: no bound)';
     out.push(
-      `  execution    ${size(c.plannedSize)} planned at mark ${price(c.executionMark)}${markOf}${c.limitPrice ? `, limit ${price(c.limitPrice)}${bound}` : ''}`,
+      `  execution    ${size(c.plannedSize)} planned at mark ${price(c.executionMark)}${markOf}${c.limitPrice ? `, limit ${price(c.limitPrice)}${bound}` : ''}${c.marketOrderSize === undefined ? '' : `, market order ${size(c.marketOrderSize)} (its whole lots)`}`,
     );
     if (claimed?.sizing)
       out.push(

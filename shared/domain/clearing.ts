@@ -1,7 +1,10 @@
 import type { AuctionDirection } from './auction.ts';
 import {
   type BaseE8,
+  ceilToLot,
   div,
+  floorToLot,
+  maxBig,
   minBig,
   NOTIONAL_TO_QUOTE,
   notionalQuote,
@@ -61,6 +64,12 @@ export interface AuctionStepInput {
    * provider in the step's transaction, which holds only so many: the rest wait for the next step.
    */
   readonly maxFills?: number;
+  /**
+   * The market's lot (MarketConfig.lotSize; absent: 1 unit). Every fill leaves whole lots of the lot behind, so what
+   * the auction leaves the venue can sell: whole lots, and the first fill that can also takes the lot's part under a
+   * lot (fillLeavingWholeLots).
+   */
+  readonly lot?: BaseE8;
 }
 
 export interface ProviderFill {
@@ -80,10 +89,10 @@ export interface ClearingResult {
   readonly collected: QuoteE6;
   readonly remainingLot: BaseE8;
   /**
-   * SELL: collected == debt, or lot is left but the debt stopped the sale: one more base unit at the best bid
-   * still able to take one would collect more than debt (the residual, debt - collected, is then below that
-   * unit's price; below the auction's price when no such bid was reached). The rest of the lot goes back to its
-   * owner (Maker), so it may be below dust. Always false for BUY.
+   * SELL: collected == debt, or lot is left but the debt stopped the sale: one more fill (a base unit; with a lot,
+   * the least fillLeavingWholeLots makes) at the best bid still able to take one would collect more than debt (the
+   * residual, debt - collected, is then below that fill's price; below the auction's price when no such bid was
+   * reached). The rest of the lot goes back to its owner (Maker), so it may be below dust. Always false for BUY.
    */
   readonly debtCovered: boolean;
   /** maxFills stopped the step: a provider whose bid the price reached could have taken some of the lot left. */
@@ -106,15 +115,20 @@ export interface ClearingResult {
  * 0 < remaining < dust, the last fills are trimmed until at least dust remains (a lot below dust is only ever
  * taken whole, by one provider). So remainingLot ends 0, >= dust, unchanged (the input lot was already below
  * dust and no one provider could take it whole), or anything once the debt is covered (returned lot).
+ *
+ * With a market lot (`lot`) every size above is taken down to one that leaves whole lots (fillLeavingWholeLots), and
+ * a trim gives back whole lots: a lot of whole lots is filled and left in whole lots.
  */
 export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
   validate(input);
   const { direction, price, mark, debt, dust } = input;
+  const lot = input.lot ?? 1n;
   // Most steps of an auction come before the price reaches any bid: nothing fills (no sort, no sizing).
   if (!input.providers.some((p) => accepts(p, direction, price, mark))) {
     const remainingLot = input.remainingLot;
     const debtCovered =
-      direction === 'SELL' && (debt === 0n || (remainingLot > 0n && sizeAt(debt, price) === 0n));
+      direction === 'SELL' &&
+      (debt === 0n || (remainingLot > 0n && sizeAt(debt, price) < leastFill(remainingLot, lot)));
     return { fills: [], filledSize: 0n, collected: 0n, remainingLot, debtCovered, fillsCapped: false };
   }
   const rounding: Rounding = direction === 'SELL' ? 'ceil' : 'floor';
@@ -132,10 +146,14 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
     const at = bidPrice(provider, direction, mark);
     // A crumb (below dust, not the whole rest) is no fill: a provider down to crumbs of capital or room would
     // otherwise take a sliver of every lot. The piece that pays off the debt is the exception.
-    const room = minBig(remaining, minBig(provider.maxLot, sizeAt(provider.capital, at)));
+    const room = fillLeavingWholeLots(
+      minBig(remaining, minBig(provider.maxLot, sizeAt(provider.capital, at))),
+      remaining,
+      lot,
+    );
     if (room === 0n || room < minBig(dust, remaining)) continue;
     const byDebt = direction === 'SELL' ? sizeAt(debt - collected, at) : room;
-    const size = minBig(room, byDebt);
+    const size = fillLeavingWholeLots(minBig(room, byDebt), remaining, lot);
     // Only a provider that fills counts towards the cap: crumbs (skipped above) and a paid debt (0) do not.
     if (size > 0n) {
       if (taken.length >= maxFills) {
@@ -158,8 +176,10 @@ export function clearAuctionStep(input: AuctionStepInput): ClearingResult {
   // A lot sold out just short of the debt is not covered: that shortfall is real.
   const debtCovered =
     direction === 'SELL' &&
-    (collected === debt || (remaining > 0n && (debtStopped || sizeAt(debt - collected, price) === 0n)));
-  if (!debtCovered && remaining > 0n && remaining < dust) trimForDust(taken, dust - remaining, dust);
+    (collected === debt ||
+      (remaining > 0n && (debtStopped || sizeAt(debt - collected, price) < leastFill(remaining, lot))));
+  if (!debtCovered && remaining > 0n && remaining < dust)
+    trimForDust(taken, ceilToLot(dust - remaining, lot), dust);
 
   const fills: ProviderFill[] = [];
   for (const { provider, price: at, size } of taken) {
@@ -183,12 +203,39 @@ interface Taken {
   size: BaseE8;
 }
 
+/**
+ * The largest fill of at most `size` (<= `remaining`) that leaves whole lots of `remaining`: its part under a lot and
+ * whole lots on top, or 0 when `size` is below that part. The size itself when the lot is one unit.
+ */
+export function fillLeavingWholeLots(size: BaseE8, remaining: BaseE8, lot: BaseE8): BaseE8 {
+  const under = remaining % lot;
+  return size < under ? 0n : under + floorToLot(size - under, lot);
+}
+
+/** The least fill of `remaining` that leaves whole lots: its part under a lot, or one lot when it has none. */
+const leastFill = (remaining: BaseE8, lot: BaseE8): BaseE8 => {
+  const under = remaining % lot;
+  return under > 0n ? under : lot;
+};
+
+/**
+ * The smallest fill clearAuctionStep makes of `remaining` (a provider without the room and capital for it fills
+ * nothing): dust, or the whole rest when less, up to a fill that leaves whole lots; one base unit at least.
+ */
+export function smallestFill(remaining: BaseE8, dust: BaseE8, lot: BaseE8 = 1n): BaseE8 {
+  const least = minBig(dust, remaining);
+  const under = remaining % lot;
+  if (under > 0n && least <= under) return under;
+  return under + ceilToLot(maxBig(1n, least - under), lot);
+}
+
 /** size <= floor(q * 1e10 / p) <=> ceil(size * p / 1e10) <= q: the largest size whose cost at p fits q. */
 const sizeAt = (quote: QuoteE6, at: PriceE8): BaseE8 => div(quote * NOTIONAL_TO_QUOTE, at, 'floor');
 
 /**
  * Gives back `excess` of the lot from the worst terms back, so at least dust remains; trimming only lowers costs,
  * so no cap can break. A fill the trim would leave below dust goes whole (more than dust then remains, allowed).
+ * With a market lot `excess` is whole lots (the caller rounds it up): a fill keeps the lots it leaves whole.
  */
 function trimForDust(taken: Taken[], excess: BaseE8, dust: BaseE8): void {
   for (let i = taken.length - 1; i >= 0 && excess > 0n; i--) {
@@ -253,6 +300,8 @@ function validate(input: AuctionStepInput): void {
   requireNonNegative('remainingLot', input.remainingLot);
   requireNonNegative('debt', input.debt);
   requireNonNegative('dust', input.dust);
+  if (input.lot !== undefined && input.lot <= 0n)
+    throw new ClearingError('clearing/invalid-amount', `lot ${input.lot} must be > 0`);
   const ids = new Set<string>();
   for (const p of input.providers) {
     if (typeof p.id !== 'string' || p.id.length === 0) {

@@ -3,6 +3,7 @@ import { lastPriceBeforeReset, startPrice } from './auction.ts';
 import {
   type BaseE8,
   div,
+  formatBase,
   formatPpm,
   PPM_SCALE,
   type Ppm,
@@ -89,8 +90,18 @@ export const marketConfigSchema = z.strictObject({
   maxCloseShare: rate('maxCloseShare', '1'),
   /** Smallest notional worth a slice (dYdX 1,000 USDC). */
   minSliceNotional: quote('minSliceNotional'),
-  /** A remainder below this size is closed in full rather than left as dust (Aave v3.3, Maker chost). */
+  /**
+   * A remainder below this size is closed in full rather than left as dust (Aave v3.3, Maker chost). 0: none; else a
+   * whole number of lots (lotSize).
+   */
   dustSize: baseSize('dustSize'),
+  /**
+   * The exchange's lot: the venue fills whole lots only and answers an order under one with no fills (docs/VENUE.md),
+   * so positions open in whole lots and every slice, market order, last resort and auction fill is whole lots. Set
+   * it to the exchange's lot. Absent: 1 unit (1e-8, any size: lotSizeOf), kept absent once parsed, so a
+   * configuration without it keeps its RiskConfigDigest.
+   */
+  lotSize: baseSize('lotSize').optional(),
   /** Positions above this notional are liquidated in slices (Hyperliquid: 100k USDC). */
   sliceAboveNotional: quote('sliceAboveNotional'),
   /** A tick further than this from the last accepted mark trips the circuit breaker (Drift: 10 %). */
@@ -302,6 +313,7 @@ export function parseRiskConfig(input: unknown): RiskConfig {
       throw new ConfigError(`${m.symbol}: initialMargin must be greater than maintenanceMargin`);
     }
     if (m.maxCloseShare <= 0n) throw new ConfigError(`${m.symbol}: maxCloseShare must be > 0`);
+    refuseDustOffTheLot(m);
     if (m.lastResortSlippageBound <= 0n || m.lastResortSlippageBound < m.slippageBound) {
       throw new ConfigError(`${m.symbol}: lastResortSlippageBound must be > 0 and at least slippageBound`);
     }
@@ -330,6 +342,34 @@ export function parseRiskConfig(input: unknown): RiskConfig {
   refuseMixedQuotes(config.markets);
   refuseUnreachableCurve(config.auction);
   return config;
+}
+
+/** lotSize of a market that states none: one base unit (1e-8), any size. */
+export const DEFAULT_LOT_SIZE: BaseE8 = 1n;
+
+/** A market's lot: its lotSize, or DEFAULT_LOT_SIZE when it states none. */
+export const lotSizeOf = (market: Pick<MarketConfig, 'lotSize'>): BaseE8 =>
+  market.lotSize ?? DEFAULT_LOT_SIZE;
+
+/**
+ * A lot is positive, and a dust (but 0, none) is a whole number of lots: every remainder is whole lots, so a dust
+ * under one lot never applies, and one between two lots acts as the lot above it.
+ */
+function refuseDustOffTheLot(m: MarketConfig): void {
+  const lot = lotSizeOf(m);
+  if (lot <= 0n)
+    throw new ConfigError(
+      `${m.symbol}: lotSize must be > 0 (the exchange's lot, e.g. 0.001; leave it out for any size)`,
+    );
+  if (m.dustSize > 0n && m.dustSize % lot !== 0n) {
+    const below = (m.dustSize / lot) * lot;
+    const above = formatBase(below + lot);
+    const effect = below === 0n ? 'never apply' : `act as ${above}`;
+    const instead = below === 0n ? above : `${formatBase(below)} or ${above}`;
+    throw new ConfigError(
+      `${m.symbol}: dustSize ${formatBase(m.dustSize)} is not a whole number of lots (lotSize ${formatBase(lot)}): slices and remainders are whole lots, so it would ${effect}; make it ${instead} (or 0 for none)`,
+    );
+  }
 }
 
 /** The quote currency of a market's symbol (`ETH-USDT`: `USDT`): the currency of its prices and money. */

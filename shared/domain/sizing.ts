@@ -1,8 +1,10 @@
-import type { MarketConfig } from './config.ts';
+import { lotSizeOf, type MarketConfig } from './config.ts';
 import { equityE16, type MarginPosition } from './margin.ts';
 import {
   type BaseE8,
+  ceilToLot,
   div,
+  floorToLot,
   maxBig,
   minBig,
   NOTIONAL_TO_QUOTE,
@@ -66,14 +68,17 @@ export function liquidationFee(size: BaseE8, mark: PriceE8, rate: Ppm): QuoteE6 
 /**
  * Plans one liquidation step at `mark` (the close is assumed to fill at the mark and pay market.liquidationFee):
  * 1. bankrupt (equity <= 0), im <= fee, or no partial close restores initial margin: close in full;
- * 2. otherwise c = ceil((im q P - equity + 2 units of rounding) / ((im - f) P)), at least one unit;
- * 3. raised to minSliceNotional / P (ceiled), capped by the size;
- * 4. if the position's notional exceeds sliceAboveNotional: capped at floor(q * maxCloseShare) (at least one
- *    unit). The cap wins over the minimum slice: bounded market impact is the point of slicing;
- * 5. a remainder below dustSize or below minSliceNotional in notional is closed too (no dust left behind;
- *    this wins over the cap, which is only reachable with a config where slices leave dust).
+ * 2. otherwise c = ceil((im q P - equity + 2 units of rounding) / ((im - f) P)), up to a whole lot, at least one;
+ * 3. raised to minSliceNotional / P (up to a whole lot), capped by the size;
+ * 4. if the position's notional exceeds sliceAboveNotional: capped at floor(q * maxCloseShare) down to a whole lot
+ *    (at least one lot). The cap wins over the minimum slice: bounded market impact is the point of slicing;
+ * 5. a remainder below dustSize (whole lots), or below minSliceNotional in notional, is closed too (no dust left
+ *    behind; this wins over the cap, which is only reachable with a config where slices leave dust).
  * Small positions are not capped: they close as much as restores initial margin, up to all of it.
  * Every size rounds up (a larger close favours the fund) except the cap, which rounds down ("never more than").
+ * A slice short of the whole position is whole lots (market.lotSize: the venue fills nothing else), so a position of
+ * whole lots leaves a remainder of whole lots; one that is not (opened before its market had a lot) keeps its part
+ * under a lot to its last slice, the whole rest.
  */
 export function planLiquidationStep(p: MarginPosition, mark: PriceE8, market: MarketConfig): LiquidationStep {
   const q = p.size;
@@ -87,26 +92,28 @@ export function planLiquidationStep(p: MarginPosition, mark: PriceE8, market: Ma
   if (eq22 <= 0n) return full('sizing/insolvent');
   if (im <= f) return full('sizing/fee-exceeds-margin-relief');
 
+  const lot = lotSizeOf(market);
   const need = im * q * mark - eq22 + CLOSE_ROUNDING_SLACK_E22;
-  let size = need <= 0n ? 1n : div(need, (im - f) * mark, 'ceil');
+  let size = need <= 0n ? lot : ceilToLot(div(need, (im - f) * mark, 'ceil'), lot);
   if (size >= q) return full('sizing/no-partial-restores');
   let reason: SizingReason = 'sizing/restore-initial-margin';
 
   const minSlice16 = market.minSliceNotional * NOTIONAL_TO_QUOTE;
   if (size * mark < minSlice16) {
-    const minSliceSize = div(minSlice16, mark, 'ceil');
+    const minSliceSize = ceilToLot(div(minSlice16, mark, 'ceil'), lot);
     size = minBig(minSliceSize, q);
     reason = 'sizing/min-slice';
   }
 
   if (q * mark > market.sliceAboveNotional * NOTIONAL_TO_QUOTE) {
-    const cap = maxBig(div(q * market.maxCloseShare, PPM_SCALE, 'floor'), 1n);
+    const cap = maxBig(floorToLot(div(q * market.maxCloseShare, PPM_SCALE, 'floor'), lot), lot);
     if (size > cap) {
       size = cap;
       reason = 'sizing/max-close-share';
     }
   }
 
+  // dustSize is whole lots (config.ts): this counts the rest in lots.
   const rest = q - size;
   if (rest > 0n && (rest < market.dustSize || rest * mark < minSlice16)) {
     return full('sizing/dust-remainder');

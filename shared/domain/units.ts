@@ -70,6 +70,11 @@ export function applyBps(amount: bigint, rate: Bps, rounding: Rounding): bigint 
   return div(amount * rate, BPS_SCALE, rounding);
 }
 
+/** `size` rounded down to a whole number of `lot`s (lot > 0). */
+export const floorToLot = (size: BaseE8, lot: BaseE8): BaseE8 => div(size, lot, 'floor') * lot;
+/** `size` rounded up to a whole number of `lot`s (lot > 0). */
+export const ceilToLot = (size: BaseE8, lot: BaseE8): BaseE8 => div(size, lot, 'ceil') * lot;
+
 export const minBig = (a: bigint, b: bigint): bigint => (a < b ? a : b);
 export const maxBig = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 export const absBig = (a: bigint): bigint => (a < 0n ? -a : a);

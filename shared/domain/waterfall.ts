@@ -10,7 +10,7 @@ import {
   settleSlice,
 } from './accounting.ts';
 import { type AdlAllocation, type AdlCandidate, allocateAdl } from './adl.ts';
-import type { InsuranceConfig, MarketConfig } from './config.ts';
+import { type InsuranceConfig, lotSizeOf, type MarketConfig } from './config.ts';
 import {
   credit,
   creditBack,
@@ -21,7 +21,7 @@ import {
   windowStartFor,
 } from './insurance.ts';
 import type { Fill, Layer, TerminalState } from './model.ts';
-import { type BaseE8, maxBig, minBig, type PriceE8, type QuoteE6 } from './units.ts';
+import { type BaseE8, floorToLot, maxBig, minBig, type PriceE8, type QuoteE6 } from './units.ts';
 
 /**
  * The liquidation waterfall as one pure decision: given what has happened so far (market fills, auction
@@ -39,10 +39,12 @@ import { type BaseE8, maxBig, minBig, type PriceE8, type QuoteE6 } from './units
  *   (carry)   size ADL cannot take (its counterparties are too few for one transaction, or spent) stays open:
  *             the slice settles what was closed and the rest goes to the position's next slice
  *   last resort  when no layer can close anything of the slice (nothing filled within the slippage bound, the
- *             auction found no bid, the other side holds no profit), a market order within the market's wider
- *             lastResortSlippageBound: the fills count as market fills, their shortfall goes to the fund and
- *             ADL like any other, what they leave is carried; when it fills nothing, 'escalate' (the caller
- *             waits for the book and tries again, then retries and dead-letters with an alarm)
+ *             auction found no bid, the other side holds no profit), a market order of its whole lots within the
+ *             market's wider lastResortSlippageBound: the fills count as market fills, their shortfall goes to the
+ *             fund and ADL like any other, what they leave is carried; when it fills nothing, 'escalate' (the
+ *             caller waits for the book and tries again, then retries and dead-letters with an alarm). A slice
+ *             under one lot (market.lotSize) is no order the venue fills: 'escalate' at once,
+ *             'waterfall/sub-lot-remainder'
  *
  * Terminal state = the LAST layer in that order that acted. A layer acts when it closes size (market,
  * auction, adl), pays part of a shortfall (insurance), or is handed a deficit (adl, even one it cannot
@@ -69,14 +71,16 @@ export type NextAction =
   | 'settle'
   /** CANCELLED: put the position back to OPEN; nothing to apply. */
   | 'cancel'
-  /** Cannot finish now: the last-resort order filled nothing (see `reason`). */
+  /** Cannot finish now: the last-resort order filled nothing, or the slice is under a lot (see `reason`). */
   | 'escalate';
 
 export type WaterfallReason =
   | 'waterfall/bad-input'
   | 'waterfall/auction-before-market'
   | 'waterfall/overfill'
-  | 'waterfall/no-liquidity';
+  | 'waterfall/no-liquidity'
+  /** No layer took a slice under the market's lot, and the venue fills whole lots only. */
+  | 'waterfall/sub-lot-remainder';
 
 export class WaterfallError extends Error {
   override readonly name = 'WaterfallError';
@@ -94,7 +98,8 @@ export interface WaterfallInput {
   readonly position: ClosablePosition;
   /** Mark at execution: the ADL closes at it and ranks by it. */
   readonly mark: PriceE8;
-  readonly market: Pick<MarketConfig, 'liquidationFee'>;
+  /** lotSize: the last resort sells whole lots (absent: 1 unit). */
+  readonly market: Pick<MarketConfig, 'liquidationFee' | 'lotSize'>;
   /** Caller's re-check at the execution mark (margin.ts); consulted only while nothing has executed. */
   readonly stillLiquidatable: boolean;
   /** Absent: the market layer has not run yet. */
@@ -211,7 +216,7 @@ export interface WaterfallDecision {
    * `traderPayout` (the slice settles as the size it closed). 0 when the slice closed whole.
    */
   readonly carriedSize: BaseE8;
-  /** Size for the last-resort order, with next 'execute-last-resort'. */
+  /** Size for the last-resort order (whole lots), with next 'execute-last-resort'. */
   readonly lastResortSize?: BaseE8;
   /** Ledger movements to apply at 'settle', keyed `${liquidationId}:fee` and `${liquidationId}:shortfall`. */
   readonly movements: readonly PlannedMovement[];
@@ -319,8 +324,12 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
     });
     adlSize = probe.closedSize;
     if (marketSize + auctionSize + adlSize === 0n) {
-      if (!input.lastResortResult) return stop('execute-last-resort', { lastResortSize: left });
-      return stop('escalate', { reason: 'waterfall/no-liquidity' });
+      if (input.lastResortResult) return stop('escalate', { reason: 'waterfall/no-liquidity' });
+      // The venue fills whole lots only: what is under one is carried to the next slice, or, the slice all under one,
+      // no order can sell it.
+      const lastResortSize = floorToLot(left, lotSizeOf(input.market));
+      if (lastResortSize === 0n) return stop('escalate', { reason: 'waterfall/sub-lot-remainder' });
+      return stop('execute-last-resort', { lastResortSize });
     }
   }
   const carriedSize = left - adlSize;

@@ -559,6 +559,11 @@ export const MAX_FAILURE_REASON = 1000;
 export interface LiquidationContext {
   /** Size this liquidation closes (a slice, or the whole position). */
   readonly plannedSize: BaseE8;
+  /**
+   * Size of its market order, fixed at the claim: plannedSize's whole lots of the market's lot (the venue fills no
+   * other), 0 for no order. Absent: plannedSize (a claim of a slice of whole lots, or before session 51).
+   */
+  readonly marketOrderSize?: BaseE8;
   /** Mark at execution (the re-check and the slippage reference) and its time. */
   readonly executionMark: PriceE8;
   readonly executionMarkAtMs?: number;

@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { ConfigError, marketConfig, quoteCurrency, type RiskConfig } from '../domain/config.ts';
+import {
+  ConfigError,
+  lotSizeOf,
+  type MarketConfig,
+  marketConfig,
+  quoteCurrency,
+  type RiskConfig,
+} from '../domain/config.ts';
 import {
   entriesWord,
   INDEX_JOURNAL_RUN,
@@ -13,6 +20,7 @@ import { oldNumberingEndsAt } from '../domain/tick.ts';
 import {
   absBig,
   type BaseE8,
+  floorToLot,
   formatBase,
   formatPrice,
   formatQuote,
@@ -852,13 +860,15 @@ function sameProviderTerms(
 /** The record an openPosition request writes (its amounts parsed: UnitError or ConfigError on bad ones). */
 export function openedPosition(request: OpenPositionRequest, config: RiskConfig): PositionRecord {
   const market = marketConfig(config, request.symbol);
+  const size = parseBase(request.size, 'size', { positive: true });
+  refuseOffTheLot(size, market);
   const record = withLiquidationPrice(
     {
       id: request.id,
       traderId: request.traderId,
       symbol: market.symbol,
       side: request.side,
-      size: parseBase(request.size, 'size', { positive: true }),
+      size,
       entryPrice: parsePrice(request.entryPrice, 'entryPrice'),
       collateral: parseQuote(request.collateral, 'collateral', { positive: true }),
       state: 'OPEN',
@@ -873,6 +883,20 @@ export function openedPosition(request: OpenPositionRequest, config: RiskConfig)
       `admin/invalid: collateral: ${request.collateral} leaves a liquidation price beyond ${MAX_SCALED_DIGITS} digits (a price no mark reaches): open it with less`,
     );
   return record;
+}
+
+/**
+ * A position opens as a whole number of its market's lots: the venue fills whole lots only, so a part under one
+ * could never be sold when the position is liquidated (it would end as `waterfall/sub-lot-remainder`).
+ */
+function refuseOffTheLot(size: BaseE8, market: MarketConfig): void {
+  const lot = lotSizeOf(market);
+  if (size % lot === 0n) return;
+  const below = floorToLot(size, lot);
+  const nearest = [...(below > 0n ? [below] : []), below + lot].map(formatBase).join(' or ');
+  throw new AdminInputError(
+    `admin/size-off-lot: size ${formatBase(size)} is not a whole number of ${market.symbol}'s lot ${formatBase(lot)} (the exchange fills whole lots only: the part under a lot could never be sold); open it as ${nearest}`,
+  );
 }
 
 /** The mark a position opens at: the market's last accepted one (undefined before any: its entry price). */

@@ -6,7 +6,7 @@ import {
   sellTab,
 } from '../domain/auction.ts';
 import { clearAuctionStep } from '../domain/clearing.ts';
-import { marketConfig } from '../domain/config.ts';
+import { lotSizeOf, marketConfig } from '../domain/config.ts';
 import { isTerminal } from '../domain/model.ts';
 import { fillEdge, recordProviderFill } from '../domain/provider-fills.ts';
 import { type AuctionSleep, planSleep } from '../domain/sleep.ts';
@@ -411,6 +411,7 @@ async function stepOnce(
     // Maker's tab: never collect more than the lot is worth at the top (followed up to the mark's) plus the penalty.
     debt: auction.direction === 'SELL' ? sellTab(auction.top, auction.remainingLot, mark, config) : 0n,
     dust: market.dustSize,
+    lot: lotSizeOf(market),
     providers: bidders,
     maxFills: Math.min(MAX_FILLS_PER_STEP, fillsLeft),
   });

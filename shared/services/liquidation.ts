@@ -15,7 +15,7 @@ import {
 import { startPrice } from '../domain/auction.ts';
 import { type ClaimedFacts, encodeClaimedFacts } from '../domain/claimed-facts.ts';
 import type { InsuranceConfig, MarketConfig } from '../domain/config.ts';
-import { marketConfig } from '../domain/config.ts';
+import { baseOf, lotSizeOf, marketConfig } from '../domain/config.ts';
 import { boundedFills } from '../domain/fills.ts';
 import { fnv1a } from '../domain/hash.ts';
 import { type InsuranceState, windowStartFor } from '../domain/insurance.ts';
@@ -27,6 +27,7 @@ import {
   type BaseE8,
   BPS_SCALE,
   div,
+  floorToLot,
   formatBase,
   formatPrice,
   formatQuote,
@@ -641,6 +642,9 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
 
   const step = deps.strategy === 'market-only' ? undefined : planLiquidationStep(position, mark, market);
   const plannedSize = step?.size ?? position.size;
+  // The venue fills whole lots only: a part under one (a position opened before its market had a lot) goes straight
+  // on to the auction and ADL, and a slice all under one places no order.
+  const marketOrderSize = floorToLot(plannedSize, lotSizeOf(market));
   const direction = closeDirection(position.side);
   const slip = deps.strategy === 'market-only' ? PPM_SCALE - 1n : market.slippageBound;
   // Worst acceptable price, rounded toward the mark (a tighter bound protects the fund).
@@ -652,6 +656,7 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
         : div(mark * (PPM_SCALE + slip), PPM_SCALE, 'floor');
   const context: LiquidationContext = {
     plannedSize,
+    ...(marketOrderSize === plannedSize ? {} : { marketOrderSize }),
     executionMark: mark,
     executionMarkAtMs: reference.atMs,
     limitPrice,
@@ -661,7 +666,12 @@ async function claim(liquidation: LiquidationRecord, deps: SettlementDeps, carri
     lease: leaseFor(ownerOf(carried), now, deps),
   };
   const claimed: LiquidationRecord = {
-    ...withHistory(liquidation, 'EXECUTING', now, `size ${plannedSize} limit ${limitPrice}`),
+    ...withHistory(
+      liquidation,
+      'EXECUTING',
+      now,
+      `size ${plannedSize} limit ${limitPrice}${marketOrderSize === plannedSize ? '' : ` market order ${marketOrderSize}`}`,
+    ),
     remainingSize: plannedSize,
     context,
   };
@@ -831,14 +841,19 @@ async function executeMarket(
   const placedBefore = carried.claimedOrder !== clientOrderId;
   // Placed now: a later placement of it in this delivery (after a lost commit) is a repeat too.
   carried.claimedOrder = undefined;
-  const answered = await placeWithRetries(deps, placedBefore, {
-    clientOrderId,
-    symbol: liquidation.symbol,
-    direction: closeDirection(liquidation.side),
-    size: context.plannedSize,
-    limitPrice: context.limitPrice ?? context.executionMark,
-    reference: { mark: context.executionMark, atMs: context.executionMarkAtMs ?? deps.clock.nowMs() },
-  });
+  const orderSize = context.marketOrderSize ?? context.plannedSize;
+  // A slice under one lot: no order, as the claim fixed for every delivery (the venue would answer no fills).
+  const answered =
+    orderSize === 0n
+      ? []
+      : await placeWithRetries(deps, placedBefore, {
+          clientOrderId,
+          symbol: liquidation.symbol,
+          direction: closeDirection(liquidation.side),
+          size: orderSize,
+          limitPrice: context.limitPrice ?? context.executionMark,
+          reference: { mark: context.executionMark, atMs: context.executionMarkAtMs ?? deps.clock.nowMs() },
+        });
   for (const fill of answered) {
     deps.telemetry.observe(METRICS.SlippageBps.name, Number(slippageBps(fill.price, context.executionMark)), {
       Market: liquidation.symbol,
@@ -1482,7 +1497,11 @@ export async function decideAndSettle(
       return planWithTheFund();
     }
     const left = context.plannedSize - sumSize(liquidation.marketFills) - sumSize(auctionFills);
-    const placed = await lastResort(liquidation, context, left, mark, deps, carried);
+    // Whole lots (the decision's lastResortSize). A lot set or raised since the wait began may leave none: no order
+    // sells that, ADL alone may take it (planned again, it ends as waterfall/sub-lot-remainder if ADL does not).
+    const wholeLots = floorToLot(left, lotSizeOf(market));
+    if (wholeLots === 0n && !context.lastResortOrder) return planWithTheFund();
+    const placed = await lastResort(liquidation, context, wholeLots, mark, deps, carried);
     if (placed === 'moved') return { done: false };
     if (placed === 'waiting') return { done: true, record: liquidation };
     return freeze(
@@ -1678,6 +1697,12 @@ async function freeze(
     decision = decide(insurance, candidates, lastResortFills);
   }
   if (decision.next === 'escalate') {
+    if (decision.reason === 'waterfall/sub-lot-remainder')
+      throw subLotRemainder(
+        liquidation,
+        context.plannedSize - closedSize,
+        marketConfig(deps.config, liquidation.symbol),
+      );
     throw new LiquidationStuckError(`${decision.reason ?? 'waterfall/escalate'}: ${liquidation.id}`);
   }
   if (decision.next !== 'settle') {
@@ -1729,6 +1754,21 @@ async function freeze(
     reads: { ...(counterparties ? { counterparties } : {}), ...(fund ? { fund } : {}) },
   };
   return { done: false, next: settling };
+}
+
+/**
+ * A slice under its market's lot that no provider or ADL counterparty took: the venue fills whole lots only, so no
+ * order sells it. It fails at once (retried, then dead-lettered), where last-resort orders answered with no fills
+ * waited about 4 hours for a book that was there (review50-integrate-sub-lot-stuck).
+ */
+function subLotRemainder(
+  liquidation: LiquidationRecord,
+  left: BaseE8,
+  market: MarketConfig,
+): LiquidationStuckError {
+  return new LiquidationStuckError(
+    `waterfall/sub-lot-remainder: ${liquidation.id}: ${formatBase(left)} ${baseOf(market.symbol)} left, under ${market.symbol}'s lot ${formatBase(lotSizeOf(market))}; no provider or ADL counterparty took it, and the venue fills whole lots only`,
+  );
 }
 
 /**

@@ -4,8 +4,8 @@ import {
   lastPriceBeforeReset,
   MAX_AUCTION_PRICE,
 } from '../domain/auction.ts';
-import { accepts, bidPrice } from '../domain/clearing.ts';
-import { marketConfig, type RiskConfig } from '../domain/config.ts';
+import { accepts, bidPrice, smallestFill } from '../domain/clearing.ts';
+import { lotSizeOf, marketConfig, type RiskConfig } from '../domain/config.ts';
 import { type AuctionSleep, earlierWake, planSleep } from '../domain/sleep.ts';
 import {
   type BaseE8,
@@ -41,8 +41,9 @@ import { movedOn, sendWakeContinuation, sidesOf, wakeInOrder } from './wake.ts';
 /**
  * The first bid the auction can reach, as a discount (premium) from the mark; undefined: nobody can bid any more.
  * A provider counts when it has the room for a dust-sized piece of `remainingLot` (or all of it, if smaller;
- * one base unit at least, when the market has no dust) and the capital to pay for it at the price it fills at, its
- * own bid at the mark (clearing's bidPrice: each bid fills at its own price, session 44). A BUY provider counted at
+ * one base unit at least, when the market has no dust; in whole lots of the market's: clearing's smallestFill)
+ * and the capital to pay for it at the price it fills at, its own bid at the mark (clearing's bidPrice: each bid
+ * fills at its own price, session 44). A BUY provider counted at
  * the auction's price of the moment, below its ask, kept an auction asleep until its ask, then nobody filled (found
  * by the pipeline fuzzing, session 27); a SELL provider whose capital pays for the piece only below its bid never
  * fills (the clearing takes no crumbs), so it is no bid. A bid this curve does not reach before it must reset (SELL:
@@ -59,8 +60,10 @@ export function bestBid(
   mark: PriceE8,
   last: PriceE8 = lastPriceOffered(auction, status, mark, config),
 ): Ppm | undefined {
-  // A market without dust still needs a bidder to buy one base unit: capital of 0 is no bid.
-  const smallest = maxBig(1n, minBig(marketConfig(config, auction.symbol).dustSize, remainingLot));
+  // The clearing's smallest fill: a market without dust still needs a bidder to buy one base unit (one lot): capital
+  // of 0 is no bid.
+  const market = marketConfig(config, auction.symbol);
+  const smallest = smallestFill(remainingLot, market.dustSize, lotSizeOf(market));
   const { direction } = auction;
   let best: Ppm | undefined;
   for (const p of providers) {

@@ -1,7 +1,14 @@
-import { marketConfig, maxLeverage, type RiskConfig } from '../domain/config.ts';
+import { lotSizeOf, marketConfig, maxLeverage, type RiskConfig } from '../domain/config.ts';
 import { isLiquidatable } from '../domain/margin.ts';
 import type { Side } from '../domain/model.ts';
-import { BASE_SCALE, NOTIONAL_TO_QUOTE, PRICE_SCALE, type PriceE8, QUOTE_SCALE } from '../domain/units.ts';
+import {
+  BASE_SCALE,
+  floorToLot,
+  NOTIONAL_TO_QUOTE,
+  PRICE_SCALE,
+  type PriceE8,
+  QUOTE_SCALE,
+} from '../domain/units.ts';
 import type { PositionRecord } from '../ports/index.ts';
 import { withLiquidationPrice } from '../services/margin-check.ts';
 import { Rng } from './random.ts';
@@ -21,7 +28,8 @@ import { Rng } from './random.ts';
  *   it is clamped (about 2 % sit at the maximum, like real books). At least 1.1x.
  * - Entry: recent entries around the first price, entry = start * exp(`entrySpread` * N(0, 1)) (1 %).
  *   A position already liquidatable at the first price is redrawn (a live book holds none).
- * - collateral = ceil(notional / leverage) in QuoteE6; size = floor(notional / entry) in BaseE8.
+ * - collateral = ceil(notional / leverage) in QuoteE6; size = floor(notional / entry) in BaseE8, down to whole lots
+ *   of the market's lotSize.
  *
  * Floats only shape the random draws; every record is exact bigint from `size` on. Deterministic per seed.
  */
@@ -68,6 +76,7 @@ export function generateBook(params: BookParams, config: RiskConfig): PositionRe
   if (params.startPrice <= 0n) throw new BookError(`book/bad-price: ${params.startPrice}`);
   const rng = new Rng(params.seed).fork('book');
   const maxLev = Number(maxLeverage(market));
+  const lot = lotSizeOf(market);
   const start = Number(params.startPrice) / Number(PRICE_SCALE);
   const book: PositionRecord[] = [];
 
@@ -87,7 +96,8 @@ export function generateBook(params: BookParams, config: RiskConfig): PositionRe
     for (let attempt = 0; attempt <= MAX_REDRAWS && !record; attempt++) {
       const entryUsd = attempt === MAX_REDRAWS ? start : start * Math.exp(params.entrySpread * rng.normal());
       const entryPrice = BigInt(Math.max(1, Math.round(entryUsd * 100))) * (PRICE_SCALE / 100n);
-      const size = (BigInt(Math.floor(notionalUsd * 1e6)) * NOTIONAL_TO_QUOTE) / entryPrice;
+      // Whole lots of the market's (a position opens as whole lots: admin.ts).
+      const size = floorToLot((BigInt(Math.floor(notionalUsd * 1e6)) * NOTIONAL_TO_QUOTE) / entryPrice, lot);
       if (size <= 0n) break;
       const candidate = withLiquidationPrice(
         {

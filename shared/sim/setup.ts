@@ -62,7 +62,9 @@ export type PreparedSimulation = Omit<EngineInput, 'strategy' | 'onProgress' | '
 export function prepareSimulation(options: SimulationOptions = {}): PreparedSimulation {
   const config = options.config ?? DEFAULT_RISK_CONFIG;
   const symbol = options.symbol ?? SIMULATION_DEFAULTS.symbol;
-  marketConfig(config, symbol);
+  const { lotSize } = marketConfig(config, symbol);
+  // The simulated exchange trades the market's lot (unless the venue's model says otherwise).
+  const venue = lotSize === undefined ? options.venue : { lotSize, ...options.venue };
   const seed = options.seed ?? SIMULATION_DEFAULTS.seed;
   const scenario =
     options.prices ??
@@ -109,7 +111,7 @@ export function prepareSimulation(options: SimulationOptions = {}): PreparedSimu
     // Whole USD: a default fund reads as a round number in the summary.
     fundStart: options.fund ?? share(SIMULATION_DEFAULTS.fundPpmOfOpenInterest) * QUOTE_SCALE,
     config,
-    ...(options.venue ? { venue: options.venue } : {}),
+    ...(venue ? { venue } : {}),
   };
 }
 

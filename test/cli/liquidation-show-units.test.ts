@@ -23,6 +23,10 @@ describe('decodeNote', () => {
     expect(decodeNote('size 250000000 limit 17325000000', 'ETH', 'USD')).toBe(
       'size 2.5 ETH, limit 173.25 USD',
     );
+    // A slice not in whole lots (lot51-consumer-knows-lot): its market order, the whole lots, said too.
+    expect(decodeNote('size 600050000 limit 18430000000 market order 600000000', 'ETH', 'USD')).toBe(
+      'size 6.0005 ETH, limit 184.3 USD, market order 6 ETH (its whole lots)',
+    );
     expect(decodeNote('filled 0 of 1000000000', 'ETH', 'USD')).toBe('filled 0 ETH of 10 ETH');
     expect(decodeNote('lot 1', 'BTC', 'USDT')).toBe('lot 0.00000001 BTC');
     expect(decodeNote('healthy at 19012345678', 'ETH', 'USD')).toBe('healthy at 190.12345678 USD');
@@ -226,6 +230,8 @@ describe('an open liquidation: a next slice waiting for the book, its auction as
         ],
         context: {
           plannedSize: parseBase('4'),
+          // Its market order in whole lots of 0.7 (lot51-consumer-knows-lot).
+          marketOrderSize: parseBase('3.5'),
           executionMark: parsePrice('156'),
           executionMarkAtMs: T,
           limitPrice: parsePrice('157.56'),
@@ -268,7 +274,7 @@ describe('an open liquidation: a next slice waiting for the book, its auction as
       open: true,
       slices: { previous: 'p2:1' },
       lastFailure: { reason: 'VenueError: timeout', attempt: 3, at: '2020-03-12T09:00:02.500Z' },
-      context: { waitsForBook: { waits: 2, ordersFilledNothing: 2, outraced: 0 } },
+      context: { marketOrderSize: '3.5', waitsForBook: { waits: 2, ordersFilledNothing: 2, outraced: 0 } },
     });
     expect(shown.settlement).toBeUndefined();
     expect(shown.journal).toEqual({ account: 'insurance-fund', entries: [], fee: '0', fundPaid: '0' });
@@ -278,7 +284,7 @@ describe('an open liquidation: a next slice waiting for the book, its auction as
         '  position     p2 of trader t-p2, entry 150 USD; now LIQUIDATING, 4 ETH, collateral 30.00 USD (version 4)',
         // Not claimed yet: nothing tells whether the rest was past its liquidation price or dust (review51-support-dust-slice).
         "  trigger      started 2020-03-12T09:00:00.000Z by the settlement of the previous slice, p2:1: the rest was still past its liquidation price at mark 156 USD, or below the market's dust size",
-        '  execution    4 ETH planned at mark 156 USD (of 2020-03-12T09:00:00.000Z), limit 157.56 USD',
+        '  execution    4 ETH planned at mark 156 USD (of 2020-03-12T09:00:00.000Z), limit 157.56 USD, market order 3.5 ETH (its whole lots)',
         '  slices       previous p2:1',
         '  history',
         '    2020-03-12T09:00:00.000Z QUEUED  next slice of p2:1',

@@ -373,6 +373,38 @@ describe('admin requests', () => {
     });
     expect(await p.adapters.positions.get('p2')).toBeUndefined();
   });
+
+  // lot51-open-whole-lots: the venue fills whole lots only; a part under one could never be sold.
+  it("refuses a position that is not a whole number of its market's lot, naming the lot, and opens one that is", async () => {
+    const config = parseRiskConfig({
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) =>
+        m.symbol === 'ETH-USD' ? { ...m, lotSize: '0.001' } : m,
+      ),
+    });
+    const p = createPipeline({ config });
+    const run = (request: unknown) =>
+      handleAdmin(request, { ...p.adapters, config, telemetry: p.telemetry, nowMs: () => p.clock.nowMs() });
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    expect(await run({ ...openP1('20'), size: '1.0005' })).toEqual({
+      ok: false,
+      reason:
+        "admin/size-off-lot: size 1.0005 is not a whole number of ETH-USD's lot 0.001 (the exchange fills whole lots only: the part under a lot could never be sold); open it as 1 or 1.001",
+    });
+    expect(await run({ ...openP1('20'), size: '0.0005' })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/lot 0\.001 .*; open it as 0\.001$/),
+    });
+    expect(await p.adapters.positions.get('p1')).toBeUndefined();
+    expect(await run({ ...openP1('20'), size: '1.001' })).toEqual({ ok: true, id: 'p1' });
+    expect((await p.adapters.positions.get('p1'))?.size).toBe(parseBase('1.001'));
+    // A market without a lot takes any size, as before.
+    expect(await run({ ...openP1('1'), id: 'p2', symbol: 'BTC-USD', size: '0.00000001' })).toEqual({
+      ok: true,
+      id: 'p2',
+    });
+  });
 });
 
 // admin51-invocation-journaled, admin51-declared-operator: a movement through the admin function named nobody (Lambda

@@ -791,3 +791,48 @@ describe('ADL: refusals and exact edges', () => {
     expect(profitGivenAfter(thin, base('3'), 5n, MARK)).toBe(0n);
   });
 });
+
+// lot51-consumer-knows-lot: with the market's lot, positions open in whole lots and slices leave whole lots, so ADL's
+// closes must not split a counterparty by a size off the lot (its rest could then never be sold on the venue).
+describe('ADL: in whole lots when every position is', () => {
+  it('closes whole lots of each counterparty, leaves each whole lots, and leaves whole lots unmatched', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n ** 6n }),
+        fc.bigInt({ min: 0n, max: 50n }),
+        fc.bigInt({ min: 0n, max: usd('10000') }),
+        fc.array(
+          fc.record({
+            lots: fc.bigInt({ min: 0n, max: 20n }),
+            entry: fc.bigInt({ min: price('2001'), max: price('3000') }),
+            collateral: fc.bigInt({ min: 0n, max: usd('5000') }),
+          }),
+          { maxLength: 8 },
+        ),
+        (lot, lots, deficit, shorts) => {
+          const ranked = shorts.map((s, i) => ({
+            id: `s${i}`,
+            side: 'SHORT' as const,
+            size: s.lots * lot,
+            entryPrice: s.entry,
+            collateral: s.collateral,
+          }));
+          const a = allocateAdl({
+            deficit,
+            bankruptPosition: { side: 'LONG', size: lots * lot },
+            ranked,
+            mark: MARK,
+          });
+          for (const f of a.fills) {
+            expect(f.size % lot).toBe(0n);
+            const before = ranked.find((c) => c.id === f.id)!;
+            expect((before.size - f.size) % lot).toBe(0n);
+          }
+          expect(a.closedSize % lot).toBe(0n);
+          expect(a.unmatchedSize % lot).toBe(0n);
+        },
+      ),
+      RUNS,
+    );
+  });
+});

@@ -7,7 +7,9 @@ import {
   type ClearingReason,
   type ClearingResult,
   clearAuctionStep,
+  fillLeavingWholeLots,
   type ProviderBid,
+  smallestFill,
 } from '../../shared/domain/clearing.ts';
 import {
   base,
@@ -611,6 +613,7 @@ describe('clearAuctionStep: bad input is refused with a reason', () => {
     'duplicate id': { over: { providers: [RICH, RICH] }, reason: 'clearing/duplicate-provider' },
     'zero maxFills': { over: { maxFills: 0 }, reason: 'clearing/invalid-amount' },
     'fractional maxFills': { over: { maxFills: 1.5 }, reason: 'clearing/invalid-amount' },
+    'zero lot': { over: { lot: 0n }, reason: 'clearing/invalid-amount' },
   };
   for (const [name, c] of Object.entries(cases)) {
     it(name, () => expect(reasonOf(() => clearAuctionStep(step(c.over)))).toBe(c.reason));
@@ -624,6 +627,7 @@ describe('clearAuctionStep: bad input is refused with a reason', () => {
     [{ remainingLot: -1n }, 'clearing/invalid-amount: remainingLot -1 is negative'],
     [{ debt: -3n }, 'clearing/invalid-amount: debt -3 is negative'],
     [{ dust: -4n }, 'clearing/invalid-amount: dust -4 is negative'],
+    [{ lot: -5n }, 'clearing/invalid-amount: lot -5 must be > 0'],
     [{ providers: [{ ...RICH, id: '' }] }, 'clearing/invalid-provider: provider without an id'],
     [
       { providers: [{ ...RICH, capital: -1n }] },
@@ -865,5 +869,130 @@ describe('clearAuctionStep: where the debt stops the sale', () => {
     expect(r.fills).toEqual([{ providerId: 'one', size: 1n, price: price('150'), cost: 2n }]);
     expect(r.remainingLot).toBe(base('10') - 1n);
     expect(r.debtCovered).toBe(true);
+  });
+});
+
+// lot51-auction-whole-lots: with the market's lot (the exchange fills whole lots only) every fill leaves whole lots of
+// the lot, so what the auction leaves the last resort can sell. Lot 1 ETH here; price 1000 and mark 1250 as above.
+describe("clearAuctionStep: in whole lots of the market's lot", () => {
+  const LOT = base('1');
+  const AT_PRICE = bid('at-price', '1000000000', '0.2', '1000');
+  const inLots = (over: Partial<AuctionStepInput>) =>
+    clearAuctionStep(step({ lot: LOT, dust: base('3'), ...over }));
+
+  it("floors a fill to whole lots, by the provider's room and by its capital", () => {
+    const room = inLots({ providers: [bid('a', '1000000', '0', '6.5')] });
+    expect(sizes(room)).toEqual([['a', base('6')]]);
+    expect(room.remainingLot).toBe(base('4'));
+    // 5,875 USD at its bid of 1,250 is 4.7 ETH: 4.
+    const capital = inLots({ providers: [bid('a', '5875', '0', '10')] });
+    expect(sizes(capital)).toEqual([['a', base('4')]]);
+    expect(capital.collected).toBe(usd('5000'));
+  });
+
+  it('the first fill that can takes the part under a lot, so the rest is whole lots', () => {
+    // 10.4: a takes 0.4 and 4 lots of its 5; b 3 of its 3.5; 3 left.
+    const r = inLots({
+      remainingLot: base('10.4'),
+      providers: [bid('a', '1000000', '0', '5'), bid('b', '1000000', '0', '3.5')],
+    });
+    expect(sizes(r)).toEqual([
+      ['a', base('4.4')],
+      ['b', base('3')],
+    ]);
+    expect(r.remainingLot).toBe(base('3'));
+  });
+
+  it('a rest all under a lot is taken whole, by a provider with the room for it, or by none', () => {
+    const providers = [bid('a', '1000000', '0', '0.3'), bid('b', '1000000', '0', '1')];
+    expect(sizes(inLots({ remainingLot: base('0.4'), providers }))).toEqual([['b', base('0.4')]]);
+    expect(sizes(inLots({ remainingLot: base('0.4'), providers: providers.slice(0, 1) }))).toEqual([]);
+  });
+
+  it('a whole lot floored below dust is a crumb: no fill', () => {
+    // Room 3.5 of 10 is 3 lots, at dust: a fill; room 2.9 is 2 lots, under dust 3: none.
+    expect(sizes(inLots({ providers: [bid('a', '1000000', '0', '3.5')] }))).toEqual([['a', base('3')]]);
+    expect(sizes(inLots({ providers: [bid('a', '1000000', '0', '2.9')] }))).toEqual([]);
+  });
+
+  it('a trim for dust gives back whole lots, even with a dust between lots', () => {
+    // Dust 2.5: a takes 8 of 10, 2 left; 0.5 short of dust, the trim gives back a whole lot: 3 left.
+    const r = inLots({ dust: base('2.5'), providers: [bid('a', '1000000', '0', '8')] });
+    expect(sizes(r)).toEqual([['a', base('7')]]);
+    expect(r.remainingLot).toBe(base('3'));
+  });
+
+  it('the debt stops the sale at whole lots: covered, what it buys short of a lot goes back', () => {
+    // 4,500 USD buys 4.5 ETH at the bid (1,000): 4 lots sell, the debt is covered with 6 left.
+    const r = inLots({ debt: usd('4500'), providers: [AT_PRICE] });
+    expect(sizes(r)).toEqual([['at-price', base('4')]]);
+    expect(r.collected).toBe(usd('4000'));
+    expect(r.debtCovered).toBe(true);
+    expect(r.remainingLot).toBe(base('6'));
+  });
+
+  it('a residual that buys less than a lot at the price is covered; one that buys the part under a lot is not', () => {
+    // Providers spent: 5 sold at 1,000 of a debt of 5,600; the 600 left buys 0.6, under a lot.
+    const spent = inLots({ debt: usd('5600'), providers: [bid('at-price', '1000000000', '0.2', '5')] });
+    expect(spent.collected).toBe(usd('5000'));
+    expect(spent.debtCovered).toBe(true);
+    // No bid reached (mark 1000): 500 USD buys 0.5, under a lot of 10 left, and under the 0.75 of 10.75; not under
+    // the 0.5 of 10.5.
+    const none = (remainingLot: string) =>
+      inLots({ mark: P1000, debt: usd('500'), remainingLot: base(remainingLot) }).debtCovered;
+    expect(none('10')).toBe(true);
+    expect(none('10.75')).toBe(true);
+    expect(none('10.5')).toBe(false);
+  });
+
+  it('fillLeavingWholeLots and smallestFill: the sizes as clearing sizes them', () => {
+    const lot = base('0.001');
+    expect(fillLeavingWholeLots(base('2.0007'), base('6.0005'), lot)).toBe(base('2.0005'));
+    expect(fillLeavingWholeLots(base('0.0004'), base('6.0005'), lot)).toBe(0n);
+    expect(fillLeavingWholeLots(base('0.0005'), base('6.0005'), lot)).toBe(base('0.0005'));
+    expect(fillLeavingWholeLots(base('2.0007'), base('6'), lot)).toBe(base('2'));
+    expect(fillLeavingWholeLots(base('2.0007'), base('6'), 1n)).toBe(base('2.0007'));
+    // Dust, or the whole rest when less; up to what leaves whole lots; one unit (one lot) at least.
+    expect(smallestFill(base('6'), base('0.002'), lot)).toBe(base('0.002'));
+    expect(smallestFill(base('6.0005'), base('0.002'), lot)).toBe(base('0.0025'));
+    expect(smallestFill(base('6.0005'), 0n, lot)).toBe(base('0.0005'));
+    expect(smallestFill(base('0.0005'), base('0.002'), lot)).toBe(base('0.0005'));
+    expect(smallestFill(base('6'), 0n, lot)).toBe(lot);
+    expect(smallestFill(base('6'), 0n)).toBe(1n);
+    expect(smallestFill(base('6'), base('0.002'))).toBe(base('0.002'));
+    expect(smallestFill(base('0.0015'), base('0.002'))).toBe(base('0.0015'));
+  });
+
+  it('leaves whole lots of every lot it clears, and fills no provider below smallestFill (a property)', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n ** 6n }),
+        fc.bigInt({ min: 0n, max: 1000n }),
+        fc.bigInt({ min: 0n, max: 10n ** 6n - 1n }),
+        fc.bigInt({ min: 0n, max: 20n }),
+        fc.constantFrom('BUY' as const, 'SELL' as const),
+        fc.array(
+          fc.record({
+            capital: fc.bigInt({ min: 0n, max: 10n ** 12n }),
+            maxLot: fc.bigInt({ min: 0n, max: 10n ** 9n }),
+          }),
+          { maxLength: 6 },
+        ),
+        (lot, lots, under, dustLots, direction, terms) => {
+          const odd = under % lot;
+          const remainingLot = lot * lots + odd;
+          const providers = terms.map((t, i) => ({ id: `p${i}`, maxDiscountPpm: 0n, ...t }));
+          const dust = lot * dustLots;
+          const r = clearAuctionStep(step({ direction, lot, dust, remainingLot, providers }));
+          const first = smallestFill(remainingLot, dust, lot);
+          // At most one fill off the grid (the one with the part under a lot): the rest stays whole, or as it was.
+          expect(r.fills.filter((f) => f.size % lot !== 0n).length <= 1).toBe(true);
+          expect([0n, odd]).toContain(r.remainingLot % lot);
+          if (odd === 0n) for (const f of r.fills) expect(f.size % lot).toBe(0n);
+          if (r.fills.length > 0) expect(r.fills[0]!.size >= first).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -2,10 +2,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
+  DEFAULT_LOT_SIZE,
   DEFAULT_MAX_SEQUENCE_JUMP,
   DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
   DEFAULT_VENUE_CHECK_HOLD_SECONDS,
+  lotSizeOf,
   marketConfig,
   maxLeverage,
   parseRiskConfig,
@@ -282,6 +284,40 @@ describe('parseRiskConfig: the venue check of the mark', () => {
       { venueCheckHoldSeconds: 1.5 },
     ])
       expect(() => parseRiskConfig(withEth(bad))).toThrow(/venueCheck/);
+  });
+});
+
+// lot51-config-lot-size: the exchange's lot, per market.
+describe("parseRiskConfig: the exchange's lot", () => {
+  it('is absent unless configured (one unit: lotSizeOf), so a configuration without it keeps its digest', () => {
+    const eth = marketConfig(DEFAULT_RISK_CONFIG, 'ETH-USD');
+    expect('lotSize' in eth).toBe(false);
+    expect(lotSizeOf(eth)).toBe(DEFAULT_LOT_SIZE);
+    expect(DEFAULT_LOT_SIZE).toBe(1n);
+    const lot = marketConfig(parseRiskConfig(withEth({ lotSize: '0.001', dustSize: '0.003' })), 'ETH-USD');
+    expect([lot.lotSize, lotSizeOf(lot), lot.dustSize]).toEqual([100_000n, 100_000n, 300_000n]);
+  });
+
+  it('is positive, in base units', () => {
+    expect(() => parseRiskConfig(withEth({ lotSize: '0' }))).toThrow(
+      "ETH-USD: lotSize must be > 0 (the exchange's lot, e.g. 0.001; leave it out for any size)",
+    );
+    expect(() => parseRiskConfig(withEth({ lotSize: '-0.001' }))).toThrow(/lotSize: must not be negative/);
+    expect(() => parseRiskConfig(withEth({ lotSize: '0.000000001' }))).toThrow(/lotSize: .* at most 8/);
+    expect(() => parseRiskConfig(withEth({ lotSize: 0.001 }))).toThrow(
+      /markets\.0\.lotSize \(ETH-USD\): .*expected string/,
+    );
+  });
+
+  it('makes the dust a whole number of lots (or 0, none), saying why and what would do', () => {
+    expect(() => parseRiskConfig(withEth({ lotSize: '0.01' }))).toThrow(
+      'ETH-USD: dustSize 0.001 is not a whole number of lots (lotSize 0.01): slices and remainders are whole lots, so it would never apply; make it 0.01 (or 0 for none)',
+    );
+    expect(() => parseRiskConfig(withEth({ lotSize: '0.001', dustSize: '0.0025' }))).toThrow(
+      'ETH-USD: dustSize 0.0025 is not a whole number of lots (lotSize 0.001): slices and remainders are whole lots, so it would act as 0.003; make it 0.002 or 0.003 (or 0 for none)',
+    );
+    for (const dustSize of ['0', '0.001', '0.002'])
+      expect(() => parseRiskConfig(withEth({ lotSize: '0.001', dustSize }))).not.toThrow();
   });
 });
 

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RISK_CONFIG, marketConfig, maxLeverage } from '../../shared/domain/config.ts';
+import {
+  DEFAULT_RISK_CONFIG,
+  DEFAULT_RISK_CONFIG_INPUT,
+  marketConfig,
+  maxLeverage,
+  parseRiskConfig,
+} from '../../shared/domain/config.ts';
 import { isLiquidatable, liquidationPrice } from '../../shared/domain/margin.ts';
-import { NOTIONAL_TO_QUOTE, PRICE_SCALE, price, QUOTE_SCALE } from '../../shared/domain/units.ts';
+import { base, NOTIONAL_TO_QUOTE, PRICE_SCALE, price, QUOTE_SCALE } from '../../shared/domain/units.ts';
 import { BookError, DEFAULT_BOOK_PARAMS, generateBook } from '../../shared/sim/book.ts';
 import {
   DEFAULT_PROVIDER_PARAMS,
@@ -15,6 +21,7 @@ import {
   ETH_MARCH_2020_ANCHORS,
   ScenarioError,
 } from '../../shared/sim/scenario.ts';
+import { prepareSimulation } from '../../shared/sim/setup.ts';
 
 const config = DEFAULT_RISK_CONFIG;
 const ETH = marketConfig(config, 'ETH-USD');
@@ -191,6 +198,27 @@ describe('synthetic book', () => {
   it('is deterministic per seed', () => {
     expect(generateBook(params, config)).toEqual(book);
     expect(generateBook({ ...params, seed: 4 }, config)).not.toEqual(book);
+  });
+
+  // lot51-open-whole-lots: a position opens in whole lots of its market's lot (admin.ts refuses another).
+  it("draws whole lots of the market's lot when it has one, the same book down to the lot; any size without", () => {
+    const lot = base('0.01');
+    const withLot = parseRiskConfig({
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) =>
+        m.symbol === 'ETH-USD' ? { ...m, lotSize: '0.01', dustSize: '0.01' } : m,
+      ),
+    });
+    const inLots = generateBook({ ...params, positions: 500 }, withLot);
+    const anySize = book.slice(0, 500);
+    expect(inLots.map((p) => p.size)).toEqual(anySize.map((p) => p.size - (p.size % lot)));
+    expect(anySize.some((p) => p.size % lot !== 0n)).toBe(true);
+    // The simulated exchange trades the market's lot, unless the venue's model is given another.
+    expect(prepareSimulation({ positions: 10, config: withLot }).venue).toEqual({ lotSize: lot });
+    expect(prepareSimulation({ positions: 10, config: withLot, venue: { lotSize: 1n } }).venue).toEqual({
+      lotSize: 1n,
+    });
+    expect(prepareSimulation({ positions: 10 }).venue).toBeUndefined();
   });
 
   it('refuses a bad count, price or market', () => {

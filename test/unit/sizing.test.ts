@@ -402,3 +402,123 @@ describe('planLiquidationStep: at each boundary', () => {
     });
   });
 });
+
+// lot51-sizing-whole-lots: with the market's lot (the exchange fills whole lots only) every slice short of the whole
+// position is whole lots. Sizes worked out by hand, lot 0.001, im 5 %, f 1 %.
+describe('planLiquidationStep: in whole lots of the market', () => {
+  const inLots = (patch: Record<string, unknown> = {}) => market({ lotSize: '0.001', ...patch });
+  const TEN = pos('LONG', '10', '1000', '500');
+
+  it('rounds the close that restores initial margin up to the lot', () => {
+    // 7.34536088 ETH restores at 970 (the boundary cases above): 7.346 in lots.
+    expect(planLiquidationStep(TEN, price('970'), inLots())).toEqual({
+      size: base('7.346'),
+      full: false,
+      reason: 'sizing/restore-initial-margin',
+    });
+  });
+
+  it('closes one lot when nothing is needed', () => {
+    // 600 USD at 1000: equity 600 is above the initial margin (500); no minimum slice.
+    expect(
+      planLiquidationStep(pos('LONG', '10', '1000', '600'), price('1000'), inLots({ minSliceNotional: '0' })),
+    ).toEqual({ size: base('0.001'), full: false, reason: 'sizing/restore-initial-margin' });
+  });
+
+  it('closes one lot when only the rounding slack is needed, which may be the whole position', () => {
+    // The boundary case above (a need of exactly 0) with a lot of 2 units: one lot is the whole position.
+    const p = { ...pos('LONG', '0.00000002', '1', '0.000003'), collateralOverE16: 9_990_000_000n };
+    const m = market({ minSliceNotional: '0', dustSize: '0', lotSize: '0.00000002' });
+    expect(planLiquidationStep(p, price('1'), m)).toEqual({
+      size: 2n,
+      full: true,
+      reason: 'sizing/no-partial-restores',
+    });
+  });
+
+  it('raises a close to the minimum slice rounded up to the lot', () => {
+    // 780 USD at 970: equity 480, (485 - 480) / 38.8 = 0.129 ETH (125 USD); the 1,000 USD minimum is
+    // 1.03092784 ETH, 1.031 in lots.
+    expect(planLiquidationStep(pos('LONG', '10', '1000', '780'), price('970'), inLots())).toEqual({
+      size: base('1.031'),
+      full: false,
+      reason: 'sizing/min-slice',
+    });
+  });
+
+  it('caps a large position at its share rounded down to the lot', () => {
+    // 200 ETH x 0.249999 = 49.9998 ETH: 49.999 in lots.
+    const big = pos('LONG', '200', '1000', '10000');
+    expect(planLiquidationStep(big, price('970'), inLots({ maxCloseShare: '0.249999' }))).toEqual({
+      size: base('49.999'),
+      full: false,
+      reason: 'sizing/max-close-share',
+    });
+  });
+
+  it('caps at one lot at least', () => {
+    // 0.005 ETH x 1 ppm floors to 0 lots: the cap is one lot (0.004 would restore).
+    const m = inLots({
+      maxCloseShare: '0.000001',
+      sliceAboveNotional: '0',
+      minSliceNotional: '0',
+      dustSize: '0',
+    });
+    expect(planLiquidationStep(pos('LONG', '0.005', '1000', '0.25'), price('970'), m)).toEqual({
+      size: base('0.001'),
+      full: false,
+      reason: 'sizing/max-close-share',
+    });
+  });
+
+  it('a position not in whole lots keeps its part under a lot to its last slice, the whole rest', () => {
+    // 10.0005 ETH (opened before the lot): the slice is whole lots, the rest is not.
+    const odd = pos('LONG', '10.0005', '1000', '500');
+    const step = planLiquidationStep(odd, price('970'), inLots());
+    expect(step.full).toBe(false);
+    expect(step.size % base('0.001')).toBe(0n);
+    expect((odd.size - step.size) % base('0.001')).toBe(base('0.0005'));
+    // Its rest, under the minimum slice, goes whole.
+    const rest = pos('LONG', '0.9995', '1000', '50');
+    expect(planLiquidationStep(rest, price('970'), inLots())).toMatchObject({
+      size: base('0.9995'),
+      full: true,
+    });
+  });
+
+  it('every slice of a position in whole lots is whole lots, and so is its rest (a property)', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 1_000_000n }),
+        fc.bigInt({ min: 1n, max: 100_000n }),
+        fc.bigInt({ min: 0n, max: 1_000n }),
+        fc.constantFrom<Side>('LONG', 'SHORT'),
+        fc.bigInt({ min: 0n, max: 300_000n }),
+        fc.integer({ min: 850_000, max: 1_150_000 }),
+        fc.bigInt({ min: 1n, max: 1_000_000n }),
+        (lot, lots, dustLots, side, share, move, maxCloseShare) => {
+          const size = lot * lots;
+          const entryPrice = price('1000');
+          const m = {
+            ...ETH,
+            lotSize: lot,
+            dustSize: lot * dustLots,
+            maxCloseShare,
+            sliceAboveNotional: usd('50000'),
+          };
+          const p: MarginPosition = {
+            side,
+            size,
+            entryPrice,
+            collateral: (size * entryPrice * share) / (NOTIONAL_TO_QUOTE * PPM_SCALE),
+          };
+          const step = planLiquidationStep(p, (entryPrice * BigInt(move)) / PPM_SCALE, m);
+          expect(step.size % lot).toBe(0n);
+          expect((size - step.size) % lot).toBe(0n);
+          expect(step.size > 0n).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});

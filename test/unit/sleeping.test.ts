@@ -120,3 +120,39 @@ describe('bestBid counts the capital at the price a provider fills at: its own b
     expect(clearsAt(lp, status.price, 'BUY').fills.map((f) => [f.price, f.size])).toEqual([[ask, dust]]);
   });
 });
+
+// lot51-auction-whole-lots: a provider counts as the clearing fills it, in whole lots of the market's lot.
+describe("bestBid counts a provider's room as the clearing fills it, in whole lots", () => {
+  const config = parseRiskConfig({
+    ...DEFAULT_RISK_CONFIG_INPUT,
+    markets: DEFAULT_RISK_CONFIG_INPUT.markets.map((m) =>
+      m.symbol === 'ETH-USD' ? { ...m, lotSize: '0.001', dustSize: '0.002' } : m,
+    ),
+  });
+  const auction = { direction: 'SELL' as const, symbol: 'ETH-USD', top: parsePrice('102'), startedAtMs: 0 };
+  const status = auctionStatus(auction, MARK, 0, config.auction);
+  const withRoom = (maxLot: string): ProviderRecord => ({
+    ...provider('lp', '1000'),
+    maxLot: parseBase(maxLot),
+  });
+
+  it('a rest with a part under a lot needs room for dust and that part: the first fill takes both', () => {
+    const rest = parseBase('6.0005');
+    expect(bestBid(auction, status, [withRoom('0.002')], config, rest, MARK)).toBeUndefined();
+    expect(bestBid(auction, status, [withRoom('0.0025')], config, rest, MARK)).toBe(20_000n);
+    // The clearing agrees: 0.002 of room fills nothing of 6.0005, 0.0025 fills 0.0025.
+    const fills = (maxLot: string) =>
+      clearAuctionStep({
+        direction: 'SELL',
+        remainingLot: rest,
+        price: parsePrice('98'),
+        mark: MARK,
+        debt: parseQuote('1000000'),
+        dust: parseBase('0.002'),
+        lot: parseBase('0.001'),
+        providers: [withRoom(maxLot)],
+      }).fills.map((f) => f.size);
+    expect(fills('0.002')).toEqual([]);
+    expect(fills('0.0025')).toEqual([parseBase('0.0025')]);
+  });
+});

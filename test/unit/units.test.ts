@@ -5,7 +5,9 @@ import {
   applyBps,
   applyPpm,
   base,
+  ceilToLot,
   div,
+  floorToLot,
   formatBase,
   formatDecimal,
   formatPpm,
@@ -335,5 +337,28 @@ describe('unit helpers', () => {
     expect(maxBig(-2n, 1n)).toBe(1n);
     expect(absBig(-5n)).toBe(5n);
     expect(absBig(5n)).toBe(5n);
+  });
+});
+
+describe('floorToLot / ceilToLot', () => {
+  const lot = base('0.001');
+
+  it('round a size down and up to whole lots, and leave a whole number of lots as it is', () => {
+    expect(floorToLot(base('6.0005'), lot)).toBe(base('6'));
+    expect(ceilToLot(base('6.0005'), lot)).toBe(base('6.001'));
+    expect(floorToLot(base('6.001'), lot)).toBe(base('6.001'));
+    expect(ceilToLot(base('6.001'), lot)).toBe(base('6.001'));
+    expect(floorToLot(base('0.0005'), lot)).toBe(0n);
+    expect(ceilToLot(1n, lot)).toBe(lot);
+    expect(ceilToLot(0n, lot)).toBe(0n);
+  });
+
+  it('are the size itself for a lot of one unit', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 10n ** 20n }), (size) => {
+        expect(floorToLot(size, 1n)).toBe(size);
+        expect(ceilToLot(size, 1n)).toBe(size);
+      }),
+    );
   });
 });

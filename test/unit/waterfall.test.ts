@@ -812,6 +812,37 @@ describe('size ADL cannot take', () => {
   });
 });
 
+// lot51-last-resort-whole-lots: the venue fills whole lots only (the market's lotSize).
+describe('the last resort in whole lots of the market', () => {
+  const nothingClosed = (size: string, lotSize: bigint) =>
+    decideWaterfall(
+      input({
+        position: { side: 'LONG', size: base(size), entryPrice: price('2000'), collateral: usd('200') },
+        market: { liquidationFee: ppm('0.01'), lotSize },
+        marketResult: { fills: [] },
+        auctionResult: { fills: [], finished: true },
+        adlCandidates: [],
+      }),
+    );
+
+  it("sells the slice's whole lots; what is under a lot is left to carry", () => {
+    const d = nothingClosed('1.0005', base('0.001'));
+    expect(d.next).toBe('execute-last-resort');
+    expect(d.lastResortSize).toBe(base('1'));
+    // One lot exactly is an order; a lot of one unit sells it all.
+    expect(nothingClosed('0.001', base('0.001')).lastResortSize).toBe(base('0.001'));
+    expect(nothingClosed('1.0005', 1n).lastResortSize).toBe(base('1.0005'));
+  });
+
+  it('a slice all under a lot that nothing took escalates at once: waterfall/sub-lot-remainder, no order', () => {
+    const d = nothingClosed('0.0005', base('0.001'));
+    expect(d.next).toBe('escalate');
+    expect(d.reason).toBe('waterfall/sub-lot-remainder');
+    expect(d.lastResortSize).toBeUndefined();
+    expect(d.movements).toEqual([]);
+  });
+});
+
 describe('a deficit ADL does not socialize (the market-only baseline)', () => {
   // Half sold at 1500 (the rest left to ADL at the mark 1700), an empty fund: the shortfall is all refused.
   const thin = (socializeDeficit?: boolean) =>
