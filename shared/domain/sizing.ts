@@ -72,8 +72,8 @@ export function liquidationFee(size: BaseE8, mark: PriceE8, rate: Ppm): QuoteE6 
  * 3. raised to minSliceNotional / P (up to a whole lot), capped by the size;
  * 4. if the position's notional exceeds sliceAboveNotional: capped at floor(q * maxCloseShare) down to a whole lot
  *    (at least one lot). The cap wins over the minimum slice: bounded market impact is the point of slicing;
- * 5. a remainder below dustSize (whole lots), or below minSliceNotional in notional, is closed too (no dust left
- *    behind; this wins over the cap, which is only reachable with a config where slices leave dust).
+ * 5. a remainder below dustSize (whole lots), under one lot, or below minSliceNotional in notional, is closed too (no
+ *    dust left behind; this wins over the cap, which is only reachable with a config where slices leave dust).
  * Small positions are not capped: they close as much as restores initial margin, up to all of it.
  * Every size rounds up (a larger close favours the fund) except the cap, which rounds down ("never more than").
  * A slice short of the whole position is whole lots (market.lotSize: the venue fills nothing else), so a position of
@@ -113,9 +113,10 @@ export function planLiquidationStep(p: MarginPosition, mark: PriceE8, market: Ma
     }
   }
 
-  // dustSize is whole lots (config.ts): this counts the rest in lots.
+  // dustSize is whole lots (config.ts): this counts the rest in lots. A rest under one lot (a position off the lot) no
+  // order could sell: it goes with this slice, to the auction and ADL with the part under a lot, not a slice later.
   const rest = q - size;
-  if (rest > 0n && (rest < market.dustSize || rest * mark < minSlice16)) {
+  if (rest > 0n && (rest < market.dustSize || rest < lot || rest * mark < minSlice16)) {
     return full('sizing/dust-remainder');
   }
   return { size, full: size === q, reason };

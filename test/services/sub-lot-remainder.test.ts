@@ -8,8 +8,9 @@ import {
 } from '../../shared/domain/config.ts';
 import { parseBase } from '../../shared/domain/units.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
+import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { LAST_RESORT_WAITS } from '../../shared/services/liquidation.ts';
-import { createPipeline, withHeldMarks } from '../support/pipeline.ts';
+import { crashOnceAt, createPipeline, withHeldMarks } from '../support/pipeline.ts';
 
 /**
  * The exchange fills whole lots only: an order under its lot is answered with no fills (integrate50-sub-lot-refused).
@@ -108,7 +109,7 @@ describe('a remainder under the exchange lot, the lot configured (lotSize)', () 
       "A liquidation dead-lettered as `waterfall/sub-lot-remainder: <liquidationId>: <size> left, under <market>'s lot <lot>`",
     );
     expect(deploy).toContain(
-      'What takes it is an auction, if the slice has had none (`liquidations show`: no auction): register or restate a provider whose `maxLot` and capital take the size (`backstop seed providers`), then redrive; or ADL, planned again at each redrive, once the other side is in profit',
+      'is `SETTLING` and goes on to ADL alone): register or restate a provider whose `maxLot` and capital take the size (`backstop seed providers`), then redrive; or ADL, planned again at each redrive, once the other side is in profit',
     );
   });
 
@@ -230,6 +231,77 @@ describe('a remainder under the exchange lot, the lot not configured (the market
     );
     expect(deploy).toContain(
       "On a market without `lotSize`, a slice under the exchange's lot or minimum pages it too, the book full: its orders are answered with no fills",
+    );
+  });
+});
+
+describe('a remainder under the lot whose plan ADL took, made again with nobody left (SETTLING)', () => {
+  it('a provider and a redrive do not take it (no auction once SETTLING); a counterparty in profit and a redrive do, with what the fund already moved', async () => {
+    // A's delivery dies right after the fund's first movement of its plan (its plan froze the short).
+    const crash = crashOnceAt('ledger.apply');
+    const p = createPipeline({
+      config: withLot(LOT),
+      venue: { markets: { 'ETH-USD': { lotSize: parseBase(LOT) } } },
+      crashHook: crash.hook,
+    });
+    await p.fund('20');
+    crash.arm();
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    // Two longs of 0.0005 ETH, opened before the lot, bankrupt at 175; one short of 0.0005 takes one of them.
+    const a = await p.open('LONG', '0.0005', '200', '0.01');
+    const b = await p.open('LONG', '0.0005', '200', '0.01');
+    await p.open('SHORT', '0.0005', '200', '1');
+    await p.tick('ETH-USD', '175');
+    await p.drain(3600).catch(() => undefined);
+    expect(crash.crashed()).toBe(true);
+    const of = (id: string) => p.adapters.liquidations.all().find((l) => l.positionId === id)!;
+    expect(of(b.id).state).toBe('SETTLED_ADL');
+    // A, planned again with nobody left: SETTLING, dead-lettered as a remainder under the lot, no order placed.
+    expect(of(a.id).state).toBe('SETTLING');
+    expect(of(a.id).context?.settle?.superseded).toBe(true);
+    expect(of(a.id).context?.auctionId).toBeUndefined();
+    expect(p.errors.at(-1)).toMatch(/waterfall\/sub-lot-remainder: p1:0: 0\.0005 ETH left/);
+    const letters = p.adapters.liquidationDeadLetters.pending();
+    expect(letters.map((m) => parseLiquidationMessage(m.body).liquidationId)).toEqual([of(a.id).id]);
+    expect(p.orders.orders.size).toBe(0);
+    // What its plan moved stays in the fund, booked by no settlement.
+    const moved = await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, of(a.id).id);
+    expect(moved.length).toBeGreaterThan(0);
+
+    // A provider whose terms take it, and a redrive: no auction starts for a SETTLING slice; it dead-letters again.
+    await p.provider('lp-dust', '10', '0.05', '0.01');
+    await p.adapters.liquidationQueue.send(letters[0]!.body);
+    await p.drain(3600).catch(() => undefined);
+    expect(p.adapters.auctions.all()).toEqual([]);
+    expect(of(a.id).state).toBe('SETTLING');
+    expect(p.adapters.liquidationDeadLetters.pending()).toHaveLength(2);
+
+    // A short in profit at 175, and a redrive: ADL takes it, the fund's earlier movements counted.
+    await p.open('SHORT', '1', '200', '100');
+    await p.adapters.liquidationQueue.send(letters[0]!.body);
+    await p.drain(3600);
+    expect(of(a.id).state).toBe('SETTLED_ADL');
+    expect(await p.adapters.positions.get(a.id)).toMatchObject({ state: 'CLOSED' });
+
+    // What the runbook says of it.
+    expect(flat('docs/DEPLOY.md')).toContain(
+      'What takes it is an auction, if the slice has had none and has not reached `SETTLING` (`liquidations show`: no auction; a slice whose plan ADL took, then made again with nobody left, is `SETTLING` and goes on to ADL alone)',
+    );
+  }, 60_000);
+});
+
+describe('what the runbook says when nothing takes a remainder under the lot', () => {
+  it('says plainly that it has no terminal state, how to keep it, and what to escalate', () => {
+    const deploy = flat('docs/DEPLOY.md');
+    expect(deploy).toContain(
+      'Else nothing ends it: such a liquidation has no terminal state, and no command closes it (under a lot, the auction and ADL are the only layers that can).',
+    );
+    expect(deploy).toContain(
+      'within the 14 days SQS keeps it (a redrive sends it anew; the aging alarm pages again at 7 days held). While it is kept the DLQ alarm stays on and pages no new dead letter',
+    );
+    expect(deploy).toContain(
+      "And escalate to the exchange's risk team with `backstop liquidations show <liquidationId>` (the position, the size left, its collateral and the mark, and the fund's journal entries a plan already made for it, which stay until it settles)",
     );
   });
 });

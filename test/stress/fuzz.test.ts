@@ -11,6 +11,7 @@ import {
   type Scenario,
   scenarioArb,
   twoMarketsArb,
+  withLotArb,
 } from '../support/fuzz-harness.ts';
 
 /**
@@ -22,6 +23,8 @@ import {
  */
 const RUNS = Number(process.env.FUZZ_RUNS ?? 6);
 const SEED = Number(process.env.FUZZ_SEED ?? 20240404);
+/** FUZZ_LOTS=1: every property's scenarios on an exchange with a lot (withLotArb); unset, the scenarios as before. */
+const LOTS = !!process.env.FUZZ_LOTS;
 
 /** Runs a property checked, and the runaways it skipped. */
 interface Tally {
@@ -30,6 +33,10 @@ interface Tally {
   /** Checked runs whose marks left the cent, and their auction fills at a rounded bid (markUnit). */
   offCentRuns: number;
   roundedBids: number;
+  /** Runs with a lot (withLotArb), their auction fills taking a part under a lot, and sub-lot remainders left. */
+  lotRuns: number;
+  underFills: number;
+  subLotEnded: number;
 }
 
 async function property(s: Scenario, tally: Tally): Promise<boolean> {
@@ -49,6 +56,9 @@ async function property(s: Scenario, tally: Tally): Promise<boolean> {
   tally.checked += 1;
   if (r.offCent.marks > 0) tally.offCentRuns += 1;
   tally.roundedBids += r.offCent.roundedBids;
+  if (s.lot) tally.lotRuns += 1;
+  tally.underFills += r.lots.underFills;
+  tally.subLotEnded += r.lots.subLotEnded;
   const all = [...r.violations, ...r.extra];
   if (all.length > 0) throw new Error(`${all.slice(0, 8).join('\n')}\n(trace ${r.trace.join(',')})`);
   return true;
@@ -72,9 +82,17 @@ const run =
     maxSkippedShare = MAX_SKIPPED_SHARE,
   ) =>
   async () => {
-    const tally: Tally = { checked: 0, skipped: 0, offCentRuns: 0, roundedBids: 0 };
+    const tally: Tally = {
+      checked: 0,
+      skipped: 0,
+      offCentRuns: 0,
+      roundedBids: 0,
+      lotRuns: 0,
+      underFills: 0,
+      subLotEnded: 0,
+    };
     await fc.assert(
-      fc.asyncProperty(arb(o), (s) => property(s, tally)),
+      fc.asyncProperty(LOTS ? withLotArb(arb(o)) : arb(o), (s) => property(s, tally)),
       {
         numRuns: runs,
         seed: SEED,
@@ -88,7 +106,10 @@ const run =
     if (process.env.FUZZ_RUNS)
       console.log(
         `seed ${SEED}: ${tally.checked} checked, ${tally.skipped} skipped; ${tally.offCentRuns} runs with marks off ` +
-          `the cent, ${tally.roundedBids} auction fills at a rounded bid`,
+          `the cent, ${tally.roundedBids} auction fills at a rounded bid` +
+          (tally.lotRuns > 0
+            ? `; ${tally.lotRuns} runs with a lot, ${tally.underFills} auction fills taking a part under it, ${tally.subLotEnded} slices left under it`
+            : ''),
       );
     if (tally.skipped > maxSkippedShare * total + SKIP_ALLOWANCE)
       throw new Error(
@@ -159,6 +180,35 @@ describe('fuzz: crowds of providers', () => {
   it(
     'near-full auctions (a lot of 1,000 dust and a fraction)',
     run({}, nearFullArb, CROWD_RUNS),
+    TEST_TIMEOUT_MS,
+  );
+});
+
+/**
+ * The exchange's lot in the risk configuration and the venue (session 51, lot51-consumer-knows-lot): positions open
+ * as whole lots and every order, slice and auction fill keeps them whole; some runs open positions off the lot (as
+ * before their market had one), whose part under a lot the auction and ADL take, or which end as
+ * waterfall/sub-lot-remainder, the only unfinished liquidations allowed (the harness's lot checks).
+ */
+describe('fuzz: the exchange lot', () => {
+  it(
+    'crashes and faults',
+    run({}, (o) => withLotArb(scenarioArb(o))),
+    TEST_TIMEOUT_MS,
+  );
+  it(
+    'two markets, concurrent consumers, crashes and faults',
+    run({ concurrent: true }, (o) => withLotArb(twoMarketsArb(o))),
+    TEST_TIMEOUT_MS,
+  );
+  it(
+    'crowds of providers, both sides',
+    run<CrowdArbOptions>(
+      { bothSides: true },
+      (o) => withLotArb(crowdArb(o)),
+      CROWD_RUNS,
+      CROWD_MAX_SKIPPED_SHARE,
+    ),
     TEST_TIMEOUT_MS,
   );
 });

@@ -4,6 +4,7 @@ import type { EmbeddedQueue } from '../../shared/adapters/embedded/index.ts';
 import {
   DEFAULT_MAX_SEQUENCE_JUMP,
   DEFAULT_RISK_CONFIG_INPUT,
+  lotSizeOf,
   marketConfig,
   parseRiskConfig,
   type RiskConfig,
@@ -13,12 +14,16 @@ import type { Side } from '../../shared/domain/model.ts';
 import { auctionFillCost } from '../../shared/domain/provider-fills.ts';
 import type { Tick } from '../../shared/domain/tick.ts';
 import {
+  type BaseE8,
+  ceilToLot,
   div,
+  floorToLot,
   formatBase,
   formatPpm,
   formatQuote,
   NOTIONAL_TO_QUOTE,
   PRICE_SCALE,
+  parseBase,
   parsePrice,
   parseQuote,
 } from '../../shared/domain/units.ts';
@@ -44,7 +49,7 @@ import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { handleTick, withLiquidationPrice } from '../../shared/services/margin-check.ts';
 import { Rng } from '../../shared/sim/random.ts';
 import { delayedDeps } from './delays.ts';
-import { uncoveredAtTick } from './invariants.ts';
+import { journalFlows, uncoveredAtTick } from './invariants.ts';
 import { createPipeline, type Pipeline } from './pipeline.ts';
 
 /**
@@ -194,6 +199,29 @@ export interface Scenario {
   crowd?: CrowdSpec;
   /** Crowd operator changes run alongside the consumers (not between their rounds). */
   adminConcurrent?: boolean;
+  /** The exchange's lot (absent, as in every scenario saved before session 51: none, one unit). */
+  lot?: LotSpec;
+}
+
+/**
+ * The exchange's lot in the risk configuration (`lotSize`) and the simulated venue alike (lot51-consumer-knows-lot):
+ * positions open as whole lots, dust is rounded up to whole lots (the configuration refuses another).
+ */
+export interface LotSpec {
+  /** ETH-USD's lot in base units (BTC-USD's a tenth of it, one unit at least). */
+  units: number;
+  /**
+   * Every how many positions one opens off the lot (as one opened before its market had a lot; 0: none). Its part
+   * under a lot goes to the auction and ADL, and one neither takes ends as `waterfall/sub-lot-remainder`.
+   */
+  legacyEvery: number;
+}
+
+/** A market's lot under `lot` (undefined: the market states none). */
+export function lotUnitsOf(symbol: string, lot: LotSpec | undefined): bigint | undefined {
+  if (!lot) return undefined;
+  const units = symbol === 'BTC-USD' ? Math.floor(lot.units / 10) : lot.units;
+  return BigInt(Math.max(1, units));
 }
 
 export interface Knobs {
@@ -233,28 +261,34 @@ function onGrid(dollars: number, unit: number): bigint {
   return BigInt(Math.max(1, Math.round((dollars * Number(PRICE_SCALE)) / unit))) * BigInt(unit);
 }
 
-export function buildConfig(s: ScenarioConfig): RiskConfig {
+export function buildConfig(s: ScenarioConfig, lot?: LotSpec): RiskConfig {
   const mm = s.mm;
   const im = Math.min(0.9, mm * s.imFactor);
   const lr = Math.min(0.5, s.slip + s.lrExtra);
-  const markets = DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => ({
-    ...m,
-    maintenanceMargin: usd(mm),
-    initialMargin: usd(im),
-    liquidationFee: usd(s.fee),
-    slippageBound: usd(s.slip),
-    lastResortSlippageBound: usd(lr),
-    lastResortCooldownSeconds: s.cooldown,
-    lastResortWaitSeconds: s.wait,
-    maxCloseShare: usd(s.maxCloseShare),
-    minSliceNotional: usd(s.minSliceNotional, 2),
-    dustSize: (m.symbol === 'BTC-USD' ? s.dust / 20 : s.dust).toFixed(8),
-    sliceAboveNotional: usd(s.sliceAbove, 2),
-    ...(s.breakerConfirmSeconds === undefined ? {} : { breakerConfirmSeconds: s.breakerConfirmSeconds }),
-    ...(s.priceWindowSeconds === undefined ? {} : { priceWindowSeconds: s.priceWindowSeconds }),
-    ...(s.venueCheckBand ? { venueCheckBand: usd(s.venueCheckBand) } : {}),
-    ...(s.venueCheckHoldSeconds === undefined ? {} : { venueCheckHoldSeconds: s.venueCheckHoldSeconds }),
-  }));
+  const markets = DEFAULT_RISK_CONFIG_INPUT.markets.map((m) => {
+    const lotSize = lotUnitsOf(m.symbol, lot);
+    const dust = (m.symbol === 'BTC-USD' ? s.dust / 20 : s.dust).toFixed(8);
+    return {
+      ...m,
+      maintenanceMargin: usd(mm),
+      initialMargin: usd(im),
+      liquidationFee: usd(s.fee),
+      slippageBound: usd(s.slip),
+      lastResortSlippageBound: usd(lr),
+      lastResortCooldownSeconds: s.cooldown,
+      lastResortWaitSeconds: s.wait,
+      maxCloseShare: usd(s.maxCloseShare),
+      minSliceNotional: usd(s.minSliceNotional, 2),
+      // A whole number of lots: up, as the slices would treat it.
+      dustSize: lotSize === undefined ? dust : formatBase(ceilToLot(parseBase(dust), lotSize)),
+      ...(lotSize === undefined ? {} : { lotSize: formatBase(lotSize) }),
+      sliceAboveNotional: usd(s.sliceAbove, 2),
+      ...(s.breakerConfirmSeconds === undefined ? {} : { breakerConfirmSeconds: s.breakerConfirmSeconds }),
+      ...(s.priceWindowSeconds === undefined ? {} : { priceWindowSeconds: s.priceWindowSeconds }),
+      ...(s.venueCheckBand ? { venueCheckBand: usd(s.venueCheckBand) } : {}),
+      ...(s.venueCheckHoldSeconds === undefined ? {} : { venueCheckHoldSeconds: s.venueCheckHoldSeconds }),
+    };
+  });
   const a = s.auction;
   return parseRiskConfig({
     markets,
@@ -280,9 +314,9 @@ export function buildConfig(s: ScenarioConfig): RiskConfig {
   });
 }
 
-export function configValid(s: ScenarioConfig): boolean {
+export function configValid(s: ScenarioConfig, lot?: LotSpec): boolean {
   try {
-    buildConfig(s);
+    buildConfig(s, lot);
     return true;
   } catch {
     return false;
@@ -511,6 +545,37 @@ export function twoMarketsArb(o: ArbOptions = {}): fc.Arbitrary<Scenario> {
     });
 }
 
+/** ETH-USD's lot from 0.0001 to 0.1 ETH; positions off it in some runs, every one of them in a few. */
+const lotSpecArb: fc.Arbitrary<LotSpec> = fc.record({
+  units: fc.constantFrom(10_000, 100_000, 100_000, 1_000_000, 10_000_000),
+  legacyEvery: fc.constantFrom(0, 0, 1, 2, 5),
+});
+
+/**
+ * `base`'s scenarios on an exchange with a lot (lot51): the test of its own, and every property under FUZZ_LOTS. Other
+ * runs and the saved corpus draw none, so a seed gives them the scenarios it gave before.
+ */
+export const withLotArb = (base: fc.Arbitrary<Scenario>): fc.Arbitrary<Scenario> =>
+  fc
+    .tuple(base, lotSpecArb)
+    .map(([s, lot]) => ({ ...s, lot: { ...lot, units: Math.min(lot.units, lotUnitsBookHolds(s)) } }))
+    .filter((s) => configValid(s.config, s.lot));
+
+/**
+ * The largest ETH-USD lot whose markets' simulated books still hold whole lots at each level: a level's size is the
+ * pool's base in its 5 bps band rounded down to the lot, so a lot worth more than a millionth of the pool (a 50,000
+ * USD pool's 0.05 USD) would leave its book empty at every level, however calm (a book that never comes back).
+ */
+function lotUnitsBookHolds(s: Scenario): number {
+  const worth = s.venue.pool * 1e-6;
+  let units = Number.POSITIVE_INFINITY;
+  for (const [i, price] of s.prices.entries()) {
+    const perMarket = Math.floor((worth / price) * 1e8) * (SYMBOLS[i] === 'BTC-USD' ? 10 : 1);
+    units = Math.min(units, perMarket);
+  }
+  return Math.max(1, units);
+}
+
 export function scenarioArb(o: ArbOptions = {}): fc.Arbitrary<Scenario> {
   const marketsArb = o.markets ? fc.constant(o.markets) : fc.integer({ min: 1, max: 2 });
   return marketsArb.chain((markets) =>
@@ -594,6 +659,8 @@ export interface RunResult {
   readonly figures: unknown;
   /** That the grid is off the cent: accepted marks off it, and checked auction fills whose bid was rounded. */
   readonly offCent: OffCentCounts;
+  /** With a lot: auction fills that took a lot's part under one, and liquidations left as sub-lot remainders. */
+  readonly lots: { underFills: number; subLotEnded: number };
 }
 
 export interface OffCentCounts {
@@ -608,18 +675,24 @@ function positionRecord(
   mark: bigint,
   config: RiskConfig,
   unit: number,
+  offLot = false,
 ): PositionRecord | undefined {
   const m = marketConfig(config, symbol);
   const maxLev = 1_000_000 / Number(m.initialMargin);
   const leverage = 1 + (maxLev - 1) * spec.levShare;
   const center = Number(mark) / Number(PRICE_SCALE);
   const entryPrice = onGrid(center * (1 + spec.entryBps / 10_000), unit);
-  const size =
+  const drawn =
     spec.dustUnits !== undefined
       ? (m.dustSize * BigInt(Math.round(spec.dustUnits * 1e6))) / 1_000_000n
       : (BigInt(Math.floor(spec.notional * 1e6)) * NOTIONAL_TO_QUOTE) / entryPrice;
+  // Whole lots of its market's (admin.ts refuses another), unless opened before the market had its lot.
+  const size = offLot ? drawn : floorToLot(drawn, lotSizeOf(m));
+  // The collateral backs the size opened (a lot's rounding down keeps the drawn leverage).
   const notional =
-    spec.dustUnits !== undefined ? Number((size * entryPrice) / NOTIONAL_TO_QUOTE) / 1e6 : spec.notional;
+    spec.dustUnits !== undefined || size !== drawn
+      ? Number((size * entryPrice) / NOTIONAL_TO_QUOTE) / 1e6
+      : spec.notional;
   const collateral = BigInt(Math.ceil((notional / leverage) * 1e6));
   if (size <= 0n || collateral <= 0n) return undefined;
   const record = withLiquidationPrice(
@@ -650,7 +723,7 @@ export async function runScenario(
 ): Promise<RunResult> {
   deliveries = 0;
   const slowBleedSlices = opts.slowBleedSlices ?? SLOW_BLEED_SLICES;
-  const config = buildConfig(s.config);
+  const config = buildConfig(s.config, s.lot);
   const markUnit = s.markUnit ?? CENT;
   const symbols: Sym[] = SYMBOLS.slice(0, s.markets) as Sym[];
   const k = s.knobs;
@@ -663,7 +736,17 @@ export async function runScenario(
   const p = createPipeline({
     config,
     maxReceiveCount: s.maxReceive,
-    venue: { defaults: { poolQuoteReserve: s.venue.pool } },
+    venue: {
+      defaults: { poolQuoteReserve: s.venue.pool },
+      // The exchange trades the lot the risk configuration states.
+      ...(s.lot
+        ? {
+            markets: Object.fromEntries(
+              symbols.map((sym) => [sym, { lotSize: lotSizeOf(marketConfig(config, sym)) }]),
+            ),
+          }
+        : {}),
+    },
     venueAttempts: k.venueAttempts,
     strategy: k.strategy,
     maxPositionsPerInvocation: k.maxPerInvocation,
@@ -781,6 +864,7 @@ export async function runScenario(
   const extra: string[] = [];
   const staleMarks = k.marks === 'as-configured';
   if (staleMarks) watchStaleActions(p, config, extra);
+  if (s.lot) watchOrderLots(p, config, extra);
   const gapOf = (step: StepSpec): number =>
     staleMarks ? Math.min(step.gapSeconds, MAX_STALE_GAP_SECONDS) : step.gapSeconds;
   const marks = new Map<string, bigint>();
@@ -1225,7 +1309,9 @@ export async function runScenario(
   const addPositions = async (specs: readonly PositionSpec[]) => {
     for (const spec of specs) {
       const symbol = symbols[spec.sym]!;
-      const record = positionRecord(spec, `p${++n}`, symbol, marks.get(symbol)!, config, markUnit);
+      n += 1;
+      const offLot = !!s.lot?.legacyEvery && n % s.lot.legacyEvery === 0;
+      const record = positionRecord(spec, `p${n}`, symbol, marks.get(symbol)!, config, markUnit, offLot);
       if (record) await p.adapters.positions.create(record);
     }
   };
@@ -1442,18 +1528,43 @@ export async function runScenario(
     if (open.length > 0 && open.every((l) => (slices.get(l.positionId) ?? 0) >= 100) && !(await p.idle()))
       throw new RunawayError(`slow bleed: ${open.map((l) => `${l.id} ${l.state}`).join(', ')}`);
   }
+  // With a lot: a position's part under it that no provider and no ADL counterparty took ends as
+  // waterfall/sub-lot-remainder, unfinished, its message dead-lettered (docs/DEPLOY.md): only a slice under a lot, of a
+  // run that opened positions off the lot.
+  const subLot = s.lot ? await subLotRemainders(s.lot, p, config, extra) : new Set<string>();
+  const subLotLetters = p.adapters.liquidationDeadLetters
+    .pending()
+    .filter((m) => subLot.has(parseLiquidationMessage(m.body).liquidationId)).length;
+  // Unsettled, what a plan already moved for one (a plan applied, then made again with nobody left to take the slice,
+  // as one that ends as waterfall/no-liquidity) stays in the fund: the only flow no settlement books.
+  const { fundFlow: subLotFundFlow } = journalFlows(
+    (await p.adapters.ledger.journal(INSURANCE_ACCOUNT)).filter((e) => subLot.has(e.reference)),
+  );
   const report = await p.check();
   const violations: string[] = [];
   for (const v of report.violations) {
     // Admin top-ups change capital outside auctions: the checker counts them as (negative) capital used.
     const m = /^providers: capital used (-?\d+), auction fills cost (-?\d+)$/.exec(v);
     if (m && BigInt(m[1]!) + topUps === BigInt(m[2]!)) continue;
+    const stranded = /^stranded: (\S+) is \S+ with no message in flight$/.exec(v);
+    if (stranded && subLot.has(stranded[1]!)) continue;
+    const letters = /^dead letters: (\d+) messages/.exec(v);
+    if (letters && Number(letters[1]) === subLotLetters) continue;
+    const flows = /^conservation: flows sum to (-?\d+), not 0$/.exec(v);
+    if (flows && BigInt(flows[1]!) === subLotFundFlow) continue;
     violations.push(v);
   }
   // Extra invariants.
   extra.push(...fillProblems);
+  const subLotPositions = new Set(
+    p.adapters.liquidations
+      .all()
+      .filter((l) => subLot.has(l.id))
+      .map((l) => l.positionId),
+  );
   for (const l of p.adapters.liquidations.all()) {
-    if (!/^(SETTLED_|CANCELLED)/.test(l.state)) extra.push(`not terminal at quiescence: ${l.id} ${l.state}`);
+    if (!/^(SETTLED_|CANCELLED)/.test(l.state) && !subLot.has(l.id))
+      extra.push(`not terminal at quiescence: ${l.id} ${l.state}`);
   }
   // A venue's hold is counted once per liquidation held, by the write that records its start (disputed-double-count):
   // never more, and, with no crash between that write and the count, never fewer.
@@ -1474,7 +1585,8 @@ export async function runScenario(
     }
   }
   for (const pos of await allPositions(p)) {
-    if (pos.state === 'LIQUIDATING') extra.push(`position ${pos.id} LIQUIDATING at quiescence`);
+    if (pos.state === 'LIQUIDATING' && !subLotPositions.has(pos.id))
+      extra.push(`position ${pos.id} LIQUIDATING at quiescence`);
     if (pos.state === 'CLOSED' && (pos.closedPayout ?? 0n) < 0n)
       extra.push(`position ${pos.id} closed paying out ${pos.closedPayout}`);
   }
@@ -1571,7 +1683,14 @@ export async function runScenario(
   );
   for (const e of errors) extra.push(`suspicious error: ${e}`);
   if (opts.log) console.log({ trace, errors: p.errors.slice(0, 20), figures: report.figures });
-  return { violations, extra, errors: p.errors, p, trace, figures: report.figures, offCent };
+  const underFills = s.lot
+    ? p.adapters.auctions
+        .all()
+        .flatMap((a) => a.fills.filter((f) => f.size % lotSizeOf(marketConfig(config, a.symbol)) !== 0n))
+        .length
+    : 0;
+  const lots = { underFills, subLotEnded: subLot.size };
+  return { violations, extra, errors: p.errors, p, trace, figures: report.figures, offCent, lots };
 }
 
 async function allPositions(p: Pipeline): Promise<PositionRecord[]> {
@@ -1581,6 +1700,70 @@ async function allPositions(p: Pipeline): Promise<PositionRecord[]> {
     if (pos) out.push(pos);
   }
   return out;
+}
+
+/** Every order the consumers send (market and last resort) is whole lots of its market's, never none. */
+function watchOrderLots(p: Pipeline, config: RiskConfig, problems: string[]): void {
+  const venue = p.orders;
+  const place = venue.placeIoc.bind(venue);
+  venue.placeIoc = async (order) => {
+    const lot = lotSizeOf(marketConfig(config, order.symbol));
+    if (order.size <= 0n || order.size % lot !== 0n)
+      problems.push(`order ${order.clientOrderId} of ${order.size}, not whole lots of ${lot}`);
+    return place(order);
+  };
+}
+
+/**
+ * The liquidations ended as `waterfall/sub-lot-remainder` (their ids), each checked: a slice under its market's lot,
+ * in a run that opened positions off the lot. And what whole lots keep whole: every auction fill leaves whole lots
+ * (one fill at most takes the part of its lot under one), and with no position opened off the lot, every position,
+ * slice and fill is whole lots and none ends so.
+ */
+async function subLotRemainders(
+  lot: LotSpec,
+  p: Pipeline,
+  config: RiskConfig,
+  problems: string[],
+): Promise<Set<string>> {
+  const lotOf = (symbol: string): BaseE8 => lotSizeOf(marketConfig(config, symbol));
+  const legacy = lot.legacyEvery > 0;
+  const subLotOf = (e: string) => /waterfall\/sub-lot-remainder: (\S+): /.exec(e)?.[1];
+  const ever = new Set(p.errors.flatMap((e) => subLotOf(e) ?? []));
+  if (!legacy && ever.size > 0)
+    problems.push(
+      `${[...ever].join(', ')} ended as waterfall/sub-lot-remainder, no position opened off the lot`,
+    );
+  // Unfinished, and the last error about it says so: a slice all under its market's lot.
+  const ended = new Set<string>();
+  for (const l of p.adapters.liquidations.all()) {
+    if (/^(SETTLED_|CANCELLED)/.test(l.state) || !ever.has(l.id)) continue;
+    const about = new RegExp(`\\b${l.id}\\b`);
+    const last = p.errors.findLast((e) => about.test(e));
+    if (last === undefined || subLotOf(last) !== l.id) continue;
+    ended.add(l.id);
+    if (!(l.remainingSize > 0n && l.remainingSize < lotOf(l.symbol)))
+      problems.push(
+        `${l.id} ended as waterfall/sub-lot-remainder with ${l.remainingSize} left, a lot ${lotOf(l.symbol)}`,
+      );
+  }
+  for (const a of p.adapters.auctions.all()) {
+    const unit = lotOf(a.symbol);
+    const offLot = a.fills.filter((f) => f.size % unit !== 0n);
+    if (offLot.length > 1 || offLot.some((f) => f.size % unit !== a.lot % unit))
+      problems.push(
+        `auction ${a.id} of ${a.lot}: fills ${a.fills.map((f) => f.size).join(', ')} leave no whole lots of ${unit}`,
+      );
+  }
+  if (!legacy) {
+    for (const pos of await allPositions(p))
+      if (pos.size % lotOf(pos.symbol) !== 0n)
+        problems.push(`position ${pos.id} of ${pos.size}, off the lot`);
+    for (const l of p.adapters.liquidations.all())
+      if (l.context && l.context.plannedSize % lotOf(l.symbol) !== 0n)
+        problems.push(`${l.id} planned ${l.context.plannedSize}, off the lot`);
+  }
+  return ended;
 }
 
 export class RunawayError extends Error {}

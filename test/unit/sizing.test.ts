@@ -471,6 +471,29 @@ describe('planLiquidationStep: in whole lots of the market', () => {
     });
   });
 
+  it('closes a rest under one lot with its slice (a position off the lot), even beyond the cap', () => {
+    // 0.00100001 ETH, opened before the lot, no dust and no minimum slice: one lot restores and is the cap, and the
+    // rest, one unit, no order could sell. Sliced, it became a slice of its own after this one, re-checked and sent
+    // to the auction and ADL only then (a healthy rest went back open, under a lot): it goes with this slice.
+    const m = inLots({
+      minSliceNotional: '0',
+      dustSize: '0',
+      sliceAboveNotional: '0',
+      maxCloseShare: '0.25',
+    });
+    expect(planLiquidationStep(pos('LONG', '0.00100001', '1000', '0.05'), price('970'), m)).toEqual({
+      size: base('0.00100001'),
+      full: true,
+      reason: 'sizing/dust-remainder',
+    });
+    // A rest of one lot or more is sliced as before.
+    expect(planLiquidationStep(pos('LONG', '0.00200001', '1000', '0.1'), price('970'), m)).toEqual({
+      size: base('0.001'),
+      full: false,
+      reason: 'sizing/max-close-share',
+    });
+  });
+
   it('a position not in whole lots keeps its part under a lot to its last slice, the whole rest', () => {
     // 10.0005 ETH (opened before the lot): the slice is whole lots, the rest is not.
     const odd = pos('LONG', '10.0005', '1000', '500');
