@@ -12,7 +12,11 @@ import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { OPEN_INDEX_SHARDS } from '../../shared/adapters/shards.ts';
 import { KEYLESS_VENUES } from '../../shared/adapters/venue/index.ts';
 import { adviceTargetFromEnv, withTargetFlags } from '../../shared/advice.ts';
-import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
+import {
+  DEFAULT_RISK_CONFIG,
+  DEFAULT_RISK_CONFIG_INPUT,
+  parseRiskConfig,
+} from '../../shared/domain/config.ts';
 import { CONTRA_ACCOUNTS, FUND_CHART } from '../../shared/domain/fund-statement.ts';
 import { missingEntryProblem, type Reconciliation } from '../../shared/domain/journal-audit.ts';
 import { parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
@@ -556,6 +560,34 @@ describe("docs/DEPLOY.md's session 50 upgrade note against the code", () => {
 // context key and refusal it names is the code's.
 describe("docs/DEPLOY.md's session 51 upgrade note against the code", () => {
   const note = upgradeNote(51);
+
+  // The lot's part, written after the rest of the note (note51-lot-told).
+  it("names the lot's key, codes and context field as the code has them, and the refusals it says", () => {
+    for (const [file, key] of [
+      ['shared/domain/config.ts', 'lotSize: baseSize('],
+      ['shared/services/admin.ts', 'admin/size-off-lot'],
+      ['shared/services/liquidation.ts', 'waterfall/sub-lot-remainder'],
+      ['shared/domain/waterfall.ts', 'waterfall/sub-lot-remainder'],
+      ['shared/ports/index.ts', 'marketOrderSize'],
+    ] as const) {
+      expect(read(file), `${key} in ${file}`).toContain(key);
+      expect(note, key).toContain(key.replace(': baseSize(', ''));
+    }
+    const market = DEFAULT_RISK_CONFIG_INPUT.markets[0]!;
+    const withLot = (dustSize: string) => ({
+      ...DEFAULT_RISK_CONFIG_INPUT,
+      markets: [{ ...market, lotSize: '0.001', dustSize }],
+    });
+    // "dustSize must then be 0 or whole lots (synth refuses another, saying why)".
+    expect(() => parseRiskConfig(withLot('0.0015'))).toThrow(/dustSize/);
+    expect(() => parseRiskConfig(withLot('0.002'))).not.toThrow();
+    expect(note).toContain('`dustSize` must then be 0 or whole lots (synth refuses another, saying why)');
+    // "session 50 refuses a key it does not know at synth": its market schema was strict, as this one is.
+    expect(() =>
+      parseRiskConfig({ ...DEFAULT_RISK_CONFIG_INPUT, markets: [{ ...market, lotSizeX: '1' }] }),
+    ).toThrow();
+    expect(note).toContain('session 50 refuses a key it does not know at synth');
+  });
 
   it('names the refusal of a request without its operator as the admin function gives it', async () => {
     const result = await handleAdmin(
