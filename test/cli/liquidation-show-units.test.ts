@@ -574,37 +574,37 @@ describe('adl47-who-closed: a position ADL reduced names the liquidations that d
   });
 });
 
-describe('support51: what answers a trader, from records the pipeline tests do not reach', () => {
-  /** `record` with its position `p` stored, as `liquidations show` collects it and renders it. */
-  async function collected(record: LiquidationRecord, p: PositionRecord) {
-    const adapters = createEmbeddedAdapters();
-    await adapters.positions.create({ ...p, version: 0 });
-    for (let v = 1; v <= p.version; v++) await adapters.positions.replace({ ...p, version: v }, v - 1);
-    await adapters.transactor.commit([{ kind: 'liquidation', record, expectedVersion: undefined }]);
-    const shown = (await collectLiquidation(adapters, record.id))!;
-    return { shown, lines: renderLiquidation(shown).split('\n') };
-  }
-  const rules = {
-    maintenanceMargin: ppm('0.025'),
-    initialMargin: ppm('0.05'),
-    liquidationFee: ppm('0.01'),
-    slippageBound: ppm('0.03'),
-  };
-  const noAmounts = {
-    marketClosedSize: 0n,
-    lastResortClosedSize: 0n,
-    auctionClosedSize: 0n,
-    adlClosedSize: 0n,
-    carriedSize: 0n,
-    realizedPnl: 0n,
-    fee: 0n,
-    shortfall: 0n,
-    insurancePaid: 0n,
-    adlCovered: 0n,
-    badDebt: 0n,
-    traderPayout: 0n,
-  };
+/** `record` with its position `p` stored, as `liquidations show` collects it and renders it. */
+async function collected(record: LiquidationRecord, p: PositionRecord) {
+  const adapters = createEmbeddedAdapters();
+  await adapters.positions.create({ ...p, version: 0 });
+  for (let v = 1; v <= p.version; v++) await adapters.positions.replace({ ...p, version: v }, v - 1);
+  await adapters.transactor.commit([{ kind: 'liquidation', record, expectedVersion: undefined }]);
+  const shown = (await collectLiquidation(adapters, record.id))!;
+  return { shown, lines: renderLiquidation(shown).split('\n') };
+}
+const rules = {
+  maintenanceMargin: ppm('0.025'),
+  initialMargin: ppm('0.05'),
+  liquidationFee: ppm('0.01'),
+  slippageBound: ppm('0.03'),
+};
+const noAmounts = {
+  marketClosedSize: 0n,
+  lastResortClosedSize: 0n,
+  auctionClosedSize: 0n,
+  adlClosedSize: 0n,
+  carriedSize: 0n,
+  realizedPnl: 0n,
+  fee: 0n,
+  shortfall: 0n,
+  insurancePaid: 0n,
+  adlCovered: 0n,
+  badDebt: 0n,
+  traderPayout: 0n,
+};
 
+describe('support51: what answers a trader, from records the pipeline tests do not reach', () => {
   it('support51-fee-and-loss: a slice whose rest carries its deficit; its fee capped to keep the position solvent', async () => {
     // p5 LONG 30 at 200 on 100 of collateral; a slice of 10 (a quarter, rounded) sold at 170 against a mark of 175:
     // 300 lost on 100 of collateral, the rest carries 200 below zero and pays no fee (1 % of 1,700 would be 17).
@@ -873,35 +873,6 @@ describe('support51: what answers a trader, from records the pipeline tests do n
 });
 
 describe('review51-support: what show says is true in the cases the first version misread', () => {
-  const rules = {
-    maintenanceMargin: ppm('0.025'),
-    initialMargin: ppm('0.05'),
-    liquidationFee: ppm('0.01'),
-    slippageBound: ppm('0.03'),
-  };
-  const noAmounts = {
-    marketClosedSize: 0n,
-    lastResortClosedSize: 0n,
-    auctionClosedSize: 0n,
-    adlClosedSize: 0n,
-    carriedSize: 0n,
-    realizedPnl: 0n,
-    fee: 0n,
-    shortfall: 0n,
-    insurancePaid: 0n,
-    adlCovered: 0n,
-    badDebt: 0n,
-    traderPayout: 0n,
-  };
-  /** `record` with its position `p` stored, as `liquidations show` collects it and renders it. */
-  async function collected(record: LiquidationRecord, p: PositionRecord) {
-    const adapters = createEmbeddedAdapters();
-    await adapters.positions.create({ ...p, version: 0 });
-    for (let v = 1; v <= p.version; v++) await adapters.positions.replace({ ...p, version: v }, v - 1);
-    await adapters.transactor.commit([{ kind: 'liquidation', record, expectedVersion: undefined }]);
-    const shown = (await collectLiquidation(adapters, record.id))!;
-    return { shown, lines: renderLiquidation(shown).split('\n') };
-  }
   const closed = (id: string, side: 'LONG' | 'SHORT', version: number): PositionRecord => ({
     id,
     traderId: `t-${id}`,

@@ -157,6 +157,17 @@ const tick = (sequence: number, over: Partial<AcceptedTick> = {}): AcceptedTick 
 /** When a resumed feed's old ticks end, as a resume gives it. */
 const RESUMED_AFTER_MS = 1_584_050_045_000;
 
+/** A refusal's note as the jump tests write it: print `sequence`, noted at 9,100. */
+const notedRefusal = (sequence: number, over: Partial<RefusalTrace> = {}): RefusalTrace => ({
+  sequence,
+  timestampMs: 9_000 + sequence,
+  atMs: 9_100,
+  count: 1,
+  sinceMs: 9_100,
+  notesInSecond: 1,
+  ...over,
+});
+
 const movement = (over: Partial<LedgerMovement> = {}): LedgerMovement => ({
   account: 'fund',
   idempotencyKey: 'k-1',
@@ -950,15 +961,6 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       // final49c-jump-note-contract: feed49-jump-one-write's note, folded into the hold and the continuation, was held to
       // one behaviour on moto alone (test/integration/jump-note-one-write.test.ts); the embedded store went untested.
       it("holds a jump, or records its continuation, with a refusal's note in one write, only while the note's condition holds too", async () => {
-        const trace = (sequence: number, over: Partial<RefusalTrace> = {}): RefusalTrace => ({
-          sequence,
-          timestampMs: 9_000 + sequence,
-          atMs: 9_100,
-          count: 1,
-          sinceMs: 9_100,
-          notesInSecond: 1,
-          ...over,
-        });
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
         const judged = {
           lastTick: tick(1),
@@ -967,31 +969,34 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           heldContinuedAtMs: undefined,
         };
         const far = tick(2_000_001);
-        const jumpNote = { reason: 'tick/sequence-jump' as const, trace: trace(far.sequence) };
+        const jumpNote = { reason: 'tick/sequence-jump' as const, trace: notedRefusal(far.sequence) };
         expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, judged, jumpNote)).toBe(true);
         expect(await a.markets.get('ETH-USD')).toEqual({
           symbol: 'ETH-USD',
           lastTick: tick(1),
           heldJump: { tick: far, heldAtMs: 9_000 },
-          refusals: { 'tick/sequence-jump': trace(far.sequence) },
+          refusals: { 'tick/sequence-jump': notedRefusal(far.sequence) },
         });
         // The note's condition fails (one of the kind numbered as high): nothing written, the hold neither.
         const further = tick(2_000_002);
         const onFar = { ...judged, heldTick: far };
-        const asHigh = { reason: 'tick/sequence-jump' as const, trace: trace(far.sequence, { count: 2 }) };
+        const asHigh = {
+          reason: 'tick/sequence-jump' as const,
+          trace: notedRefusal(far.sequence, { count: 2 }),
+        };
         expect(await a.markets.holdSequenceJump('ETH-USD', further, 9_100, onFar, asHigh)).toBe(false);
         // Nor under a rebase the market does not have.
         const afterRebase = {
           reason: 'tick/sequence-jump' as const,
-          trace: trace(further.sequence, { resumedAfterMs: RESUMED_AFTER_MS }),
+          trace: notedRefusal(further.sequence, { resumedAfterMs: RESUMED_AFTER_MS }),
         };
         expect(await a.markets.holdSequenceJump('ETH-USD', further, 9_100, onFar, afterRebase)).toBe(false);
         expect(await a.markets.get('ETH-USD')).toMatchObject({
           heldJump: { tick: far, heldAtMs: 9_000 },
-          refusals: { 'tick/sequence-jump': trace(far.sequence) },
+          refusals: { 'tick/sequence-jump': notedRefusal(far.sequence) },
         });
         // A continuation with its note: both in one write; another held, neither.
-        const confirming = { reason: 'tick/sequence-confirming' as const, trace: trace(3) };
+        const confirming = { reason: 'tick/sequence-confirming' as const, trace: notedRefusal(3) };
         expect(await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_200, confirming)).toBe(
           'not-held',
         );
@@ -1002,7 +1007,10 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           symbol: 'ETH-USD',
           lastTick: tick(1),
           heldJump: { tick: far, heldAtMs: 9_000, continuedAtMs: 9_200 },
-          refusals: { 'tick/sequence-jump': trace(far.sequence), 'tick/sequence-confirming': trace(3) },
+          refusals: {
+            'tick/sequence-jump': notedRefusal(far.sequence),
+            'tick/sequence-confirming': notedRefusal(3),
+          },
         });
         // review50-feed-jump-own-by-value: a twin judged on the same read at the same millisecond (another delivery
         // of the print) writes nothing, and says so; the AWS store took the same values stored for its own write.
@@ -1013,7 +1021,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.markets.get('ETH-USD')).toEqual(stateAfterWrite);
         // feed50-jump-note-failed: the note's condition fails: the continuation alone, said so (its caller writes no
         // note, which would fail again); before, nothing, and the caller wrote each apart.
-        const again = { ...confirming, trace: trace(3, { count: 2 }) };
+        const again = { ...confirming, trace: notedRefusal(3, { count: 2 }) };
         expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_300, again)).toBe(
           'note-refused',
         );
@@ -1021,11 +1029,14 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           symbol: 'ETH-USD',
           lastTick: tick(1),
           heldJump: { tick: far, heldAtMs: 9_000, continuedAtMs: 9_300 },
-          refusals: { 'tick/sequence-jump': trace(far.sequence), 'tick/sequence-confirming': trace(3) },
+          refusals: {
+            'tick/sequence-jump': notedRefusal(far.sequence),
+            'tick/sequence-confirming': notedRefusal(3),
+          },
         });
         // review50-feed-jump-continued-back: one judged earlier, landing after it, sets no earlier continuation over
         // it (before, 9_250).
-        const earlier = { ...confirming, trace: trace(3, { count: 3 }) };
+        const earlier = { ...confirming, trace: notedRefusal(3, { count: 3 }) };
         expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_250, earlier)).toBe(
           'note-refused',
         );
@@ -1044,18 +1055,9 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       // condition holding answered not-held, and its caller wrote the note alone, failing on the same condition: a write
       // wasted on the partition every accepted tick writes. Now note-refused, nothing written.
       it("refuses a continuation's note with it when the jump is no longer held and the note's condition fails too", async () => {
-        const trace = (sequence: number, over: Partial<RefusalTrace> = {}): RefusalTrace => ({
-          sequence,
-          timestampMs: 9_000 + sequence,
-          atMs: 9_100,
-          count: 1,
-          sinceMs: 9_100,
-          notesInSecond: 1,
-          ...over,
-        });
         const confirming = (sequence: number, over: Partial<RefusalTrace> = {}) => ({
           reason: 'tick/sequence-confirming' as const,
-          trace: trace(sequence, over),
+          trace: notedRefusal(sequence, over),
         });
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
         const judged = {
