@@ -25,7 +25,7 @@ import {
   providersEpochOf,
   type Write,
 } from '../ports/index.ts';
-import { encodeMessage } from '../schemas/messages.ts';
+import { dueLiquidationMessage, encodeMessage } from '../schemas/messages.ts';
 import {
   MarkStaleError,
   markOfMarket,
@@ -41,6 +41,7 @@ import {
   LiquidationNotFoundError,
   LiquidationStuckError,
   releasingLease,
+  SubLotRemainderError,
   sendFollowUps,
 } from './liquidation.ts';
 import { resendTakenLate } from './liquidation-watch.ts';
@@ -808,7 +809,18 @@ async function settleFinished(
       }
       return { status: 'finished', liquidationState: liquidation.state };
     }
-    const step = await decideAndSettle(liquidation, deps, auction, carried);
+    let step: Awaited<ReturnType<typeof decideAndSettle>>;
+    try {
+      step = await decideAndSettle(liquidation, deps, auction, carried);
+    } catch (error) {
+      if (!(error instanceof SubLotRemainderError)) throw error;
+      // Nothing took a slice under the lot, its auction's end committed (freeze): the liquidation's own message takes
+      // the failure on, dead-lettered as docs/DEPLOY.md says. Failing here, the step was dead-lettered instead.
+      await deps.liquidationQueue.sendBatch([
+        dueLiquidationMessage({ liquidationId: liquidation.id }, deps.clock.nowMs()),
+      ]);
+      return { status: 'finished', liquidationState: liquidation.state };
+    }
     if (!step.done && carried.pendingWrites) return CONFLICT;
     // Done but not terminal: a last resort waits for the book, and the liquidation's own message comes back.
     if (step.done && !isTerminal(step.record.state))

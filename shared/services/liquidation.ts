@@ -103,6 +103,12 @@ export class LiquidationStuckError extends Error {
   override readonly name = 'LiquidationStuckError';
 }
 
+/**
+ * A slice under its market's lot that nothing took (subLotRemainder): its own message carries it to the dead-letter
+ * queue, so an auction step that meets it hands it over to that message (auction.ts settleFinished).
+ */
+export class SubLotRemainderError extends LiquidationStuckError {}
+
 /** A delivery spent MAX_TRANSITIONS on conflicts: the liquidation comes back after a delay (processLiquidation). */
 class LiquidationContendedError extends Error {
   constructor(liquidationId: string) {
@@ -1697,12 +1703,16 @@ async function freeze(
     decision = decide(insurance, candidates, lastResortFills);
   }
   if (decision.next === 'escalate') {
-    if (decision.reason === 'waterfall/sub-lot-remainder')
+    if (decision.reason === 'waterfall/sub-lot-remainder') {
+      // The auction's end, written with the plan (an ending step's writes), lands first: thrown without it, the
+      // auction stayed RUNNING and its step failed on every receive.
+      if (!(await flushPending(deps, carried))) return { done: false };
       throw subLotRemainder(
         liquidation,
         context.plannedSize - closedSize,
         marketConfig(deps.config, liquidation.symbol),
       );
+    }
     throw new LiquidationStuckError(`${decision.reason ?? 'waterfall/escalate'}: ${liquidation.id}`);
   }
   if (decision.next !== 'settle') {
@@ -1765,8 +1775,8 @@ function subLotRemainder(
   liquidation: LiquidationRecord,
   left: BaseE8,
   market: MarketConfig,
-): LiquidationStuckError {
-  return new LiquidationStuckError(
+): SubLotRemainderError {
+  return new SubLotRemainderError(
     `waterfall/sub-lot-remainder: ${liquidation.id}: ${formatBase(left)} ${baseOf(market.symbol)} left, under ${market.symbol}'s lot ${formatBase(lotSizeOf(market))}; no provider or ADL counterparty took it, and the venue fills whole lots only`,
   );
 }

@@ -148,6 +148,48 @@ describe('a remainder under the exchange lot, the lot configured (lotSize)', () 
   });
 });
 
+describe('a slice under the lot whose own auction ran and ended with no fill', () => {
+  it("ends its auction and goes to the liquidations' dead-letter queue, as the runbook says, not its auction step's", async () => {
+    const p = createPipeline({
+      config: withLot(LOT),
+      venue: { markets: { 'ETH-USD': { lotSize: parseBase(LOT) } } },
+    });
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    // A long of 0.0005 ETH, opened before the lot: its one slice is all under a lot, no market order.
+    const opened = await p.open('LONG', '0.0005', '200', '0.006');
+    // A provider whose bid (5 % under the mark) the curve reaches only after some steps: the auction opens for it.
+    await p.provider('lp-1', '1000', '0.05', '1');
+    await p.tick('ETH-USD', '190');
+    await p.runUntil(p.clock.nowMs() + 5_000);
+    const [slice] = p.adapters.liquidations.all();
+    expect(slice?.context?.marketOrderSize).toBe(0n);
+    const auction = p.adapters.auctions.all().find((a) => a.liquidationId === slice!.id);
+    expect(auction).toMatchObject({ state: 'RUNNING', remainingLot: parseBase('0.0005') });
+    // Its bids withdrawn while the auction sleeps: nobody fills, the auction ends, and nobody else takes the slice.
+    await p.withdrawBids('lp-1');
+    await p.drain(3600).catch(() => undefined);
+
+    // Before: its auction step failed on every receive (the auction's end, written with the plan, never landed) and
+    // was dead-lettered in the auction steps' queue, the auction RUNNING for good.
+    expect((await p.adapters.auctions.get(auction!.id))?.state).not.toBe('RUNNING');
+    expect(p.adapters.auctionDeadLetters.pending()).toEqual([]);
+    const letters = p.adapters.liquidationDeadLetters.pending();
+    expect(letters.map((m) => parseLiquidationMessage(m.body).liquidationId)).toEqual([slice!.id]);
+    expect(p.errors.at(-1)).toMatch(
+      /^liquidations: waterfall\/sub-lot-remainder: .*: 0\.0005 ETH left, under ETH-USD's lot 0\.001/,
+    );
+    expect(await p.adapters.positions.get(opened.id)).toMatchObject({ state: 'LIQUIDATING' });
+
+    // Redriven once the other side is in profit (a short from 200 at 190), ADL takes it.
+    await p.open('SHORT', '1', '200', '100');
+    await p.adapters.liquidationQueue.send(letters[0]!.body);
+    await p.drain(3600);
+    expect(await p.adapters.positions.get(opened.id)).toMatchObject({ state: 'CLOSED' });
+    expect((await p.check(1)).violations).toEqual([]);
+  });
+});
+
 describe('a remainder waiting for the book when the lot is configured (a deploy that sets lotSize)', () => {
   it('places no more last-resort orders: ADL is asked, then it dead-letters as waterfall/sub-lot-remainder; a counterparty in profit, a redrive closes it', async () => {
     const { p, opened, liquidate } = await subLotLong(undefined);
