@@ -222,17 +222,109 @@ describe('the example adapter (test/contract/my-exchange/venue.ts)', () => {
     expect(exchange.served.get('POST /v1/orders')).toBe(1);
   });
 
-  // The stub's report on a fault (the contract's proof that it took effect): one spent on a repeat, which the exchange
-  // answers as a duplicate, is not done (venue51-fault-proved).
-  it('reports a fault done only where the exchange did it, not one spent on a duplicate', async () => {
+  // The stub's report on a fault (the contract's proof that it took effect), and where the fault goes: to the next new
+  // order (venue52-stub-repeat-no-fault). A repeat of an executed id took it: `refused` answered that executed order as
+  // refused (the adapter's `rejected`, which hands its size to the auction: sold twice), `lost-before` and `down` as
+  // never sent, and `lost-after` and `unread-after` were spent undone, the next new order meeting no fault.
+  it('reports a fault done only where the exchange did it; a repeat of an executed id passes every fault by, for the next new order', async () => {
     exchange = await startExchangeStub();
     const venue = new MyExchangeVenue({ key: fixedVenueKey(exchange.secret), baseUrl: exchange.url });
     const lost = exchange.next('lost-after');
     expect(lost()).toBe(false);
     expect(await failure(venue.placeIoc(sell('p10:1:market')))).toMatchObject({ kind: 'timeout' });
     expect(lost()).toBe(true);
-    const spent = exchange.next('unread-after');
-    expect((await venue.placeIoc(sell('p10:1:market'))).fills).not.toEqual([]);
-    expect(spent()).toBe(false);
+    const newOrderMeets = {
+      'lost-before': 'timeout',
+      refused: 'rejected',
+      down: 'unavailable',
+      'lost-after': 'timeout',
+      'unread-after': 'timeout',
+    } as const;
+    for (const [n, [fault, kind]] of Object.entries(newOrderMeets).entries()) {
+      const queued = exchange.next(fault as keyof typeof newOrderMeets);
+      const before = exchange.position('ETH-USD');
+      const again = await venue.placeIoc(sell('p10:1:market'));
+      expect(
+        again.fills.reduce((t, f) => t + f.size, 0n),
+        fault,
+      ).toBe(parseBase('0.01'));
+      expect(exchange.position('ETH-USD'), fault).toBe(before);
+      expect(queued(), `${fault}, after the repeat`).toBe(false);
+      // The next new order takes it.
+      expect(await failure(venue.placeIoc(sell(`p11:${n}:market`))), fault).toMatchObject({ kind });
+      expect(queued(), `${fault}, after the next new order`).toBe(true);
+    }
+  });
+
+  // venue52-deadline-before-sent: a call whose deadline ended before its request left (spent waiting for the key's read)
+  // handed fetch an aborted signal; fetch threw its AbortError at once, sending nothing, and the adapter read it as a
+  // `timeout`: an order in doubt, asked again until the receives ran out and dead-lettered, though nothing was sent.
+  it('answers a call whose deadline ended before its request was sent as unavailable, nothing sent; after placing, a timeout', async () => {
+    exchange = await startExchangeStub();
+    const secret = exchange.secret;
+    let gets = 0;
+    let holdGet: number | undefined;
+    let reached!: () => void;
+    let release!: () => void;
+    const hold = (get: number) => {
+      holdGet = get;
+      const atHold = new Promise<void>((resolve) => {
+        reached = resolve;
+      });
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      return { atHold, released };
+    };
+    let held: ReturnType<typeof hold> | undefined;
+    // The key's read numbered `holdGet` waits until released, the others answer at once.
+    const key: VenueKey = {
+      get: async () => {
+        if (++gets === holdGet && held) {
+          reached();
+          await held.released;
+        }
+        return secret;
+      },
+      refresh: async () => secret,
+    };
+    const deadlines: AbortController[] = [];
+    const venue = new MyExchangeVenue({
+      key,
+      baseUrl: exchange.url,
+      deadline: () => {
+        const made = new AbortController();
+        deadlines.push(made);
+        return made.signal;
+      },
+    });
+    const ended = () =>
+      deadlines.at(-1)!.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+    // The market's grid read: every later call takes it as read.
+    expect((await venue.placeIoc(sell('p12:1:market'))).fills).not.toEqual([]);
+    const placedBefore = exchange.served.get('POST /v1/orders');
+    // The order's key read (before its POST) outlasts its deadline.
+    held = hold(gets + 1);
+    const unsent = failure(venue.placeIoc(sell('p12:2:market')));
+    await held.atHold;
+    ended();
+    release();
+    // Before: a timeout (fetch's AbortError), though nothing left.
+    expect(await unsent).toMatchObject({
+      kind: 'unavailable',
+      message: expect.stringContaining("not sent: the call's deadline ended first"),
+    });
+    expect(exchange.served.get('POST /v1/orders')).toBe(placedBefore);
+    // Placed, its trades' read not sent for the same reason: the order may have executed, so a timeout.
+    held = hold(gets + 2);
+    const unread = failure(venue.placeIoc(sell('p12:3:market')));
+    await held.atHold;
+    ended();
+    release();
+    expect(await unread).toMatchObject({
+      kind: 'timeout',
+      message: expect.stringContaining('the order was placed'),
+    });
+    expect(exchange.served.get('POST /v1/orders')).toBe(placedBefore! + 1);
   });
 });

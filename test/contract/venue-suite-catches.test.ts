@@ -44,10 +44,8 @@ const harnessOf =
     market?: Partial<SimulatedMarketConfig>,
   ) =>
   async (): Promise<VenueHarness> => {
-    const exchange = new SimulatedVenue({
-      clock: new ManualClock(0),
-      ...(market ? { defaults: market } : {}),
-    });
+    const clock = new ManualClock(0);
+    const exchange = new SimulatedVenue({ clock, ...(market ? { defaults: market } : {}) });
     exchange.onTick(SYMBOL, MARK, 0);
     return {
       venue: adapter(exchange),
@@ -64,6 +62,7 @@ const harnessOf =
         else exchange.faults.emptyBooks.delete(symbol);
       },
       ...(sibling ? { sibling: () => sibling(exchange) } : {}),
+      elapse: (ms) => clock.advance(ms),
       close: async () => {},
     };
   };
@@ -153,17 +152,21 @@ const inMemory = (exchange: SimulatedVenue): Venue => {
 /**
  * An adapter that reads an order's outcome apart from placing it, over an exchange where, after 'unread-after', the
  * reads of that order's outcome fail (the key refused) until another id is placed: the read's failure answered as
- * `kind`. The other faults are the book's own.
+ * `kind`. The other faults are the book's own. 'unread-after' is the next new order's, as the book's faults are: a
+ * repeat of an id the exchange answered before passes it by (venue52-stub-repeat-no-fault).
  */
 const unreadAs = (kind: VenueErrorKind) => async (): Promise<VenueHarness> => {
   let armed: { done: boolean } | undefined;
   let unread: string | undefined;
+  const placed = new Set<string>();
   const h = await harnessOf((exchange) => ({
     placeIoc: async (o) => {
       if (o.clientOrderId !== unread) unread = undefined;
       // Placed: the exchange executes it (a repeat, it answers the first execution).
       const result = await exchange.placeIoc(o);
-      if (armed) {
+      const repeat = placed.has(o.clientOrderId);
+      placed.add(o.clientOrderId);
+      if (armed && !repeat) {
         armed.done = true;
         armed = undefined;
         unread = o.clientOrderId;
@@ -610,6 +613,51 @@ describe('the venue contract catches the mistakes it is written against', () => 
       );
     }
     await checkVenueProperty(byId.get('fault-sequences')!, proxied(true), { numRuns: 50, seed: 46 });
+  });
+
+  // venue52-sequence-named: fast-check's error opened with "Property failed after n tests" and its counterexample (a
+  // bare list of arguments), the run's own error, the only one naming what failed, under "Caused by" after it.
+  it('names the fault sequence of a failing fault-sequences run first in its own message, then how to replay it', async () => {
+    const failed = await checkVenueProperty(
+      byId.get('fault-sequences')!,
+      harnessOf(
+        through({
+          error: (e) =>
+            e instanceof VenueError && e.kind === 'timeout' ? new VenueError(e.message, 'unavailable') : e,
+        }),
+      ),
+      { numRuns: 50, seed: 46 },
+    ).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failed).toBeInstanceOf(Error);
+    const [first, ...rest] = (failed as Error).message.split('\n');
+    // The sequence as the order met it, its executing fault last, then what the run found.
+    expect(first).toMatch(
+      /^fault-sequences: the fault sequence ((lost-before|refused|down), )*(lost-after|unread-after), then .*, for a (SELL|BUY) of \d+ BaseE8 \(vc-[^)]+\): .*kind unavailable/,
+    );
+    // fast-check's report after it: its seed and path replay the run.
+    expect(rest.join('\n')).toMatch(/Property failed after \d+ tests\n\{ seed: 46, path: "[\d:]+"/);
+    expect((failed as Error).cause).toBeInstanceOf(Error);
+  });
+
+  // venue52-sequences-fill: on a book its orders move and a clock nothing moved, a fifth of fault-sequences' runs on the
+  // simulated books filled nothing (their faults met no execution), and nothing said so.
+  it("fails fault-sequences when fewer than 9 in 10 of its runs execute anything, counting them; the book's clock moved, they do", async () => {
+    const still = async (): Promise<VenueHarness> => {
+      const { elapse: _, ...h } = await everyControl(through({}))();
+      return h;
+    };
+    await expect(
+      checkVenueProperty(byId.get('fault-sequences')!, still, { numRuns: 50, seed: 46 }),
+    ).rejects.toThrow(
+      /^only \d+ of 50 runs of fault-sequences executed anything, so their faults met orders that filled nothing/,
+    );
+    await checkVenueProperty(byId.get('fault-sequences')!, everyControl(through({})), {
+      numRuns: 50,
+      seed: 46,
+    });
   });
 
   it('fails a property injecting a fault on a harness whose fail() answers no report, saying what to return', async () => {

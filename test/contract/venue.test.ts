@@ -23,8 +23,11 @@ const SIMULATED: Record<ExchangeFault, VenueFault> = {
   'unread-after': 'timeout-after-fill',
 };
 
-/** The controls of a simulated book: its faults, its empty books, its record of executions. */
-const controlsOf = (book: SimulatedVenue) => ({
+/**
+ * The controls of a simulated book: its faults, its empty books, its record of executions, and its clock (the suite's
+ * orders move the book, which comes back as the clock moves).
+ */
+const controlsOf = (book: SimulatedVenue, clock: ManualClock) => ({
   netTraded: async (symbol: string) => book.traded(symbol),
   netPaid: async (symbol: string) => book.paid(symbol),
   fail: (fault: ExchangeFault) => book.injectFault(SIMULATED[fault]),
@@ -32,6 +35,7 @@ const controlsOf = (book: SimulatedVenue) => ({
     if (empty) book.faults.emptyBooks.add(symbol);
     else book.faults.emptyBooks.delete(symbol);
   },
+  elapse: (ms: number) => clock.advance(ms),
   close: async () => {},
 });
 
@@ -49,7 +53,8 @@ const LOT = base('0.001');
 venueContractSuite(
   'simulated',
   async (): Promise<VenueHarness> => {
-    const book = new SimulatedVenue({ clock: new ManualClock(START_MS), defaults: { lotSize: LOT } });
+    const clock = new ManualClock(START_MS);
+    const book = new SimulatedVenue({ clock, defaults: { lotSize: LOT } });
     book.onTick(SYMBOL, MARK, START_MS);
     return {
       venue: book,
@@ -59,7 +64,7 @@ venueContractSuite(
       minSize: LOT,
       maxSize: base('2000'),
       lotSize: LOT,
-      ...controlsOf(book),
+      ...controlsOf(book, clock),
     };
   },
   { propertyRuns: 100, without: WITHOUT },
@@ -69,8 +74,9 @@ venueContractSuite(
 venueContractSuite(
   'simulated, thin book and a fill cap',
   async (): Promise<VenueHarness> => {
+    const clock = new ManualClock(START_MS);
     const book = new SimulatedVenue({
-      clock: new ManualClock(START_MS),
+      clock,
       defaults: { lotSize: LOT, levels: 5, poolQuoteReserve: 500_000 },
     });
     book.faults.maxFillPerOrder = base('0.0125');
@@ -83,7 +89,7 @@ venueContractSuite(
       minSize: LOT,
       maxSize: base('50'),
       lotSize: LOT,
-      ...controlsOf(book),
+      ...controlsOf(book, clock),
     };
   },
   { propertyRuns: 100, without: WITHOUT },
@@ -93,7 +99,8 @@ venueContractSuite(
   'mark-following',
   async (): Promise<VenueHarness> => {
     // Its book opens at the first mark it is given: the orders' reference, or the markets table's last tick.
-    const venue = new MarkFollowingVenue(new EmbeddedMarketRepository(), new ManualClock(START_MS));
+    const clock = new ManualClock(START_MS);
+    const venue = new MarkFollowingVenue(new EmbeddedMarketRepository(), clock);
     return {
       venue,
       symbol: SYMBOL,
@@ -101,7 +108,7 @@ venueContractSuite(
       reference: { mark: MARK, atMs: START_MS },
       minSize: 1n,
       maxSize: base('2000'),
-      ...controlsOf(venue.book),
+      ...controlsOf(venue.book, clock),
     };
   },
   { propertyRuns: 100, without: WITHOUT },

@@ -70,7 +70,10 @@ export interface ExchangeStub {
   position(symbol: string): BaseE8;
   /** Each trade's price x size (PriceE8 x BaseE8), bought minus sold. */
   quoteSpent(symbol: string): bigint;
-  /** The next order's call suffers `fault`; answers whether the exchange did it (the contract's proof it took effect). */
+  /**
+   * The next new order's call suffers `fault` (a repeat of an id it took passes it by); answers whether the exchange
+   * did it (the contract's proof it took effect).
+   */
   next(fault: ExchangeFault): FaultDone;
   nextQuote(fault: 'lost' | 'down'): void;
   setEmpty(symbol: string, empty: boolean): void;
@@ -108,7 +111,7 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
   const byId = new Map<string, Order>();
   const positions = new Map<string, BaseE8>();
   const spent = new Map<string, bigint>();
-  /** Faults for the next orders' calls, each marked done where the exchange does it (spent on a duplicate, it is not). */
+  /** Faults for the next new orders' calls, each marked done where the exchange does it (spent on an invalid order, it is not). */
   const faults: { readonly fault: ExchangeFault; done: boolean }[] = [];
   /** The order 'unread-after' executed: reads of its outcome refuse the key (as a rotation) until another id is taken. */
   let unread: Order | undefined;
@@ -183,9 +186,13 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
     }
     if (req.method === 'POST' && resource === 'orders' && !id) {
       const o = await body(req);
-      const injected = faults.shift();
+      // A fault is the next new order's (the contract's fail()): a repeat of an id the exchange took passes it by,
+      // answered as the duplicate it is (the adapter then answers the recorded execution), and leaves it queued.
+      // Taken by a repeat, 'refused' answered an executed order as refused, and 'lost-before' or 'down' as never sent.
+      const repeat = typeof o.clientOrderId === 'string' && orders.has(o.clientOrderId);
+      const injected = repeat ? undefined : faults.shift();
       const fault = injected?.fault;
-      // Marked where it takes effect: a fault whose order fails otherwise first (a duplicate) is spent undone.
+      // Marked where it takes effect: a fault whose order fails otherwise first (an invalid order) is spent undone.
       if (injected && (fault === 'lost-before' || fault === 'down' || fault === 'refused'))
         injected.done = true;
       if (fault === 'lost-before') return res.destroy();

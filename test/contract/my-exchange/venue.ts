@@ -384,6 +384,11 @@ export class MyExchangeVenue implements Venue {
     let raw = await this.#key.get();
     for (let attempt = 0; ; attempt++) {
       const apiKey = apiKeyOf(raw);
+      // Its deadline spent before the request left (waiting for the key's read, or the grid's): fetch would throw its
+      // AbortError and send nothing, which `unanswered` cannot tell from a deadline once sent, a `timeout` (in doubt).
+      // Nothing was sent: `unavailable` (after placing, afterPlacing makes it a timeout: venue52-deadline-before-sent).
+      if (deadline.aborted)
+        return fail(`${method} ${path}: not sent: the call's deadline ended first`, 'unavailable');
       let response: Response;
       let text: string;
       try {
