@@ -445,14 +445,16 @@ export interface MarketRepository {
     note?: RefusalNote,
   ): Promise<boolean>;
   /**
-   * Records that a print continued from the held jump numbered `heldSequence` (its continuedAtMs, `atMs`); a no-op
-   * when another is held, or none, or it was continued later than `atMs` (never set back: a lost answer's retry, or a
-   * print judged before another and written after it). Given `note`, notes it in the same write while its condition
-   * holds too, else records the continuation alone (JumpContinued).
+   * Records that a print continued from the held jump `heldTick` (its continuedAtMs, `atMs`); a no-op when another is
+   * held, or none, or it was continued later than `atMs` (never set back: a lost answer's retry, or a print judged
+   * before another and written after it). The held print is matched whole (sequence, mark and stamp, as read): after a
+   * rebase, or a feed restarted on its old numbers, another print may be held under its number
+   * (feed52-jump-continued-other-print). Given `note`, notes it in the same write while its condition holds too, else
+   * records the continuation alone (JumpContinued).
    */
   continueSequenceJump(
     symbol: string,
-    heldSequence: number,
+    heldTick: PrintAsRead,
     atMs: number,
     note?: RefusalNote,
   ): Promise<JumpContinued>;

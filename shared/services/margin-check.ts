@@ -287,8 +287,8 @@ async function handleTickOnce(
     }
     if (verdict.continueJump && state?.heldJump) {
       // A print of the numbering the feed may be moving to: no other jump replaces the held one meanwhile.
-      const held = state.heldJump.tick.sequence;
-      const continued = await markets.continueSequenceJump(tick.symbol, held, nowMs, note);
+      // The held print as judged, not its number alone (feed52-jump-continued-other-print).
+      const continued = await markets.continueSequenceJump(tick.symbol, state.heldJump.tick, nowMs, note);
       // Its note's condition failed: the continuation went alone (or nothing), and the note alone would fail too,
       // also when the jump is no longer held (feed51-jump-double-refusal). Another held since (or none), or continued
       // later: the note alone, its condition not failing for certain on the item as it stood (feed50-jump-note-failed).

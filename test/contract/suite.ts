@@ -919,9 +919,9 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_700, onFurther)).toBe(true);
         expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: far, heldAtMs: 9_700 });
         // Marked continued only while it is the one held.
-        await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_750);
+        await a.markets.continueSequenceJump('ETH-USD', further, 9_750);
         expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: far, heldAtMs: 9_700 });
-        await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_750);
+        await a.markets.continueSequenceJump('ETH-USD', far, 9_750);
         expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({
           tick: far,
           heldAtMs: 9_700,
@@ -942,7 +942,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(written.heldJump).toBeUndefined();
         expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastTick: tick(3) });
         // None held: a no-op.
-        await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_850);
+        await a.markets.continueSequenceJump('ETH-USD', far, 9_850);
         expect(await a.markets.get('ETH-USD')).toEqual({ symbol: 'ETH-USD', lastTick: tick(3) });
         // A feed resumed below its sequence starts without one.
         const onThree = {
@@ -997,12 +997,8 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         });
         // A continuation with its note: both in one write; another held, neither.
         const confirming = { reason: 'tick/sequence-confirming' as const, trace: notedRefusal(3) };
-        expect(await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_200, confirming)).toBe(
-          'not-held',
-        );
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_200, confirming)).toBe(
-          'written',
-        );
+        expect(await a.markets.continueSequenceJump('ETH-USD', further, 9_200, confirming)).toBe('not-held');
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_200, confirming)).toBe('written');
         expect(await a.markets.get('ETH-USD')).toEqual({
           symbol: 'ETH-USD',
           lastTick: tick(1),
@@ -1015,16 +1011,12 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         // review50-feed-jump-own-by-value: a twin judged on the same read at the same millisecond (another delivery
         // of the print) writes nothing, and says so; the AWS store took the same values stored for its own write.
         const stateAfterWrite = await a.markets.get('ETH-USD');
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_200, confirming)).toBe(
-          'note-refused',
-        );
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_200, confirming)).toBe('note-refused');
         expect(await a.markets.get('ETH-USD')).toEqual(stateAfterWrite);
         // feed50-jump-note-failed: the note's condition fails: the continuation alone, said so (its caller writes no
         // note, which would fail again); before, nothing, and the caller wrote each apart.
         const again = { ...confirming, trace: notedRefusal(3, { count: 2 }) };
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_300, again)).toBe(
-          'note-refused',
-        );
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_300, again)).toBe('note-refused');
         expect(await a.markets.get('ETH-USD')).toEqual({
           symbol: 'ETH-USD',
           lastTick: tick(1),
@@ -1037,18 +1029,16 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         // review50-feed-jump-continued-back: one judged earlier, landing after it, sets no earlier continuation over
         // it (before, 9_250).
         const earlier = { ...confirming, trace: notedRefusal(3, { count: 3 }) };
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_250, earlier)).toBe(
-          'note-refused',
-        );
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_250, earlier)).toBe('note-refused');
         expect((await a.markets.get('ETH-USD'))?.heldJump?.continuedAtMs).toBe(9_300);
         // Alone, as before.
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_400)).toBe('written');
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_400)).toBe('written');
         expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({
           tick: far,
           heldAtMs: 9_000,
           continuedAtMs: 9_400,
         });
-        expect(await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_500)).toBe('not-held');
+        expect(await a.markets.continueSequenceJump('ETH-USD', further, 9_500)).toBe('not-held');
       });
 
       // feed51-jump-double-refusal: a continuation with its note that found neither the jump held nor the note's
@@ -1068,9 +1058,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         };
         const far = tick(2_000_001);
         expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, judged)).toBe(true);
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_100, confirming(5))).toBe(
-          'written',
-        );
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_100, confirming(5))).toBe('written');
         // Another jump held since.
         const further = tick(2_000_002);
         const onFar = { ...judged, heldTick: far, heldContinuedAtMs: 9_100 };
@@ -1078,23 +1066,19 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         const state = await a.markets.get('ETH-USD');
         // The note numbered below the stored trace, or under a rebase the market does not have: refused too.
         for (const note of [confirming(4), confirming(7, { resumedAfterMs: RESUMED_AFTER_MS })])
-          expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_300, note)).toBe(
-            'note-refused',
-          );
+          expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_300, note)).toBe('note-refused');
         expect(await a.markets.get('ETH-USD')).toEqual(state);
         // The note's condition holding: not-held, nothing written (its caller writes the note alone).
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_300, confirming(6))).toBe(
-          'not-held',
-        );
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_300, confirming(6))).toBe('not-held');
         expect(await a.markets.get('ETH-USD')).toEqual(state);
         // None held (an accepted tick dropped it): the same.
         await a.markets.acceptTick('ETH-USD', tick(2), 1, false);
         const none = await a.markets.get('ETH-USD');
         expect(none?.heldJump).toBeUndefined();
-        expect(await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_400, confirming(4))).toBe(
+        expect(await a.markets.continueSequenceJump('ETH-USD', further, 9_400, confirming(4))).toBe(
           'note-refused',
         );
-        expect(await a.markets.continueSequenceJump('ETH-USD', further.sequence, 9_400, confirming(6))).toBe(
+        expect(await a.markets.continueSequenceJump('ETH-USD', further, 9_400, confirming(6))).toBe(
           'not-held',
         );
         expect(await a.markets.get('ETH-USD')).toEqual(none);
@@ -1122,33 +1106,29 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         };
         const far = tick(2_000_001);
         expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, judged)).toBe(true);
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_500)).toBe('written');
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_500)).toBe('written');
         const later = await a.markets.get('ETH-USD');
         expect(later?.heldJump?.continuedAtMs).toBe(9_500);
         // Without a note, judged earlier: nothing (before, written, 9_400).
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_400)).toBe('continued-later');
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_400)).toBe('continued-later');
         expect(await a.markets.get('ETH-USD')).toEqual(later);
         // With a note whose condition holds: nothing either, the note the caller's to write alone (before, both
         // written, 9_450).
         const note = { reason: 'tick/sequence-confirming' as const, trace: trace(3) };
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_450, note)).toBe(
-          'continued-later',
-        );
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_450, note)).toBe('continued-later');
         expect(await a.markets.get('ETH-USD')).toEqual(later);
         // The same time again (a lost answer's retry): written, as it stood.
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_500)).toBe('written');
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_500)).toBe('written');
         expect(await a.markets.get('ETH-USD')).toEqual(later);
         // A later one, with its note: both.
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_600, note)).toBe('written');
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_600, note)).toBe('written');
         expect(await a.markets.get('ETH-USD')).toMatchObject({
           heldJump: { tick: far, heldAtMs: 9_000, continuedAtMs: 9_600 },
           refusals: { 'tick/sequence-confirming': trace(3) },
         });
         // An earlier one whose note is refused too: note-refused, nothing.
         const state = await a.markets.get('ETH-USD');
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_550, note)).toBe(
-          'note-refused',
-        );
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_550, note)).toBe('note-refused');
         expect(await a.markets.get('ETH-USD')).toEqual(state);
       });
 
@@ -1170,7 +1150,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         // @ts-expect-error: heldContinuedAtMs is not optional
         const _unsaid: JudgedJump = { lastTick: tick(1), breakerTick: undefined, heldTick: far };
         void _unsaid;
-        expect(await a.markets.continueSequenceJump('ETH-USD', far.sequence, 9_100)).toBe('written');
+        expect(await a.markets.continueSequenceJump('ETH-USD', far, 9_100)).toBe('written');
         const continued = await a.markets.get('ETH-USD');
         const glitch = tick(5_000_000);
         // Judged before the continuation, or on another: nothing (before, the glitch held).
@@ -1182,6 +1162,48 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           await a.markets.holdSequenceJump('ETH-USD', glitch, 9_200, { ...onFar, heldContinuedAtMs: 9_100 }),
         ).toBe(true);
         expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({ tick: glitch, heldAtMs: 9_200 });
+      });
+
+      // feed52-jump-continued-other-print: a continuation was matched to the held jump by its number alone, so one judged
+      // on a jump that a rebase (or a feed restarted on its old numbers) replaced by another print of that number marked
+      // that print continued: kept from replacement for the span by a print that never continued from it.
+      it('records a continuation only on the held print judged, not on another print held under its number', async () => {
+        await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
+        const none = { breakerTick: undefined, heldTick: undefined, heldContinuedAtMs: undefined };
+        const far = tick(2_000_001);
+        expect(await a.markets.holdSequenceJump('ETH-USD', far, 9_000, { ...none, lastTick: tick(1) })).toBe(
+          true,
+        );
+        // A rebase drops it; the restarted feed's print of that number, at another mark and stamp, is held.
+        const read = (await a.markets.get('ETH-USD'))!;
+        const rebased = await a.markets.rebaseSequence('ETH-USD', 0, read, RESUMED_AFTER_MS);
+        const other = tick(far.sequence, { markPrice: price('1490'), timestampMs: RESUMED_AFTER_MS + 1 });
+        expect(
+          await a.markets.holdSequenceJump('ETH-USD', other, 9_100, { ...none, lastTick: rebased.lastTick }),
+        ).toBe(true);
+        const held = await a.markets.get('ETH-USD');
+        // Judged on `far`, or on a print differing from the held one in its mark or its stamp alone: nothing, with a
+        // note or without (before, `other` marked continued at 9,200).
+        const note = {
+          reason: 'tick/sequence-confirming' as const,
+          trace: notedRefusal(far.sequence + 1, { resumedAfterMs: RESUMED_AFTER_MS }),
+        };
+        for (const judged of [
+          far,
+          { ...other, markPrice: far.markPrice },
+          { ...other, timestampMs: far.timestampMs },
+        ]) {
+          expect(await a.markets.continueSequenceJump('ETH-USD', judged, 9_200)).toBe('not-held');
+          expect(await a.markets.continueSequenceJump('ETH-USD', judged, 9_200, note)).toBe('not-held');
+        }
+        expect(await a.markets.get('ETH-USD')).toEqual(held);
+        // Judged on it: recorded.
+        expect(await a.markets.continueSequenceJump('ETH-USD', other, 9_200, note)).toBe('written');
+        expect((await a.markets.get('ETH-USD'))?.heldJump).toEqual({
+          tick: other,
+          heldAtMs: 9_100,
+          continuedAtMs: 9_200,
+        });
       });
 
       // Found in session 35's review of the resume: trips and holds were judged on sequences alone, so one judged

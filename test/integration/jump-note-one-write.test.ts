@@ -152,7 +152,7 @@ describe('a refused sequence jump (moto, real adapters)', () => {
     };
     await store('tick/sequence-confirming', traceItem(FAR + 9, nowMs));
     // The continuation goes alone (feed50-jump-note-failed).
-    expect(await adapters.markets.continueSequenceJump('ETH-USD', FAR, nowMs, confirming)).toBe(
+    expect(await adapters.markets.continueSequenceJump('ETH-USD', far, nowMs, confirming)).toBe(
       'note-refused',
     );
     expect((await adapters.markets.get('ETH-USD'))?.heldJump?.continuedAtMs).toBe(nowMs);
@@ -349,6 +349,63 @@ describe('a refused sequence jump (moto, real adapters)', () => {
     const market = await adapters.markets.get('ETH-USD');
     expect(market?.heldJump?.continuedAtMs).toBe(nowMs + 2_000);
     expect(market?.refusals?.['tick/sequence-confirming']).toMatchObject({ sequence: FAR + 2, count: 2 });
+    expect(telemetry.total(METRICS.RefusalTraceFailures.name)).toBe(0);
+    clients.destroy();
+  });
+
+  // feed52-jump-continued-other-print: a continuation was matched to the held jump by its number alone, so a print judged
+  // on one held jump, landing after a rebase (or a feed restarted on its old numbers) had another print held under that
+  // number, marked that print continued: kept from replacement for the span by a print that never continued from it.
+  it('a continuation landing after a rebase held another print of its number does not mark that print continued', async () => {
+    const { clients, adapters, tick, base } = await setUp();
+    const nowMs = base + 2_000;
+    expect(await tick(FAR, nowMs, nowMs)).toMatchObject({ reason: 'tick/sequence-jump' });
+    let other: unknown;
+    const updates = recordUpdates(clients, async (expression) => {
+      if (expression !== FOLDED || other !== undefined) return;
+      other = 'running';
+      // An operator's resume drops the held jump; the restarted feed's print of that number, stamped later, is held.
+      const read = (await adapters.markets.get('ETH-USD'))!;
+      await adapters.markets.rebaseSequence('ETH-USD', 0, read, nowMs + 200);
+      other = await tick(FAR, nowMs + 500, nowMs + 500);
+    });
+    expect(await tick(FAR + 1, nowMs + 1_000, nowMs + 1_000)).toMatchObject({
+      reason: 'tick/sequence-confirming',
+    });
+    expect(other).toMatchObject({ reason: 'tick/sequence-jump' });
+    // Before: then 'SET heldJump.continuedAtMs = :at', the continuation alone, on the other print.
+    expect(updates.slice(-1)).toEqual(['SET heldJump = :held, #trace = :trace']);
+    const market = await adapters.markets.get('ETH-USD');
+    expect(market?.heldJump).toMatchObject({ tick: { sequence: FAR, timestampMs: nowMs + 500 } });
+    expect(market?.heldJump?.continuedAtMs).toBeUndefined();
+    clients.destroy();
+  });
+
+  it('a continuation landing after another print of its number was held, its note holding, writes the note alone', async () => {
+    const { clients, adapters, tick, base, telemetry } = await setUp();
+    const nowMs = base + 2_000;
+    // Still a jump above the old feed's next print (3).
+    const far = FAR + 10;
+    expect(await tick(far, nowMs, nowMs)).toMatchObject({ reason: 'tick/sequence-jump' });
+    let other: unknown;
+    const updates = recordUpdates(clients, async (expression) => {
+      if (expression !== FOLDED || other !== undefined) return;
+      other = 'running';
+      // The old feed's next print drops the held jump; a feed restarted on the same numbers prints it again, later.
+      expect(await tick(3, nowMs + 400, nowMs + 400)).toMatchObject({ status: 'accepted' });
+      other = await tick(far, nowMs + 500, nowMs + 500);
+    });
+    expect(await tick(far + 1, nowMs + 1_000, nowMs + 1_000)).toMatchObject({
+      reason: 'tick/sequence-confirming',
+    });
+    expect(other).toMatchObject({ reason: 'tick/sequence-jump' });
+    // The other print's hold (its number noted already), then the refused continuation's note alone. Before: the folded
+    // write landed on the other print, continuing it.
+    expect(updates.slice(-2)).toEqual(['SET heldJump = :held', 'SET #trace = :trace']);
+    const market = await adapters.markets.get('ETH-USD');
+    expect(market?.heldJump).toMatchObject({ tick: { sequence: far, timestampMs: nowMs + 500 } });
+    expect(market?.heldJump?.continuedAtMs).toBeUndefined();
+    expect(market?.refusals?.['tick/sequence-confirming']).toMatchObject({ sequence: far + 1, count: 1 });
     expect(telemetry.total(METRICS.RefusalTraceFailures.name)).toBe(0);
     clients.destroy();
   });

@@ -457,6 +457,16 @@ function noteParts(
 const exactInteger = (value: AttributeValue | undefined): bigint | undefined =>
   value?.N !== undefined && /^-?\d+$/.test(value.N) ? BigInt(value.N) : undefined;
 
+/** Whether a stored held jump (a failed write's, ALL_OLD) holds `print`: its number, mark and stamp. */
+const holdsPrint = (jump: Item | undefined, print: PrintAsRead): jump is Item => {
+  const stored = jump?.tick?.M;
+  return (
+    exactInteger(stored?.sequence) === BigInt(print.sequence) &&
+    exactInteger(stored?.markPrice) === print.markPrice &&
+    exactInteger(stored?.timestampMs) === BigInt(print.timestampMs)
+  );
+};
+
 /**
  * Whether `item` (a failed write's, ALL_OLD) refuses the note for certain: noteParts' condition, judged here so that
  * no note goes alone after a write that failed on it too (feed51-jump-double-refusal). Unsure (a part that does not
@@ -664,17 +674,21 @@ export class DynamoMarketRepository implements MarketRepository {
    * note after it, also when the jump is no longer held (feed51-jump-double-refusal). A lost answer's retry fails on
    * this call's own write, known by its token (`continuedWriter`), not by its values, which a twin judged on the same
    * read at the same millisecond writes too: written, nothing more (feed50-jump-note-lost-answer,
-   * review50-feed-jump-own-by-value). Without a note, the retry lands again (its own time).
+   * review50-feed-jump-own-by-value). Without a note, the retry lands again (its own time). The held jump is known by
+   * its print as read, not its number alone: after a rebase, or a feed restarted on its old numbers, another print held
+   * under that number is no jump this print continued (feed52-jump-continued-other-print).
    */
   async continueSequenceJump(
     symbol: string,
-    heldSequence: number,
+    heldTick: PrintAsRead,
     atMs: number,
     note?: RefusalNote,
   ): Promise<JumpContinued> {
     const names: Record<string, string> = { '#tick': 'tick', '#seq': 'sequence' };
-    const values: Record<string, AttributeValue> = { ':at': N(atMs), ':held': N(heldSequence) };
-    const held = 'heldJump.#tick.#seq = :held';
+    // The held print as read, whole: its number alone may be another print's (feed52-jump-continued-other-print).
+    const heldValues: Record<string, AttributeValue> = {};
+    const held = samePrintCondition('heldJump.#tick', 'held', heldTick, heldValues);
+    const values: Record<string, AttributeValue> = { ':at': N(atMs), ...heldValues };
     const notLater = '(attribute_not_exists(heldJump.continuedAtMs) OR heldJump.continuedAtMs <= :at)';
     const writer = note && writerToken();
     const noted = note && noteParts(note, values, names);
@@ -705,7 +719,7 @@ export class DynamoMarketRepository implements MarketRepository {
       return 'written';
     }
     const refused = note !== undefined && refusesNote(item, note);
-    if (jump?.tick?.M?.sequence?.N !== String(heldSequence)) return refused ? 'note-refused' : 'not-held';
+    if (!holdsPrint(jump, heldTick)) return refused ? 'note-refused' : 'not-held';
     const stored = jump.continuedAtMs?.N;
     // Continued later (or a time that does not read: no write sets it back over it either).
     if (stored !== undefined && !(Number(stored) <= atMs))
@@ -721,7 +735,7 @@ export class DynamoMarketRepository implements MarketRepository {
         UpdateExpression: 'SET heldJump.continuedAtMs = :at',
         ConditionExpression: `${held} AND ${notLater}`,
         ExpressionAttributeNames: { '#tick': 'tick', '#seq': 'sequence' },
-        ExpressionAttributeValues: { ':at': N(atMs), ':held': N(heldSequence) },
+        ExpressionAttributeValues: { ':at': N(atMs), ...heldValues },
       });
       if (alone) this.crash('markets.continueSequenceJump');
     }

@@ -51,9 +51,9 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
  * - holdSequenceJump: holds the tick, replacing any held one, only while lastTick, the breaker's tick and the
  *   held jump's tick are the judged prints and the held jump's continuedAtMs is the judged one (undefined: none), and,
  *   given a note, notes it too only while noteRefusal would. Returns whether it wrote. rebaseSequence removes it too.
- * - continueSequenceJump: sets the held jump's continuedAtMs when it is the one numbered `heldSequence` and the stored
- *   continuedAtMs (if any) is not later, and a note given as holdSequenceJump does, or that alone when noteRefusal
- *   would not note it, unless the stored continuedAtMs is as late (then nothing). Returns what it wrote
+ * - continueSequenceJump: sets the held jump's continuedAtMs when it holds `heldTick` (sequence, mark and stamp)
+ *   and the stored continuedAtMs (if any) is not later, and a note given as holdSequenceJump does, or that alone when
+ *   noteRefusal would not note it, unless the stored continuedAtMs is as late (then nothing). Returns what it wrote
  *   (JumpContinued): 'note-refused' whenever noteRefusal would not note it, whatever else held.
  * - coverWakeMark: sets the side's wake mark to the earlier of it and the given one (SELL: lower, BUY: higher)
  *   and counts the cover, also when the mark already covers it. replaceWakeMark: only when it equals `expected`
@@ -188,14 +188,16 @@ export class EmbeddedMarketRepository implements MarketRepository {
 
   async continueSequenceJump(
     symbol: string,
-    heldSequence: number,
+    heldTick: PrintAsRead,
     atMs: number,
     note?: RefusalNote,
   ): Promise<JumpContinued> {
     const current = this.#states.get(symbol);
     // The note refused, none after it: written alone it would fail too (feed51-jump-double-refusal).
     const refused = note !== undefined && withNote(current ?? { symbol }, note) === undefined;
-    if (current?.heldJump?.tick.sequence !== heldSequence) return refused ? 'note-refused' : 'not-held';
+    // The print as read, not its number alone (feed52-jump-continued-other-print).
+    if (!current?.heldJump || !samePrint(current.heldJump.tick, heldTick))
+      return refused ? 'note-refused' : 'not-held';
     // Never set back (review50-feed-jump-continued-back, feed51-jump-continued-back-alone).
     const stored = current.heldJump.continuedAtMs;
     if (stored !== undefined && stored > atMs) return refused ? 'note-refused' : 'continued-later';
