@@ -400,6 +400,12 @@ export interface MarketRepository {
     atMs: number,
     judged?: JudgedMarket,
   ): Promise<boolean>;
+  /**
+   * Removes the breaker, whatever print it holds; a no-op when none. Called by tests alone, to set a market up: no
+   * service or operator command resets a breaker, which closes in the closing tick's own write (acceptTick's
+   * closeBreaker). Conditional on no print, so a retry after a lost answer removes a breaker tripped in between: a
+   * caller on a real path would need it conditional on the breaker as read (feed52-breaker-reset-checked).
+   */
   resetBreaker(symbol: string): Promise<void>;
   /**
    * Records `confirming` as the print the breaker refused last while the move it holds persists (breaker.confirming),

@@ -1,3 +1,4 @@
+import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { type AwsClients, createAwsQueueTransports } from '../../shared/adapters/aws/index.ts';
 import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
@@ -502,6 +503,76 @@ describe('lost answers of the wake marks and wake records (moto, real adapters):
     // Another delivery's first record of the same wake is a race it lost.
     expect(await markets.recordRegistrationWake('ETH-USD', { epoch: 2, part: 1 }, undefined)).toBe(false);
     expect((await markets.get('ETH-USD'))?.registrationWake).toEqual({ epoch: 2, part: 1 });
+    clients.destroy();
+  });
+});
+
+// feed52-breaker-reset-checked: session 51 noted that resetBreaker's retry after a lost answer is exercised only by
+// tests. Nothing else calls it: no operator command and no service resets a breaker, which closes in the closing tick's
+// own write (acceptTick's closeBreaker, since f37cd8e), and that write is what these hold to a lost answer, both ways.
+describe("lost answers of the tick that closes a market's breaker (moto, real adapters): feed52-breaker-reset-checked", () => {
+  const LAST_TICK = (i: { UpdateExpression?: string }) =>
+    i.UpdateExpression?.startsWith('SET lastTick') ?? false;
+
+  /** The market at 200 (sequence 2), its breaker tripped by a bad print at 300 (sequence 3). */
+  async function tripped() {
+    const set = await setUp();
+    expect(await set.tick('300', 3)).toMatchObject({ reason: 'tick/price-band' });
+    expect((await set.adapters.markets.get('ETH-USD'))?.breaker?.tick.sequence).toBe(3);
+    return set;
+  }
+
+  it("closes it once when the SDK's retry meets the closing write applied", async () => {
+    const { clients, adapters, telemetry, tick } = await tripped();
+    const fault = loseNextUpdateAnswer(clients, LAST_TICK);
+    fault.armed = true;
+    // Within the band of the last mark: the bad print reverted.
+    expect(await tick('201', 4)).toMatchObject({ status: 'accepted' });
+    expect(fault.lost).toBe(1);
+    expect(await adapters.markets.get('ETH-USD')).toMatchObject({ lastTick: { sequence: 4 } });
+    expect((await adapters.markets.get('ETH-USD'))?.breaker).toBeUndefined();
+    expect(telemetry.total(METRICS.TicksAccepted.name)).toBe(2); // 2 and 4
+    expect(telemetry.counts.get(`${METRICS.TicksRejected.name}:tick/duplicate`)).toBeUndefined();
+    // The bad print's price again is judged against the new mark: it trips the breaker anew, confirms nothing.
+    expect(await tick('300', 5)).toMatchObject({ reason: 'tick/price-band' });
+    clients.destroy();
+  });
+
+  it('leaves it closed when the caller saw an error for an applied closing write: the redelivery is a duplicate', async () => {
+    const { clients, adapters, deps, telemetry, tick } = await tripped();
+    // The write reaches moto, then the caller sees an error, the SDK's retries spent (a wrapped client, as failDynamo).
+    const send = clients.dynamo.send.bind(clients.dynamo);
+    let lost = 0;
+    clients.dynamo.send = (async (command: { input: { UpdateExpression?: string } }) => {
+      const out = await send(command as never);
+      if (lost === 0 && command instanceof UpdateItemCommand && LAST_TICK(command.input)) {
+        lost += 1;
+        throw Object.assign(new Error('injected: the answer was lost after the write'), {
+          name: 'TimeoutError',
+        });
+      }
+      return out;
+    }) as typeof clients.dynamo.send;
+    const closing = {
+      symbol: 'ETH-USD',
+      markPrice: parsePrice('201'),
+      timestampMs: Date.now(),
+      sequence: 4,
+      source: 'test',
+    };
+    await expect(handleTick(closing, deps, Date.now())).rejects.toThrow(/the answer was lost/);
+    expect(lost).toBe(1);
+    // The write stands: the breaker is gone with it, not left for a second write the error skipped.
+    const market = await adapters.markets.get('ETH-USD');
+    expect(market?.breaker).toBeUndefined();
+    expect(market?.lastTick).toMatchObject({ sequence: 4, markPrice: parsePrice('201') });
+    // EventBridge delivers the tick again: taken already, it changes nothing.
+    expect(await handleTick(closing, deps, Date.now())).toMatchObject({ reason: 'tick/duplicate' });
+    expect(await adapters.markets.get('ETH-USD')).toEqual(market);
+    expect(telemetry.total(METRICS.CircuitBreakerTripped.name)).toBe(1);
+    // The bad print's price again is judged against the new mark: it trips the breaker anew, confirms nothing.
+    expect(await tick('300', 5)).toMatchObject({ reason: 'tick/price-band' });
+    expect(await tick('202', 6)).toMatchObject({ status: 'accepted' });
     clients.destroy();
   });
 });
