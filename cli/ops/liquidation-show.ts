@@ -1,4 +1,5 @@
-import { allocateAdl } from '../../shared/domain/adl.ts';
+import { pnlE16 } from '../../shared/domain/accounting.ts';
+import { allocateAdl, rankForAdl } from '../../shared/domain/adl.ts';
 import { type ClaimedFacts, decodeClaimedFacts } from '../../shared/domain/claimed-facts.ts';
 import { baseOf, quoteOf } from '../../shared/domain/config.ts';
 import { bankruptcyPrice, isLiquidatable, liquidationPrice } from '../../shared/domain/margin.ts';
@@ -9,6 +10,11 @@ import {
   type LiquidationState,
   setAsideList,
 } from '../../shared/domain/model.ts';
+import {
+  MAX_PROVIDER_FILLS_KEPT,
+  type ProviderFill,
+  providerFillsRead,
+} from '../../shared/domain/provider-fills.ts';
 import type { SizingReason } from '../../shared/domain/sizing.ts';
 import {
   type BaseE8,
@@ -38,6 +44,7 @@ import {
   type LiquidationRecord,
   type PositionRecord,
   type ProcessingFailure,
+  type ProviderRecord,
 } from '../../shared/ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { auctionIdOf } from '../../shared/services/liquidation.ts';
@@ -49,7 +56,10 @@ import { NEXT_SLICE_NOTE } from '../../shared/services/margin-check.ts';
  * reference it. Every amount is a decimal string in its unit (never a float), every time ISO-8601 UTC.
  */
 
-export type ShowAdapters = Pick<Adapters, 'liquidations' | 'positions' | 'auctions' | 'ledger' | 'reader'>;
+export type ShowAdapters = Pick<
+  Adapters,
+  'liquidations' | 'positions' | 'auctions' | 'ledger' | 'reader' | 'providers'
+>;
 
 export interface ShownFailure {
   readonly reason: string;
@@ -118,21 +128,44 @@ export interface ShownAdlClose {
   readonly haircut: string;
   /** Its version the plan was made on: the close is its version + 1. */
   readonly planVersion: number;
+  /** Why ADL took from it, and in what order (absent: the plan's inputs do not rank it). */
+  readonly rank?: ShownAdlRank;
   /** The counterparty's position now (undefined: not found). */
   readonly now?: { readonly state: string; readonly size: string; readonly version: number };
+}
+
+/**
+ * Why ADL took from a counterparty: its place among the counterparties the settlement's plan took from, in ADL's
+ * order (README: the opposite side's profitable positions, the highest score first), and its score's two factors at
+ * the plan's mark, from the plan's frozen inputs (as allocateAdl ranked them).
+ */
+export interface ShownAdlRank {
+  /** 1: ADL took from it first. */
+  readonly place: number;
+  /** The counterparties the plan took from. */
+  readonly of: number;
+  /**
+   * Its profit at the mark left to give (less what ADL took before) in percent of its collateral, to 0.01 %, rounded
+   * toward zero. Absent: no collateral, which ranks first.
+   */
+  readonly profitPercentOfCollateral?: string;
+  /** Its effective leverage at the mark: its size's value over its equity, to 0.01, rounded toward zero. */
+  readonly effectiveLeverage: string;
 }
 
 export interface ShownSettlement {
   /** The layers that acted, as the terminal event says (`market>insurance>adl`). */
   readonly settledBy?: string;
+  /** The settlement's amounts as recorded: `fee` is what the fund received as the fee, not what the trader paid. */
   readonly amounts: Readonly<Record<keyof SettlementAmounts, string>>;
   /**
-   * The fee against its rate: the rate (a share, 0.01: 1 %) applied to the closed notional (every close's size at
+   * The fee against its rate: the rate in force when the liquidation was claimed, as the claim recorded it (a share,
+   * 0.01: 1 %; the configuration's digest is not recorded), applied to the closed notional (every close's size at
    * its price: market, last resort, auction, ADL at the plan's mark), rounded up (`atRate`). `paid`: what the trader
    * paid, its equity after the closes (a close settled whole: at least 0) less what was left to it or to the rest.
    * `how`, of `paid`: `at-rate`; `capped`, less, as the close left the trader less than that (a slice: less than
    * leaves the whole position solvent); `above-rate`, more, a fee an earlier plan of the settlement credited and the
-   * fund's floor kept, out of what the close left the trader. `credited`: amounts.fee, what the fund took as the fee:
+   * fund's floor kept, out of what the close left the trader. `credited`: amounts.fee, what the fund received as the fee:
    * more than `paid` by the whole units ADL's counterparties' closes at the mark rounded away (the trader's own
    * close rounds its own) or by a fee the floor kept beyond what the trader had left (part of the shortfall); where
    * the payout went is not known only without a plan, so with neither: `paid` is then amounts.fee. Absent: the rate
@@ -264,10 +297,18 @@ export interface ShownPosition {
 export interface ShownClaim {
   /** The position as the claim read it: the whole position, or what a previous slice left. */
   readonly position: { readonly size: string; readonly collateral: string; readonly entryPrice: string };
-  /** The mark at (a long: or below; a short: or above) which it is liquidated: its equity is the maintenance margin. */
-  readonly liquidationPrice: string;
-  /** The mark at which its equity is zero: a close beyond it loses more than the collateral (the shortfall). */
-  readonly bankruptcyPrice: string;
+  /**
+   * The mark at (a long: or below; a short: or above) which it is liquidated: its equity is the maintenance margin.
+   * null: no such positive price. A long's: its collateral covers any price (at least its value at entry), no mark
+   * liquidates it (a rest closed as dust may still be claimed); a short's: its collateral is below zero by so much
+   * that every mark is past it. Never `0`, which read as a price.
+   */
+  readonly liquidationPrice: string | null;
+  /**
+   * The mark at which its equity is zero: a close beyond it loses more than the collateral (the shortfall). null as
+   * liquidationPrice: a long's equity stays above zero at any price, a short's is below zero at every price.
+   */
+  readonly bankruptcyPrice: string | null;
   readonly maintenanceMargin: string;
   readonly initialMargin: string;
   readonly liquidationFee: string;
@@ -293,6 +334,12 @@ export interface ShownContext {
   readonly limitPrice?: string;
   /** Absent: claimed before session 51, whose records keep none of it (or a stored text that does not read). */
   readonly claimed?: ShownClaim;
+  /**
+   * Why `claimed` is absent: `predates-claim-facts`, the claim recorded none (before session 51, or a function of
+   * the version before during the deploy); `does-not-read`, it recorded a text this version cannot read (an edit by
+   * hand, a later version's). Absent: `claimed` is there.
+   */
+  readonly claimedMissing?: 'predates-claim-facts' | 'does-not-read';
   readonly positionVersion?: number;
   readonly settledMark?: string;
   readonly waitsForBook?: {
@@ -330,9 +377,29 @@ export interface ShownAuction {
   readonly wakeMark?: string;
   readonly endedBy?: string;
   readonly endedAtMark?: string;
-  readonly fills: readonly (ShownFill & { readonly providerId: string })[];
+  readonly fills: readonly ShownAuctionFill[];
   readonly filledSize: string;
+  /** Providers of its fills whose record could not be read (a refused read, a record that does not read): why. */
+  readonly providersUnread?: readonly { readonly providerId: string; readonly reason: string }[];
   readonly lastFailure?: ShownFailure;
+}
+
+/**
+ * An auction's fill. The auction records none of its fills' times or steps' marks; its provider's record does, for
+ * its latest MAX_PROVIDER_FILLS_KEPT fills (providers48-fills-on-record): `step`, `at`, `mark` and `slippagePercent`
+ * come from there, and are absent when that record no longer holds the fill (it has filled later auctions since),
+ * never held it (filled before session 48), or was not read (ShownAuction.providersUnread).
+ */
+export interface ShownAuctionFill extends ShownFill {
+  readonly providerId: string;
+  /** The auction's step that filled it. */
+  readonly step?: number;
+  /** When that step filled it, by the auction function's clock. */
+  readonly at?: string;
+  /** The mark the step priced at. */
+  readonly mark?: string;
+  /** As a market fill's, against `mark`: sold below or bought above it, to 0.01 %, rounded toward zero. */
+  readonly slippagePercent?: string;
 }
 
 const fillOf = (f: { price: bigint; size: bigint; cost?: bigint }): ShownFill => ({
@@ -381,6 +448,9 @@ export function sizingWhy(reason: SizingReason, im: Ppm, whole: boolean): string
 const claimedFactsOf = (l: LiquidationRecord): ClaimedFacts | undefined =>
   l.context?.claimed === undefined ? undefined : decodeClaimedFacts(l.context.claimed);
 
+/** A price the margin formulas give, or null when none is positive (ShownClaim.liquidationPrice). */
+const positivePrice = (price: PriceE8): string | null => (price > 0n ? formatPrice(price) : null);
+
 function claimOf(l: LiquidationRecord, c: ClaimedFacts, plannedSize: BaseE8): ShownClaim | undefined {
   const position = { side: l.side, ...c.position };
   let liquidation: PriceE8;
@@ -398,8 +468,8 @@ function claimOf(l: LiquidationRecord, c: ClaimedFacts, plannedSize: BaseE8): Sh
       collateral: formatQuote(c.position.collateral),
       entryPrice: formatPrice(c.position.entryPrice),
     },
-    liquidationPrice: formatPrice(liquidation),
-    bankruptcyPrice: formatPrice(bankruptcy),
+    liquidationPrice: positivePrice(liquidation),
+    bankruptcyPrice: positivePrice(bankruptcy),
     maintenanceMargin: formatPpm(c.maintenanceMargin),
     initialMargin: formatPpm(c.initialMargin),
     liquidationFee: formatPpm(c.liquidationFee),
@@ -457,7 +527,9 @@ function contextOf(l: LiquidationRecord): ShownContext | undefined {
     executionMark: formatPrice(c.executionMark),
     ...(c.executionMarkAtMs === undefined ? {} : { executionMarkAt: iso(c.executionMarkAtMs) }),
     ...(c.limitPrice === undefined ? {} : { limitPrice: formatPrice(c.limitPrice) }),
-    ...(claimed ? { claimed } : {}),
+    ...(claimed
+      ? { claimed }
+      : { claimedMissing: c.claimed === undefined ? 'predates-claim-facts' : 'does-not-read' }),
     ...(c.positionVersion === undefined ? {} : { positionVersion: c.positionVersion }),
     ...(c.settledMark === undefined ? {} : { settledMark: formatPrice(c.settledMark) }),
     ...(waits > 0 || attempts > 0 || order
@@ -562,6 +634,33 @@ export function adlClosesOf(l: LiquidationRecord): {
 }
 
 /**
+ * Each counterparty's rank (ShownAdlRank) in a plan adlClosesOf gives the settlement's allocation for: the frozen
+ * candidates are those it took from, in ADL's order. Empty when it gives none (its order is not the settlement's).
+ */
+export function adlRanksOf(l: LiquidationRecord): ReadonlyMap<string, ShownAdlRank> {
+  const plan = l.context?.settle;
+  if (!plan?.candidates || !adlClosesOf(l).fills) return new Map();
+  const ranked = rankForAdl(plan.candidates, plan.mark, l.side);
+  return new Map(
+    ranked.map((c, i) => {
+      const pnl16 = pnlE16(c.side, c.size, c.entryPrice, plan.mark);
+      const equity16 = c.collateral * NOTIONAL_TO_QUOTE + pnl16;
+      return [
+        c.id,
+        {
+          place: i + 1,
+          of: ranked.length,
+          ...(c.collateral > 0n
+            ? { profitPercentOfCollateral: percentOf(c.unrealizedPnl, c.collateral) }
+            : {}),
+          effectiveLeverage: formatDecimal((c.size * plan.mark * 100n) / equity16, 2),
+        },
+      ] as const;
+    }),
+  );
+}
+
+/**
  * Whether the settlement closed what was left of the position, its payout the trader's, or left a rest that keeps
  * it (applySettlement: the position after it is its size less the slice plus what was carried). Without a frozen
  * plan the position itself tells: the settlement wrote the version after the one it worked on, CLOSED only when it
@@ -652,6 +751,7 @@ async function settlementOf(
   let closes: ShownAdlClose[] | undefined;
   if (fills) {
     const versions = new Map((l.context?.settle?.candidates ?? []).map((c) => [c.id, c.version]));
+    const ranks = adlRanksOf(l);
     const now = new Map(
       (await adapters.reader.positions(fills.map((f) => f.id))).map((p) => [p.id, p] as const),
     );
@@ -664,6 +764,7 @@ async function settlementOf(
         profitGiven: formatQuote(f.pnlGiven),
         haircut: formatQuote(f.haircut),
         planVersion: versions.get(f.id) ?? -1,
+        ...(ranks.has(f.id) ? { rank: ranks.get(f.id)! } : {}),
         ...(p ? { now: { state: p.state, size: formatBase(p.size), version: p.version } } : {}),
       };
     });
@@ -697,24 +798,74 @@ const positionOf = (p: PositionRecord): ShownPosition => ({
   version: p.version,
 });
 
-const auctionOf = (a: AuctionRecord): ShownAuction => ({
-  id: a.id,
-  state: a.state,
-  direction: a.direction,
-  lot: formatBase(a.lot),
-  remainingLot: formatBase(a.remainingLot),
-  top: formatPrice(a.top),
-  startedAt: iso(a.startedAtMs),
-  step: a.step,
-  resets: a.resets,
-  ...(a.stepDueAtMs === undefined ? {} : { stepDueAt: iso(a.stepDueAtMs) }),
-  ...(a.wakeMark === undefined ? {} : { wakeMark: formatPrice(a.wakeMark) }),
-  ...(a.endedBy === undefined ? {} : { endedBy: a.endedBy }),
-  ...(a.endedAtMark === undefined ? {} : { endedAtMark: formatPrice(a.endedAtMark) }),
-  fills: a.fills.map((f) => ({ providerId: f.providerId, ...fillOf(f) })),
-  filledSize: formatBase(sizeOf(a.fills)),
-  ...(a.lastFailure ? { lastFailure: failureOf(a.lastFailure)! } : {}),
-});
+/**
+ * Each auction fill's step, time and mark, from its provider's record (ShownAuctionFill): the record keeps its latest
+ * fills, one per step of an auction, in order, so those of this auction it keeps are the last of its fills in the
+ * auction. Matched from the last back, each on its size, price and cost: none of a provider's is timed if any of the
+ * kept ones does not match (a record this matching does not explain: nothing guessed).
+ */
+function timedFillsOf(
+  a: AuctionRecord,
+  providers: ReadonlyMap<string, ProviderRecord>,
+): (ProviderFill | undefined)[] {
+  const timed: (ProviderFill | undefined)[] = a.fills.map(() => undefined);
+  for (const [id, provider] of providers) {
+    if (!providerFillsRead(provider.fills)) continue;
+    const kept = provider.fills.recent.filter((f) => f.liquidationId === a.liquidationId);
+    const mine = a.fills.flatMap((f, i) => (f.providerId === id ? [i] : []));
+    if (kept.length === 0 || kept.length > mine.length) continue;
+    const at = mine.slice(mine.length - kept.length);
+    const agree = kept.every((k, j) => {
+      const f = a.fills[at[j]!]!;
+      return k.size === f.size && k.price === f.price && (f.cost === undefined || k.cost === f.cost);
+    });
+    if (agree) for (const [j, k] of kept.entries()) timed[at[j]!] = k;
+  }
+  return timed;
+}
+
+const auctionOf = (
+  a: AuctionRecord,
+  side: string,
+  providers: ReadonlyMap<string, ProviderRecord>,
+  unread: readonly { readonly providerId: string; readonly reason: string }[],
+): ShownAuction => {
+  const timed = timedFillsOf(a, providers);
+  return {
+    id: a.id,
+    state: a.state,
+    direction: a.direction,
+    lot: formatBase(a.lot),
+    remainingLot: formatBase(a.remainingLot),
+    top: formatPrice(a.top),
+    startedAt: iso(a.startedAtMs),
+    step: a.step,
+    resets: a.resets,
+    ...(a.stepDueAtMs === undefined ? {} : { stepDueAt: iso(a.stepDueAtMs) }),
+    ...(a.wakeMark === undefined ? {} : { wakeMark: formatPrice(a.wakeMark) }),
+    ...(a.endedBy === undefined ? {} : { endedBy: a.endedBy }),
+    ...(a.endedAtMark === undefined ? {} : { endedAtMark: formatPrice(a.endedAtMark) }),
+    fills: a.fills.map((f, i) => {
+      const t = timed[i];
+      return {
+        providerId: f.providerId,
+        ...fillOf(f),
+        ...(t === undefined || t.mark <= 0n
+          ? {}
+          : {
+              step: t.step,
+              at: iso(t.atMs),
+              mark: formatPrice(t.mark),
+              // A long's close sells (below the mark is against the trader), a short's buys.
+              slippagePercent: percentOf(side === 'LONG' ? t.mark - f.price : f.price - t.mark, t.mark),
+            }),
+      };
+    }),
+    filledSize: formatBase(sizeOf(a.fills)),
+    ...(unread.length > 0 ? { providersUnread: unread } : {}),
+    ...(a.lastFailure ? { lastFailure: failureOf(a.lastFailure)! } : {}),
+  };
+};
 
 function journalOf(l: LiquidationRecord, entries: readonly JournalEntry[]): LiquidationShow['journal'] {
   let fee = 0n;
@@ -758,6 +909,32 @@ function restWasOf(l: LiquidationRecord): LiquidationShow['liquidation']['restWa
   }
 }
 
+/**
+ * The records of the providers of an auction's fills, read by key (its fills' times are on them): a read that fails
+ * (credentials without `dynamodb:GetItem` on the providers table, a record that does not read) is said, not fatal.
+ */
+async function providersOf(
+  adapters: ShowAdapters,
+  auction: AuctionRecord,
+): Promise<{
+  readonly read: ReadonlyMap<string, ProviderRecord>;
+  readonly unread: { readonly providerId: string; readonly reason: string }[];
+}> {
+  const read = new Map<string, ProviderRecord>();
+  const unread: { providerId: string; reason: string }[] = [];
+  const ids = [...new Set(auction.fills.map((f) => f.providerId))];
+  await eachInFlight(ids, READS_IN_FLIGHT, async (id) => {
+    try {
+      const p = await adapters.providers.get(id);
+      if (p) read.set(id, p);
+    } catch (error) {
+      unread.push({ providerId: id, reason: (error as Error).message });
+    }
+  });
+  unread.sort((a, b) => (a.providerId < b.providerId ? -1 : 1));
+  return { read, unread };
+}
+
 /** The liquidation `id` and what it led to, read by key; undefined when there is no such liquidation. */
 export async function collectLiquidation(
   adapters: ShowAdapters,
@@ -771,6 +948,7 @@ export async function collectLiquidation(
     // The fund's entries keyed `<liquidation id>:...` (a key range of its journal, read strongly: Ledger.entriesOf).
     adapters.ledger.entriesOf(INSURANCE_ACCOUNT, l.id),
   ]);
+  const providers = auction ? await providersOf(adapters, auction) : undefined;
   const base = baseOf(l.symbol);
   const quote = quoteOf(l.symbol);
   const first = l.history[0]?.note;
@@ -820,7 +998,9 @@ export async function collectLiquidation(
       version: l.version,
     },
     ...(position ? { position: positionOf(position) } : {}),
-    ...(auction ? { auction: auctionOf(auction) } : {}),
+    ...(auction && providers
+      ? { auction: auctionOf(auction, l.side, providers.read, providers.unread) }
+      : {}),
     ...(settlement ? { settlement } : {}),
     journal: journalOf(l, entries),
   };
@@ -883,9 +1063,14 @@ export interface ShownAdlEvent {
   /** Profit it gave up to cover the deficit, haircut included. */
   readonly profitGiven: string;
   readonly haircut: string;
+  /**
+   * Why ADL took from this position, from its liquidation's plan (ShownAdlRank). Absent: an ADL round's (a round's
+   * counterparties are not recorded on the liquidation), or a plan that does not give its settlement's ADL amounts.
+   */
+  readonly rank?: ShownAdlRank;
 }
 
-const adlEventOf = (e: AdlEvent): ShownAdlEvent => ({
+const adlEventOf = (e: AdlEvent, rank: ShownAdlRank | undefined): ShownAdlEvent => ({
   liquidationId: e.liquidationId,
   round: e.round,
   at: iso(e.atMs),
@@ -894,6 +1079,7 @@ const adlEventOf = (e: AdlEvent): ShownAdlEvent => ({
   price: formatPrice(e.price),
   profitGiven: formatQuote(e.given),
   haircut: formatQuote(e.haircut),
+  ...(rank ? { rank } : {}),
 });
 
 /**
@@ -921,6 +1107,17 @@ export async function collectPositionLiquidations(
   // In the order they started: each starts on a later version of the position than the one before. Not by time: a
   // tick's is the feed's clock (up to its skew ahead), a next slice's the function's, and reads complete in any order.
   found.sort((a, b) => a.startedOn - b.startedOn);
+  // Why ADL took from it: the plans of the settlements that did, read by key (a round's counterparties are not kept).
+  const ranks = new Map<string, ShownAdlRank>();
+  if (adlEventsRead(p.adlEvents)) {
+    const settledBy = [
+      ...new Set(p.adlEvents.recent.filter((e) => e.round === 0).map((e) => e.liquidationId)),
+    ];
+    for (const l of settledBy.length > 0 ? await adapters.reader.liquidations(settledBy) : []) {
+      const rank = adlRanksOf(l).get(positionId);
+      if (rank) ranks.set(l.id, rank);
+    }
+  }
   const base = baseOf(p.symbol);
   const unreadable = [
     ...setAsideList(p.adlEventsSetAside).map((e) => ({ reason: e.unreadable, current: false })),
@@ -948,7 +1145,9 @@ export async function collectPositionLiquidations(
           deleveragedBy: {
             // A count below the events kept (an edit by hand) is not shown as fewer than listed.
             total: Math.max(p.adlEvents.total, p.adlEvents.recent.length),
-            events: p.adlEvents.recent.map(adlEventOf),
+            events: p.adlEvents.recent.map((e) =>
+              adlEventOf(e, e.round === 0 ? ranks.get(e.liquidationId) : undefined),
+            ),
           },
         }
       : {}),
@@ -984,18 +1183,49 @@ const PAYOUT_TO = {
 /** A share as a percent (`0.025`: `2.5 %`). */
 const share = (decimal: string): string => percentText(parsePpm(decimal));
 
+/** Why ADL took from a counterparty, in words (ShownAdlRank). */
+function rankText(r: ShownAdlRank): string {
+  const by = "by profit as a share of collateral x effective leverage at the plan's mark";
+  const place =
+    r.of === 1
+      ? `the only counterparty ADL took from, ranked first ${by}`
+      : `ranked ${ordinal(r.place)} of the ${r.of} counterparties ADL took from, ${by}`;
+  const profit =
+    r.profitPercentOfCollateral === undefined
+      ? 'profit on no collateral (which ranks first)'
+      : `profit ${r.profitPercentOfCollateral} % of its collateral`;
+  return `${place}: ${profit}, effective leverage ${r.effectiveLeverage}x`;
+}
+
+/** 1st, 2nd, 3rd, 4th, 11th, 21st. */
+function ordinal(n: number): string {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  const suffix = teen ? 'th' : n % 10 === 1 ? 'st' : n % 10 === 2 ? 'nd' : n % 10 === 3 ? 'rd' : 'th';
+  return `${n}${suffix}`;
+}
+
 /** A market fill's distance from the execution mark, in the trader's words: a long's close sells, a short's buys. */
 function fromMark(f: ShownMarketFill, side: string, mark: string | undefined): string {
   if (f.lastResort) return ' (last resort)';
   if (f.slippagePercent === undefined) return '';
-  if (f.price === mark) return ', at the mark';
+  return `, ${distanceFrom('the mark', f.slippagePercent, f.price === mark, side)}`;
+}
+
+/** An auction fill's distance from its step's mark, said as a market fill's (fromMark). */
+function fromStepMark(f: ShownAuctionFill, side: string, quote: string): string {
+  if (f.slippagePercent === undefined || f.mark === undefined) return '';
+  return `, ${distanceFrom(`the step's mark ${f.mark} ${quote}`, f.slippagePercent, f.price === f.mark, side)}`;
+}
+
+/** `percent` (ShownMarketFill.slippagePercent) from `mark` in words: below or above it, as the trader's close went. */
+function distanceFrom(mark: string, percent: string, atMark: boolean, side: string): string {
+  if (atMark) return `at ${mark}`;
   // Rounded toward zero to 0.01 %: a fill nearer than that is not at the mark.
-  if (f.slippagePercent === '0') return ', within 0.01 % of the mark';
-  const worse = !f.slippagePercent.startsWith('-');
+  if (percent === '0') return `within 0.01 % of ${mark}`;
+  const worse = !percent.startsWith('-');
   // Two decimals always, so a column of fills reads aligned (2.10 %, not 2.1 %).
-  const [whole, fraction = ''] = (worse ? f.slippagePercent : f.slippagePercent.slice(1)).split('.');
-  const percent = `${whole}.${fraction.padEnd(2, '0')}`;
-  return `, ${percent} % ${worse === (side === 'LONG') ? 'below' : 'above'} the mark`;
+  const [whole, fraction = ''] = (worse ? percent : percent.slice(1)).split('.');
+  return `${whole}.${fraction.padEnd(2, '0')} % ${worse === (side === 'LONG') ? 'below' : 'above'} ${mark}`;
 }
 
 /** What the trader lost, and who bore the loss beyond the collateral (ShownSettlement.traderLoss). */
@@ -1025,18 +1255,18 @@ function lossText(
     : `the trader lost all of its collateral, ${amount(loss.collateral)}; the close lost ${amount(loss.beyondCollateral)} more, borne by the fund, ADL or bad debt (the shortfall), never by the trader`;
 }
 
-/** The fee the trader paid against its rate, and what the fund took as the fee beyond it (ShownSettlement.feeBasis). */
+/** The fee the trader paid against its rate, and what the fund received as the fee beyond it (ShownSettlement.feeBasis). */
 function feeText(s: ShownSettlement, plan: ShownContext['plan'], quote: string): string {
   const fee = s.feeBasis!;
   const amount = (d: string) => money(d, quote);
-  const atRate = `the rate, ${share(fee.rate)}, of the closed notional ${amount(fee.closedNotional)}`;
+  const atRate = `the rate in force when it was claimed, ${share(fee.rate)}, of the closed notional ${amount(fee.closedNotional)}`;
   const capAt =
     s.payoutTo === 'rest'
       ? 'what leaves the whole position solvent at the mark'
       : s.payoutTo === 'trader'
         ? 'what the close left the trader'
         : 'what the close left the trader (a slice: what leaves the whole position solvent at the mark)';
-  const paid = `${amount(fee.paid)}: ${
+  const paid = `the trader paid ${amount(fee.paid)}: ${
     fee.how === 'at-rate'
       ? `${atRate} (rounded up)`
       : fee.how === 'capped'
@@ -1060,7 +1290,7 @@ function feeText(s: ShownSettlement, plan: ShownContext['plan'], quote: string):
         ]
       : []),
   ].join(', or ');
-  return `${paid}; the fund took ${amount(fee.credited)}, ${amount(formatQuote(more))} more: ${why}`;
+  return `${paid}; the fund received ${amount(fee.credited)}, ${amount(formatQuote(more))} more: ${why}`;
 }
 
 export function renderLiquidation(r: LiquidationShow): string {
@@ -1072,6 +1302,8 @@ export function renderLiquidation(r: LiquidationShow): string {
   out.push(
     `liquidation ${l.id}: ${l.symbol} ${l.side}, ${l.state}${r.settlement?.adl.owesRounds ? ' (owes ADL rounds)' : l.open ? ' (open)' : ''}`,
   );
+  const c = l.context;
+  const claimed = c?.claimed;
   const p = r.position;
   out.push(
     p
@@ -1085,18 +1317,34 @@ export function renderLiquidation(r: LiquidationShow): string {
           l.restWas === 'past-liquidation-price'
             ? `the rest was still past its liquidation price at mark ${price(l.triggerMark)}`
             : l.restWas === 'dust'
-              ? `the rest was below the market's dust size, closed whatever its health (not past its liquidation price at mark ${price(l.triggerMark)})`
+              ? `the rest was below the market's dust size, closed whatever its health (${claimed?.liquidationPrice === null ? 'it had no liquidation price: its collateral covered any price' : `not past its liquidation price at mark ${price(l.triggerMark)}`})`
               : `the rest was still past its liquidation price at mark ${price(l.triggerMark)}, or below the market's dust size`
         }`,
   );
-  const c = l.context;
-  const claimed = c?.claimed;
   if (claimed) {
     const q = claimed.position;
+    const long = l.side === 'LONG';
+    const liquidationAt =
+      claimed.liquidationPrice === null
+        ? long
+          ? 'no liquidation price: its collateral covers any price'
+          : 'no liquidation price: its equity is below the maintenance margin at any price'
+        : `liquidation price ${price(claimed.liquidationPrice)} (equity at the maintenance margin, ${share(claimed.maintenanceMargin)} of its value)`;
+    const bankruptAt =
+      claimed.bankruptcyPrice === null
+        ? long
+          ? 'no bankruptcy price: its equity stays above zero at any price'
+          : 'no bankruptcy price: its equity is below zero at any price'
+        : `bankruptcy price ${price(claimed.bankruptcyPrice)} (equity zero)`;
     out.push(
-      `  at claim     position ${size(q.size)}, entry ${price(q.entryPrice)}, collateral ${money(q.collateral, quote)}: liquidation price ${price(claimed.liquidationPrice)} (equity at the maintenance margin, ${share(claimed.maintenanceMargin)} of its value), bankruptcy price ${price(claimed.bankruptcyPrice)} (equity zero)`,
+      `  at claim     position ${size(q.size)}, entry ${price(q.entryPrice)}, collateral ${money(q.collateral, quote)}: ${liquidationAt}${claimed.liquidationPrice === null || claimed.bankruptcyPrice === null ? ';' : ','} ${bankruptAt}`,
     );
-  }
+  } else if (c?.claimedMissing)
+    out.push(
+      c.claimedMissing === 'predates-claim-facts'
+        ? '  at claim     not recorded: this liquidation predates recorded claim facts (claimed before session 51, or by an earlier version during its deploy), so no prices, sizing or fee rate at the claim are shown'
+        : '  at claim     recorded in a form this version cannot read (an edit by hand, or a later version), so none of it is shown',
+    );
   if (c) {
     const tick = claimed?.markTick;
     const markOf = tick
@@ -1159,11 +1407,22 @@ export function renderLiquidation(r: LiquidationShow): string {
     out.push(
       `  lot          ${size(a.lot)}, ${size(a.filledSize)} filled, ${size(a.remainingLot)} left; top ${price(a.top)}, started ${a.startedAt}, ${counted(a.resets, 'reset', 'resets')}`,
     );
-    out.push(`  fills        ${a.fills.length === 0 ? 'none' : ''}`.trimEnd());
+    const untimed = a.fills.filter((f) => f.at === undefined).length;
+    out.push(
+      `  fills        ${
+        a.fills.length === 0
+          ? 'none'
+          : untimed === 0
+            ? "each with its step's time and mark, from its provider's record"
+            : `${untimed === a.fills.length ? 'none' : `${untimed} of ${a.fills.length}`} without a time: the auction records none, and a provider's record keeps only its latest ${MAX_PROVIDER_FILLS_KEPT} fills`
+      }`,
+    );
     for (const f of a.fills)
       out.push(
-        `    ${f.providerId}: ${size(f.size)} at ${price(f.price)}${f.cost === undefined ? '' : ` (cost ${money(f.cost, quote)})`}`,
+        `    ${f.providerId}: ${size(f.size)} at ${price(f.price)}${f.cost === undefined ? '' : ` (cost ${money(f.cost, quote)})`}${f.at === undefined ? '' : `, step ${f.step} at ${f.at}${fromStepMark(f, l.side, quote)}`}`,
       );
+    for (const u of a.providersUnread ?? [])
+      out.push(`    provider ${u.providerId}'s record not read (${u.reason}): its fills' times not shown`);
     if (a.lastFailure)
       out.push(`  last failure ${a.lastFailure.at} (${receiveOf(a.lastFailure)}): ${a.lastFailure.reason}`);
   }
@@ -1183,10 +1442,24 @@ export function renderLiquidation(r: LiquidationShow): string {
     out.push(
       `  closed       market ${size(m.marketClosedSize)} (last resort ${size(m.lastResortClosedSize)}), auction ${size(m.auctionClosedSize)}, ADL ${size(m.adlClosedSize)}; carried to the next slice ${size(m.carriedSize)}`,
     );
+    // amounts.fee is what the fund received as the fee, not what the trader paid (feeBasis.paid): each said as such.
+    const feeSaid = s.feeBasis
+      ? `fee: the trader paid ${money(s.feeBasis.paid, quote)}, the fund received ${money(m.fee, quote)}`
+      : `fee: the fund received ${money(m.fee, quote)} (what the trader paid: see fee)`;
     out.push(
-      `  trader       realized PnL ${money(m.realizedPnl, quote)}, liquidation fee ${money(m.fee, quote)}, ${PAYOUT_TO[s.payoutTo ?? 'unknown'](money(m.traderPayout, quote))}`,
+      `  trader       realized PnL ${money(m.realizedPnl, quote)}; ${feeSaid}; ${PAYOUT_TO[s.payoutTo ?? 'unknown'](money(m.traderPayout, quote))}`,
     );
     if (s.feeBasis) out.push(`  fee          ${feeText(s, c?.plan, quote)}`);
+    else
+      out.push(
+        `  fee          what the trader paid is not shown: ${
+          claimed
+            ? "the records do not hold every close's fills the fee was charged on"
+            : c?.claimedMissing === 'does-not-read'
+              ? 'the fee rate in force when it was claimed is recorded in a form this version cannot read'
+              : 'the fee rate in force when it was claimed is not recorded (it predates recorded claim facts)'
+        }`,
+      );
     const loss = s.traderLoss;
     if (loss) out.push(`  loss         ${lossText(loss, s.payoutTo!, m.traderPayout, quote)}`);
     out.push(
@@ -1199,6 +1472,7 @@ export function renderLiquidation(r: LiquidationShow): string {
       out.push(
         `  ADL          ${close.positionId}: ${close.closedSize === '0' ? 'closed nothing (a haircut alone)' : `closed ${size(close.closedSize)} at ${price(close.price)} (effective)`}, gave ${money(close.profitGiven, quote)} (haircut ${money(close.haircut, quote)}), from version ${close.planVersion}; ${now}`,
       );
+      if (close.rank) out.push(`               ${rankText(close.rank)}`);
     }
     if (s.adl.note) out.push(`  ADL          ${s.adl.note}`);
     if (s.adl.rounds > 0 || s.adl.owesRounds)
@@ -1244,10 +1518,12 @@ export function renderPositionLiquidations(r: PositionLiquidations): string {
     out.push(
       `  deleveraged by ADL ${adl.total === 1 ? 'once' : `${adl.total} times`}${adl.total > kept ? `, ${latest}` : ''}${kept > 1 ? ', the oldest first' : ''}:`,
     );
-    for (const e of adl.events)
+    for (const e of adl.events) {
       out.push(
         `  ${e.at} by ${e.liquidationId} (${e.round === 0 ? 'its settlement' : `its ADL round ${e.round}`}): ${e.closedSize === '0' ? `closed nothing (a haircut alone, at mark ${e.mark} ${quote})` : `closed ${e.closedSize} ${base} at mark ${e.mark} ${quote} (effective ${e.price} ${quote})`}, gave ${money(e.profitGiven, quote)} (haircut ${money(e.haircut, quote)})`,
       );
+      if (e.rank) out.push(`    ${rankText(e.rank)}`);
+    }
   }
   for (const u of r.unreadableAdlEvents ?? [])
     out.push(

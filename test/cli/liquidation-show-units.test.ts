@@ -10,8 +10,9 @@ import {
 } from '../../cli/ops/liquidation-show.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { encodeClaimedFacts } from '../../shared/domain/claimed-facts.ts';
+import { auctionFillCost, fillEdge } from '../../shared/domain/provider-fills.ts';
 import { parseBase, parsePrice, parseQuote, ppm, usd } from '../../shared/domain/units.ts';
-import type { LiquidationRecord, PositionRecord } from '../../shared/ports/index.ts';
+import type { LiquidationRecord, PositionRecord, ProviderRecord } from '../../shared/ports/index.ts';
 import { createPipeline } from '../support/pipeline.ts';
 
 /** `liquidations show`'s reading of records the pipeline tests do not reach (test/cli/liquidations-show.test.ts runs it on moto). */
@@ -284,6 +285,8 @@ describe('an open liquidation: a next slice waiting for the book, its auction as
         '  position     p2 of trader t-p2, entry 150 USD; now LIQUIDATING, 4 ETH, collateral 30.00 USD (version 4)',
         // Not claimed yet: nothing tells whether the rest was past its liquidation price or dust (review51-support-dust-slice).
         "  trigger      started 2020-03-12T09:00:00.000Z by the settlement of the previous slice, p2:1: the rest was still past its liquidation price at mark 156 USD, or below the market's dust size",
+        // Claimed without the claim's facts: said, not left out (support52-claim-facts-predate).
+        '  at claim     not recorded: this liquidation predates recorded claim facts (claimed before session 51, or by an earlier version during its deploy), so no prices, sizing or fee rate at the claim are shown',
         '  execution    4 ETH planned at mark 156 USD (of 2020-03-12T09:00:00.000Z), limit 157.56 USD, market order 3.5 ETH (its whole lots)',
         '  slices       previous p2:1',
         '  history',
@@ -419,7 +422,7 @@ describe('review46-payout-to: where a settlement left the collateral', () => {
     const frozen = { ...settle!, candidates: [], position: { ...settle!.position, size: parseBase('30') } };
     expect(await shown(slice('-655', { settle: frozen }), p4)).toEqual({
       payoutTo: 'rest',
-      line: '  trader       realized PnL -250.00 USD, liquidation fee 0.00 USD, collateral left with the rest of the position -655.00 USD',
+      line: '  trader       realized PnL -250.00 USD; fee: the fund received 0.00 USD (what the trader paid: see fee); collateral left with the rest of the position -655.00 USD',
     });
   });
 
@@ -437,12 +440,12 @@ describe('review46-payout-to: where a settlement left the collateral', () => {
     };
     expect(await shown(slice('12', { positionVersion: 2 }), closed)).toEqual({
       payoutTo: 'trader',
-      line: '  trader       realized PnL -250.00 USD, liquidation fee 0.00 USD, collateral left to the trader 12.00 USD',
+      line: '  trader       realized PnL -250.00 USD; fee: the fund received 0.00 USD (what the trader paid: see fee); collateral left to the trader 12.00 USD',
     });
     // A record that does not say which version it worked on: both read.
     expect(await shown(slice('12', {}), closed)).toEqual({
       payoutTo: undefined,
-      line: "  trader       realized PnL -250.00 USD, liquidation fee 0.00 USD, collateral left 12.00 USD (the trader's if it closed the position, else its rest's)",
+      line: "  trader       realized PnL -250.00 USD; fee: the fund received 0.00 USD (what the trader paid: see fee); collateral left 12.00 USD (the trader's if it closed the position, else its rest's)",
     });
   });
 });
@@ -693,7 +696,10 @@ describe('support51: what answers a trader, from records the pipeline tests do n
         '  execution    10 ETH planned at mark 175 USD (tick 17 of 2020-03-12T09:00:00.000Z), limit 169.75 USD (the mark less the slippage bound, 3 %)',
         "  sized        33.33 % of the position's 30 ETH: part of the position: a position this large (above the market's sliceAboveNotional) is closed in slices of at most maxCloseShare of it, the rest in the next slices",
         '    10 ETH at 170 USD, 2.85 % below the mark',
-        '  fee          0.00 USD: the rate, 1 %, of the closed notional 1,700.00 USD is 17.00 USD, capped at what leaves the whole position solvent at the mark',
+        // What the trader paid and what the fund received, each said as such (support52-fee-paid-received), at the
+        // rate of the claim (support52-fee-rate-at-claim).
+        '  trader       realized PnL -300.00 USD; fee: the trader paid 0.00 USD, the fund received 0.00 USD; collateral left with the rest of the position -200.00 USD',
+        '  fee          the trader paid 0.00 USD: the rate in force when it was claimed, 1 %, of the closed notional 1,700.00 USD is 17.00 USD, capped at what leaves the whole position solvent at the mark',
         "  loss         the slice lost 300.00 USD, more than the position's 100.00 USD of collateral: its rest carries the deficit of 200.00 USD (collateral below zero), not charged to the trader; the rest's later gains fill it, and the fund and ADL settle what the position leaves once closed whole",
       ]),
     );
@@ -801,13 +807,14 @@ describe('support51: what answers a trader, from records the pipeline tests do n
         "  sized        100 % of the position's 4 ETH: the whole position: no partial close leaves the rest its initial margin (5 % of its value)",
         '    3 ETH at 156.1 USD, 0.06 % above the mark',
         '    1 ETH at 160 USD (last resort)',
-        "  fee          1.70 USD: the rate, 1 %, of the closed notional 628.30 USD is 6.283 USD, capped at what the close left the trader; the fund took 7.00 USD, 5.30 USD more: a fee an earlier plan of this settlement credited that the fund's floor kept beyond what the trader had left (in the shortfall)",
+        '  trader       realized PnL -28.30 USD; fee: the trader paid 1.70 USD, the fund received 7.00 USD; collateral left to the trader 0.00 USD',
+        "  fee          the trader paid 1.70 USD: the rate in force when it was claimed, 1 %, of the closed notional 628.30 USD is 6.283 USD, capped at what the close left the trader; the fund received 7.00 USD, 5.30 USD more: a fee an earlier plan of this settlement credited that the fund's floor kept beyond what the trader had left (in the shortfall)",
         '  loss         the trader lost 30.00 USD of its 30.00 USD of collateral',
       ]),
     );
   });
 
-  it('a liquidation claimed before session 51 (no claimed facts): none of it shown, nothing guessed', async () => {
+  it('support52-claim-facts-predate: a liquidation claimed before session 51 says so; none of it is guessed', async () => {
     const record = settledByAdl('10');
     const p1: PositionRecord = {
       id: 'p1',
@@ -832,7 +839,22 @@ describe('support51: what answers a trader, from records the pipeline tests do n
       beyondCollateral: '50',
       restDeficit: '0',
     });
-    expect(lines.filter((l) => /^ {2}(at claim|sized|fee) /.test(l))).toEqual([]);
+    // Said, in the text and the JSON, where it was left out (support52-claim-facts-predate); no sizing guessed.
+    expect(shown.liquidation.context?.claimedMissing).toBe('predates-claim-facts');
+    expect(lines.filter((l) => /^ {2}(at claim|sized|fee|trader) /.test(l))).toEqual([
+      '  at claim     not recorded: this liquidation predates recorded claim facts (claimed before session 51, or by an earlier version during its deploy), so no prices, sizing or fee rate at the claim are shown',
+      '  trader       realized PnL -250.00 USD; fee: the fund received 0.00 USD (what the trader paid: see fee); collateral left to the trader 0.00 USD',
+      '  fee          what the trader paid is not shown: the fee rate in force when it was claimed is not recorded (it predates recorded claim facts)',
+    ]);
+    // Facts recorded in a text this version cannot read: said so, not as predating them.
+    const unreadable = { ...record, context: { ...record.context!, claimed: 'size=x' } };
+    const again = await collected(unreadable, p1);
+    expect(again.shown.liquidation.context?.claimed).toBeUndefined();
+    expect(again.shown.liquidation.context?.claimedMissing).toBe('does-not-read');
+    expect(again.lines.filter((l) => /^ {2}(at claim|fee) /.test(l))).toEqual([
+      '  at claim     recorded in a form this version cannot read (an edit by hand, or a later version), so none of it is shown',
+      '  fee          what the trader paid is not shown: the fee rate in force when it was claimed is recorded in a form this version cannot read',
+    ]);
   });
 
   it.each([
@@ -915,9 +937,40 @@ describe('review51-support: what show says is true in the cases the first versio
     });
     const text = renderLiquidation(shown);
     expect(text).toContain(
-      "\n  fee          1.75 USD: the rate, 1 %, of the closed notional 175.00 USD (rounded up); the fund took 1.750002 USD, 0.000002 USD more: what ADL's counterparties' closes at the mark rounded away (whole units, never the trader's)\n",
+      "\n  fee          the trader paid 1.75 USD: the rate in force when it was claimed, 1 %, of the closed notional 175.00 USD (rounded up); the fund received 1.750002 USD, 0.000002 USD more: what ADL's counterparties' closes at the mark rounded away (whole units, never the trader's)\n",
     );
     expect(text).toContain('\n  loss         the trader lost 26.750001 USD of its 27.00 USD of collateral\n');
+    // support52-adl-why-me: each counterparty ADL closed whole is told why it, from the plan's frozen inputs.
+    // Its rank among those ADL took from, and the score's two factors at the plan's mark (0.33333334 ETH short at
+    // 200.00000001 on 100: 8.33 USD of profit at 175; 58.33 of value on 108.33 of equity).
+    const why =
+      "ranked 1st of the 3 counterparties ADL took from, by profit as a share of collateral x effective leverage at the plan's mark: profit 8.33 % of its collateral, effective leverage 0.53x";
+    const listed = (await collectPositionLiquidations(p.adapters, 'p4'))!;
+    expect(listed.deleveragedBy?.events).toEqual([
+      expect.objectContaining({
+        liquidationId: l!.id,
+        round: 0,
+        closedSize: '0.33333334',
+        rank: { place: 1, of: 3, profitPercentOfCollateral: '8.33', effectiveLeverage: '0.53' },
+      }),
+    ]);
+    expect(renderPositionLiquidations(listed).split('\n').slice(2)).toEqual([
+      '  deleveraged by ADL once:',
+      `  2020-03-12T09:00:00.000Z by ${l!.id} (its settlement): closed 0.33333334 ETH at mark 175 USD (effective 175 USD), gave 0.00 USD (haircut 0.00 USD)`,
+      `    ${why}`,
+      '',
+    ]);
+    // The liquidation's own ADL lines say it of each; the others come after it in ADL's order.
+    expect(shown.settlement?.adl.closes?.map((c) => [c.positionId, c.rank?.place])).toEqual([
+      ['p4', 1],
+      ['p2', 2],
+      ['p3', 3],
+    ]);
+    expect(text).toContain(`from version 0; now CLOSED, 0 ETH (version 1)\n               ${why}\n`);
+    // The trader line says what the trader paid and what the fund received (support52-fee-paid-received).
+    expect(text).toContain(
+      '\n  trader       realized PnL -25.000001 USD; fee: the trader paid 1.75 USD, the fund received 1.750002 USD; collateral left to the trader 0.249999 USD\n',
+    );
   });
 
   it('review51-support-dust-slice: a next slice started because its rest was dust, not past its liquidation price', async () => {
@@ -933,9 +986,21 @@ describe('review51-support: what show says is true in the cases the first versio
     expect(next?.remainingSize).toBe(0n);
     const shown = (await collectLiquidation(p.adapters, next!.id))!;
     expect(shown.liquidation).toMatchObject({ startedBy: 'previous-slice', restWas: 'dust' });
-    expect(renderLiquidation(shown)).toMatch(
-      /\n {2}trigger {6}started \S+ by the settlement of the previous slice, p1:0: the rest was below the market's dust size, closed whatever its health \(not past its liquidation price at mark 190 USD\)\n/,
+    // Its 0.0005 ETH rest kept 4.567086 USD of collateral, more than it is worth at entry: no mark liquidates it or
+    // takes its equity to zero. Said so, never as a price of 0 USD (support52-no-liquidation-price).
+    expect(shown.liquidation.context?.claimed).toMatchObject({
+      position: { size: '0.0005', entryPrice: '200', collateral: '4.567086' },
+      liquidationPrice: null,
+      bankruptcyPrice: null,
+    });
+    const text = renderLiquidation(shown);
+    expect(text).toMatch(
+      /\n {2}trigger {6}started \S+ by the settlement of the previous slice, p1:0: the rest was below the market's dust size, closed whatever its health \(it had no liquidation price: its collateral covered any price\)\n/,
     );
+    expect(text).toContain(
+      '\n  at claim     position 0.0005 ETH, entry 200 USD, collateral 4.567086 USD: no liquidation price: its collateral covers any price; no bankruptcy price: its equity stays above zero at any price\n',
+    );
+    expect(text).not.toMatch(/ 0 USD/);
   });
 
   it("review51-support-deficit-loss: a rest that came with its earlier slices' deficit lost no collateral it did not have", async () => {
@@ -1071,5 +1136,226 @@ describe('review51-support: what show says is true in the cases the first versio
         '  sized        the whole position (the market-only baseline)',
       ]),
     );
+  });
+});
+
+describe('support52: answering traders, round two', () => {
+  it('support52-no-liquidation-price: a short whose deficit passes its entry value is past both prices at any mark', async () => {
+    // 1 ETH short at 200 carrying 250 of its earlier slices' deficit: its equity is below zero at every price.
+    const record: LiquidationRecord = {
+      id: 's7:2',
+      positionId: 's7',
+      symbol: 'ETH-USD',
+      side: 'SHORT',
+      state: 'EXECUTING',
+      tickKey: 'ETH-USD#8',
+      triggerMark: parsePrice('210'),
+      remainingSize: parseBase('1'),
+      marketFills: [],
+      history: [{ atMs: T, state: 'QUEUED', note: 'next slice of s7:0' }],
+      context: {
+        plannedSize: parseBase('1'),
+        executionMark: parsePrice('210'),
+        positionVersion: 2,
+        claimed: encodeClaimedFacts({
+          position: { size: parseBase('1'), entryPrice: parsePrice('200'), collateral: -parseQuote('250') },
+          sizing: 'sizing/insolvent',
+          ...rules,
+        }),
+      },
+      version: 1,
+    };
+    const s7: PositionRecord = {
+      id: 's7',
+      traderId: 't-s7',
+      symbol: 'ETH-USD',
+      side: 'SHORT',
+      size: parseBase('1'),
+      entryPrice: parsePrice('200'),
+      collateral: -parseQuote('250'),
+      state: 'LIQUIDATING',
+      liquidationPrice: 0n,
+      version: 2,
+    };
+    const { shown, lines } = await collected(record, s7);
+    expect(shown.liquidation.context?.claimed).toMatchObject({
+      liquidationPrice: null,
+      bankruptcyPrice: null,
+    });
+    expect(shown.liquidation.restWas).toBe('past-liquidation-price');
+    expect(lines).toContain(
+      '  at claim     position 1 ETH, entry 200 USD, collateral -250.00 USD: no liquidation price: its equity is below the maintenance margin at any price; no bankruptcy price: its equity is below zero at any price',
+    );
+  });
+
+  describe("support52-auction-fill-times: each auction fill's time and mark, from its provider's record", () => {
+    const sell = (providerId: string, size: string, price: string) => {
+      const fill = { price: parsePrice(price), size: parseBase(size) };
+      return { providerId, ...fill, cost: auctionFillCost('SELL', fill) };
+    };
+    // q1:0's SELL auction: step 1 filled lp-a and lp-b, step 2 lp-a, lp-c and lp-d.
+    const fills = [
+      sell('lp-a', '2', '194'),
+      sell('lp-b', '1', '195'),
+      sell('lp-a', '1', '190.08'),
+      sell('lp-c', '1', '191'),
+      sell('lp-d', '0.5', '191'),
+    ];
+    /** What a provider's record keeps of a fill of `auction`'s liquidation (or another's). */
+    const kept = (
+      f: (typeof fills)[number],
+      step: number,
+      mark: string,
+      atMs: number,
+      liquidationId = 'q1:0',
+    ) => ({
+      liquidationId,
+      step,
+      symbol: 'ETH-USD',
+      direction: 'SELL' as const,
+      size: f.size,
+      price: f.price,
+      cost: f.cost,
+      mark: parsePrice(mark),
+      edge: fillEdge('SELL', f.size, parsePrice(mark), f.cost),
+      atMs,
+    });
+    const provider = (id: string, recent: ReturnType<typeof kept>[]): ProviderRecord => ({
+      id,
+      capital: parseQuote('100000'),
+      maxDiscountPpm: 30_000n,
+      maxLot: parseBase('100'),
+      symbols: ['ETH-USD'],
+      fills: { total: 9, recent, byMarket: {}, sinceMs: T },
+      version: 3,
+    });
+    const later = (n: number) =>
+      Array.from({ length: n }, (_, i) => kept(sell('x', '1', '150'), 1, '150', T + 600_000 + i, `z${i}:0`));
+
+    async function shownWith(unreadable?: string) {
+      const adapters = createEmbeddedAdapters();
+      // lp-a keeps its step-2 fill of it, its step-1 fill let go; lp-b its one fill, filled at the step's mark;
+      // lp-c five later fills of other auctions; lp-d a fill of this auction this one does not hold (another size).
+      await adapters.providers.put(
+        provider('lp-a', [...later(4), kept(fills[2]!, 2, '192', T + 40_000)]),
+        undefined,
+      );
+      await adapters.providers.put(provider('lp-b', [kept(fills[1]!, 1, '195', T + 10_000)]), undefined);
+      await adapters.providers.put(provider('lp-c', later(5)), undefined);
+      await adapters.providers.put(
+        provider('lp-d', [{ ...kept(fills[4]!, 2, '192', T + 40_000), size: parseBase('0.4') }]),
+        undefined,
+      );
+      await adapters.auctions.create({
+        id: 'q1:0:auction',
+        liquidationId: 'q1:0',
+        symbol: 'ETH-USD',
+        direction: 'SELL',
+        lot: parseBase('5.5'),
+        remainingLot: 0n,
+        top: parsePrice('196'),
+        startedAtMs: T,
+        resets: 0,
+        step: 3,
+        state: 'CLEARED',
+        endedBy: 'plan',
+        endedAtMark: parsePrice('192'),
+        fills,
+        version: 2,
+      });
+      await adapters.transactor.commit([
+        {
+          kind: 'liquidation',
+          record: {
+            id: 'q1:0',
+            positionId: 'q1',
+            symbol: 'ETH-USD',
+            side: 'LONG',
+            state: 'AUCTION',
+            tickKey: 'ETH-USD#3',
+            triggerMark: parsePrice('196'),
+            remainingSize: parseBase('5.5'),
+            marketFills: [],
+            history: [{ atMs: T, state: 'AUCTION', note: 'lot 550000000' }],
+            context: {
+              plannedSize: parseBase('5.5'),
+              executionMark: parsePrice('196'),
+              auctionId: 'q1:0:auction',
+            },
+            version: 2,
+          },
+          expectedVersion: undefined,
+        },
+      ]);
+      const reading =
+        unreadable === undefined
+          ? adapters
+          : {
+              ...adapters,
+              providers: {
+                list: (symbol: string) => adapters.providers.list(symbol),
+                put: (p: ProviderRecord, expected: number | undefined) => adapters.providers.put(p, expected),
+                get: async (id: string) => {
+                  if (id === unreadable) throw new Error('AccessDeniedException: not authorized');
+                  return adapters.providers.get(id);
+                },
+              },
+            };
+      return (await collectLiquidation(reading, 'q1:0'))!;
+    }
+
+    it('times the fills the records keep, against their step mark; says why the others have none', async () => {
+      const r = await shownWith();
+      expect(r.auction?.fills).toEqual([
+        { providerId: 'lp-a', price: '194', size: '2', cost: '388' },
+        {
+          providerId: 'lp-b',
+          price: '195',
+          size: '1',
+          cost: '195',
+          step: 1,
+          at: '2020-03-12T09:00:10.000Z',
+          mark: '195',
+          slippagePercent: '0',
+        },
+        {
+          providerId: 'lp-a',
+          price: '190.08',
+          size: '1',
+          cost: '190.08',
+          step: 2,
+          at: '2020-03-12T09:00:40.000Z',
+          mark: '192',
+          slippagePercent: '1',
+        },
+        { providerId: 'lp-c', price: '191', size: '1', cost: '191' },
+        { providerId: 'lp-d', price: '191', size: '0.5', cost: '95.5' },
+      ]);
+      expect(r.auction?.providersUnread).toBeUndefined();
+      const lines = renderLiquidation(r).split('\n');
+      const at = lines.indexOf(
+        "  fills        3 of 5 without a time: the auction records none, and a provider's record keeps only its latest 5 fills",
+      );
+      expect(at).toBeGreaterThan(0);
+      expect(lines.slice(at + 1, at + 6)).toEqual([
+        '    lp-a: 2 ETH at 194 USD (cost 388.00 USD)',
+        "    lp-b: 1 ETH at 195 USD (cost 195.00 USD), step 1 at 2020-03-12T09:00:10.000Z, at the step's mark 195 USD",
+        "    lp-a: 1 ETH at 190.08 USD (cost 190.08 USD), step 2 at 2020-03-12T09:00:40.000Z, 1.00 % below the step's mark 192 USD",
+        '    lp-c: 1 ETH at 191 USD (cost 191.00 USD)',
+        '    lp-d: 0.5 ETH at 191 USD (cost 95.50 USD)',
+      ]);
+    });
+
+    it('a provider whose record cannot be read is named with why; the command still answers', async () => {
+      const r = await shownWith('lp-b');
+      expect(r.auction?.providersUnread).toEqual([
+        { providerId: 'lp-b', reason: 'AccessDeniedException: not authorized' },
+      ]);
+      expect(r.auction?.fills[1]).toEqual({ providerId: 'lp-b', price: '195', size: '1', cost: '195' });
+      expect(r.auction?.fills[2]?.at).toBe('2020-03-12T09:00:40.000Z');
+      expect(renderLiquidation(r)).toContain(
+        "\n    provider lp-b's record not read (AccessDeniedException: not authorized): its fills' times not shown\n",
+      );
+    });
   });
 });

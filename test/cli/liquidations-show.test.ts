@@ -260,7 +260,7 @@ describe('liquidations show', () => {
             `\n    ${f.size} ETH at ${f.price} USD, ${Number(f.slippagePercent).toFixed(2)} % below the mark\n`,
           );
         expect(text).toContain(
-          `\n  fee          ${formatQuoteGrouped(s1.fee)} USD: the rate, 1 %, of the closed notional ${formatQuoteGrouped(notional16 / 10n ** 10n)} USD (rounded up)\n`,
+          `\n  fee          the trader paid ${formatQuoteGrouped(s1.fee)} USD: the rate in force when it was claimed, 1 %, of the closed notional ${formatQuoteGrouped(notional16 / 10n ** 10n)} USD (rounded up)\n`,
         );
         expect(text).toContain(
           `\n  loss         the trader lost ${formatQuoteGrouped(parseQuote('200') - s1.traderPayout)} USD of its 200.00 USD of collateral\n`,
@@ -316,14 +316,31 @@ describe('liquidations show', () => {
           endedBy: auction.endedBy,
         });
         expect(json.auction!.startedAt).toMatch(ISO);
+        // Each fill's step, time and the step's mark, from lp-1's record, which keeps its latest fills
+        // (support52-auction-fill-times): how far below that mark it bought, as a market fill's.
+        const lp1 = (await s.adapters.providers.get('lp-1'))!;
+        const kept = lp1.fills && 'recent' in lp1.fills ? lp1.fills.recent : [];
+        expect(kept).toHaveLength(auction.fills.length);
         expect(json.auction!.fills).toEqual(
-          auction.fills.map((f) => ({
+          auction.fills.map((f, i) => ({
             providerId: 'lp-1',
             price: expect.stringMatching(DECIMAL),
             size: formatBase(f.size),
             ...(f.cost === undefined ? {} : { cost: formatQuote(f.cost) }),
+            step: kept[i]!.step,
+            at: new Date(kept[i]!.atMs).toISOString(),
+            mark: formatPrice(kept[i]!.mark),
+            slippagePercent: belowMark(f.price, kept[i]!.mark),
           })),
         );
+        expect(json.auction!.providersUnread).toBeUndefined();
+        expect(text).toContain(
+          "\n  fills        each with its step's time and mark, from its provider's record\n",
+        );
+        for (const f of json.auction!.fills)
+          expect(text).toContain(
+            `\n    lp-1: ${f.size} ETH at ${f.price} USD (cost ${formatQuoteGrouped(parseQuote(f.cost!))} USD), step ${f.step} at ${f.at}, ${Number(f.slippagePercent).toFixed(2)} % below the step's mark ${f.mark} USD\n`,
+          );
         expect(json.settlement?.amounts).toMatchObject({ auctionClosedSize: '10', marketClosedSize: '0' });
         expect(json.settlement?.settledBy).toBe('auction');
         // The fee's base is what the provider's fills were worth at their prices (support51-fee-and-loss).
@@ -461,12 +478,16 @@ describe('liquidations show', () => {
               price: close!.price,
               profitGiven: '30',
               haircut: '0',
+              // Why s1 (support52-adl-why-me): at 175 its profit, 250, is 62.5 % of its 400 of collateral, and
+              // its effective leverage 1,750 of value on 650 of equity.
+              rank: { place: 1, of: 1, profitPercentOfCollateral: '62.5', effectiveLeverage: '2.69' },
             },
           ],
         });
+        expect(close!.rank).toEqual(ofS1.deleveragedBy!.events[0]!.rank);
         const s1Text = await cli('liquidations', 'show', '--position', 's1', ...s.at);
         expect(s1Text.stdout).toContain(
-          `\n  deleveraged by ADL once:\n  ${ofS1.deleveragedBy!.events[0]!.at} by ${id} (its settlement): closed 10 ETH at mark 175 USD (effective ${close!.price} USD), gave 30.00 USD (haircut 0.00 USD)\n`,
+          `\n  deleveraged by ADL once:\n  ${ofS1.deleveragedBy!.events[0]!.at} by ${id} (its settlement): closed 10 ETH at mark 175 USD (effective ${close!.price} USD), gave 30.00 USD (haircut 0.00 USD)\n    the only counterparty ADL took from, ranked first by profit as a share of collateral x effective leverage at the plan's mark: profit 62.5 % of its collateral, effective leverage 2.69x\n`,
         );
         expect(json.liquidation.context?.plan).toMatchObject({
           mark: '175',
@@ -497,7 +518,7 @@ describe('liquidations show', () => {
           restDeficit: '0',
         });
         expect(text).toContain(
-          '\n  fee          0.00 USD: the rate, 1 %, of the closed notional 1,750.00 USD is 17.50 USD, capped at what the close left the trader\n',
+          '\n  fee          the trader paid 0.00 USD: the rate in force when it was claimed, 1 %, of the closed notional 1,750.00 USD is 17.50 USD, capped at what the close left the trader\n',
         );
         expect(text).toContain(
           '\n  loss         the trader lost all of its collateral, 200.00 USD; the close lost 50.00 USD more, borne by the fund, ADL or bad debt (the shortfall), never by the trader\n  shortfall    50.00 USD: fund paid 20.00 USD, ADL covered 30.00 USD, no bad debt\n',
