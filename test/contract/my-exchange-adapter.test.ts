@@ -256,6 +256,39 @@ describe('the example adapter (test/contract/my-exchange/venue.ts)', () => {
     }
   });
 
+  // review52-venue-repeat-refused: an exchange checking its rate limit (or margin, a halt) before its duplicate check
+  // refuses a repeat of an order it executed; the adapter passed the refusal on as `rejected`, which the consumer, in
+  // the delivery after the one that placed it, takes as nothing executed: the executed size to the auction, sold twice.
+  it('looks a refused order up before answering rejected: a repeat of an executed id refused answers its execution', async () => {
+    exchange = await startExchangeStub();
+    const venue = new MyExchangeVenue({ key: fixedVenueKey(exchange.secret), baseUrl: exchange.url });
+    const first = await venue.placeIoc(sell('p13:1:market'));
+    expect(first.fills.reduce((t, f) => t + f.size, 0n)).toBe(parseBase('0.01'));
+    const refused = exchange.refuseNextRepeat();
+    // Before: `venue/rejected: p13:1:market: refused (RATE_LIMITED)`.
+    const again = await venue.placeIoc(sell('p13:1:market'));
+    expect(refused()).toBe(true);
+    expect(again).toEqual(first);
+    expect(exchange.position('ETH-USD')).toBe(-parseBase('0.01'));
+    // Its look-up refused too (the key, twice): it cannot say, so not sent for all it knows, never rejected.
+    const unknown = exchange.refuseNextRepeat();
+    exchange.refuseKeyOn('GET /v1/orders', 2);
+    expect(await failure(venue.placeIoc(sell('p13:1:market')))).toMatchObject({
+      kind: 'unavailable',
+      message: expect.stringContaining('refused (RATE_LIMITED), and its id could not be looked up'),
+    });
+    expect(unknown()).toBe(true);
+    // A new order refused is not found: rejected, after one look-up.
+    const looked = exchange.served.get('GET /v1/orders') ?? 0;
+    exchange.next('refused');
+    expect(await failure(venue.placeIoc(sell('p13:2:market')))).toMatchObject({
+      kind: 'rejected',
+      message: 'venue/rejected: p13:2:market: refused (INSUFFICIENT_MARGIN)',
+    });
+    expect(exchange.served.get('GET /v1/orders')).toBe(looked + 1);
+    expect(exchange.position('ETH-USD')).toBe(-parseBase('0.01'));
+  });
+
   // venue52-deadline-before-sent: a call whose deadline ended before its request left (spent waiting for the key's read)
   // handed fetch an aborted signal; fetch threw its AbortError at once, sending nothing, and the adapter read it as a
   // `timeout`: an order in doubt, asked again until the receives ran out and dead-lettered, though nothing was sent.

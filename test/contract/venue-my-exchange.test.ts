@@ -23,6 +23,7 @@ venueContractSuite(
       netTraded: async (symbol) => exchange.position(symbol), // the exchange's records, never the adapter's answers
       netPaid: async (symbol) => exchange.quoteSpent(symbol), // its trades' price x size (PriceE8 x BaseE8), bought minus sold, fees apart
       fail: (fault) => exchange.next(fault), // the next new order: lost-before, lost-after, refused, down, unread-after; answers whether it did it
+      refuseRepeat: () => exchange.refuseNextRepeat(), // the next repeat of an id it took: refused (its rate limit) before its duplicate check
       failQuote: (fault) => exchange.nextQuote(fault), // the next quote: lost, down
       emptyBook: (symbol, empty) => exchange.setEmpty(symbol, empty), // refilled, it meets any order resting on it
       sibling: () => new MyExchangeVenue({ key: key(), baseUrl: exchange.url }), // another container: its own reader

@@ -188,6 +188,40 @@ const unreadAs = (kind: VenueErrorKind) => async (): Promise<VenueHarness> => {
   };
 };
 
+/**
+ * An exchange checking its rate limit before its duplicate check, under an adapter: refuseRepeat() has it refuse the
+ * next order repeating an id it executed. `lookUp`: the adapter looks a refused order's id up (the exchange's record
+ * answers it: found, its execution), or passes the refusal on as `rejected` (review52-venue-repeat-refused).
+ */
+const refusingRepeats = (lookUp: boolean) => async (): Promise<VenueHarness> => {
+  let armed: { done: boolean } | undefined;
+  const executed = new Set<string>();
+  const h = await harnessOf((exchange) => ({
+    placeIoc: async (o) => {
+      if (armed && executed.has(o.clientOrderId)) {
+        armed.done = true;
+        armed = undefined;
+        if (!lookUp)
+          throw new VenueError(`venue/rejected: ${o.clientOrderId}: refused (RATE_LIMITED)`, 'rejected');
+        // Looked up: the exchange answers the id's execution.
+        return exchange.placeIoc(o);
+      }
+      const result = await exchange.placeIoc(o);
+      executed.add(o.clientOrderId);
+      return result;
+    },
+    quote: (s) => exchange.quote(s),
+  }))();
+  return {
+    ...h,
+    refuseRepeat: () => {
+      const injected = { done: false };
+      armed = injected;
+      return () => injected.done;
+    },
+  };
+};
+
 const MISTAKES: readonly {
   readonly mistake: string;
   readonly caughtBy: readonly string[];
@@ -224,6 +258,12 @@ const MISTAKES: readonly {
         quote: (s, r) => inner.quote(s, r),
       };
     }),
+  },
+  {
+    mistake:
+      "a repeat of an executed id refused by the exchange (its rate limit before its duplicate check) passed on as 'rejected'",
+    caughtBy: ['repeat-refused'],
+    harness: refusingRepeats(false),
   },
   {
     mistake: 'a lost answer reported as the exchange being unavailable',
@@ -525,12 +565,32 @@ describe('the venue contract catches the mistakes it is written against', () => 
   });
 
   // Every property can be met, the ones the simulated venues go without included, and by adapters differing in
-  // what the consumer does not read or is safe to be told.
+  // what the consumer does not read or is safe to be told. But repeat-refused: its refusal is an exchange's, which these
+  // adapters over a book answering repeats first never meet (met below, by an adapter looking the id up).
   for (const { adapter, venue, market } of SOUND)
     it(`passes an adapter ${adapter}, on every property`, async () => {
-      for (const property of VENUE_PROPERTIES)
+      for (const property of VENUE_PROPERTIES.filter((p) => !p.needs?.includes('repeat refusal')))
         await checkVenueProperty(property, everyControl(venue, market), { numRuns: 50, seed: 46 });
     });
+
+  // review52-venue-repeat-refused: the contract injected no refusal on a repeat (a fault is the next new order's), so an
+  // adapter passing an exchange's refusal of a repeat of an executed id on as 'rejected' passed it: the delivery after
+  // the one that placed it hands the executed size to the auction.
+  it("fails repeat-refused on an adapter answering a refused repeat of an executed id 'rejected', saying so; one looking the id up passes", async () => {
+    const property = byId.get('repeat-refused')!;
+    await checkVenueProperty(property, refusingRepeats(true));
+    await expect(checkVenueProperty(property, refusingRepeats(false))).rejects.toThrow(
+      /^a repeat of \S+, executed, refused by the exchange and answered rejected: look the id up before answering rejected/,
+    );
+    // A harness whose refusal did nothing is told so, not passed.
+    const idle = async (): Promise<VenueHarness> => ({
+      ...(await refusingRepeats(false)()),
+      refuseRepeat: () => () => false,
+    });
+    await expect(checkVenueProperty(property, idle)).rejects.toThrow(
+      /^the repeat refusal took no effect: the harness reports that the exchange did not refuse \S+/,
+    );
+  });
 
   // venue47-quote-locked: quote-sell and quote-buy asked for a bid below the ask, which the consumer does not: an
   // adapter quoting a locked book, as real exchanges show for moments, failed the contract the consumer passes.
@@ -553,7 +613,7 @@ describe('the venue contract catches the mistakes it is written against', () => 
   // (venue50-unread-after: no other fault comes after an order was answered; venue51-unread-sequences).
   it("passes an adapter answering an executed order's unread outcome as a timeout; 'unavailable' fails the properties injecting it alone", async () => {
     const offered = VENUE_PROPERTIES.filter(
-      (p) => !(p.needs ?? []).some((c) => c === 'sibling' || c === 'quote faults'),
+      (p) => !(p.needs ?? []).some((c) => c === 'sibling' || c === 'quote faults' || c === 'repeat refusal'),
     );
     for (const property of offered) {
       await checkVenueProperty(property, unreadAs('timeout'), { numRuns: 50, seed: 46 });

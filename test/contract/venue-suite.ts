@@ -70,6 +70,12 @@ export interface VenueHarness {
    * whether it did (a property whose fault was not done fails, naming it).
    */
   fail?(fault: ExchangeFault): FaultDone;
+  /**
+   * Control 'repeat refusal': the exchange refuses the next order that repeats an id it executed, as one checking its
+   * rate limit, margin or a halt before its duplicate check does (its own refusal, say its rate limit's); answers the
+   * exchange's report of whether it did, as `fail` does.
+   */
+  refuseRepeat?(): FaultDone;
   /** Control 'quote faults': the next quote's call to the exchange is lost, or finds it down. */
   failQuote?(fault: 'lost' | 'down'): void;
   /** Control 'empty book': empties `symbol`'s book, or fills it again. */
@@ -88,7 +94,7 @@ export interface VenueHarness {
 
 export type VenueHarnessFactory = () => Promise<VenueHarness>;
 
-export type VenueControl = 'faults' | 'quote faults' | 'empty book' | 'sibling';
+export type VenueControl = 'faults' | 'repeat refusal' | 'quote faults' | 'empty book' | 'sibling';
 
 export interface VenueContractOptions {
   /** fast-check runs of each property (each run places orders: keep it low on a testnet). */
@@ -288,7 +294,7 @@ const sizes = (h: VenueHarness) => fc.bigInt({ min: 1n, max: h.maxSize });
 const marketableSizes = (h: VenueHarness) => fc.bigInt({ min: h.minSize, max: h.maxSize });
 
 /** The harness's control: a property needing one runs only where `without` does not excuse it. */
-function control<K extends 'fail' | 'failQuote' | 'emptyBook' | 'sibling'>(
+function control<K extends 'fail' | 'refuseRepeat' | 'failQuote' | 'emptyBook' | 'sibling'>(
   h: VenueHarness,
   key: K,
 ): NonNullable<VenueHarness[K]> {
@@ -535,6 +541,45 @@ export const VENUE_PROPERTIES: readonly VenueProperty[] = [
         ),
         runs,
       );
+    },
+  },
+  // A refusal answers a request, not an id: an exchange checking its rate limit, margin or a halt before its duplicate
+  // check refuses a repeat of an order it executed, and passed on as 'rejected' (an answer that nothing executed under
+  // the id), the delivery after the one that placed it hands the executed size to the auction, which sells it again
+  // (review52-venue-repeat-refused). Looked up, it is the execution; not looked up, in doubt at most.
+  {
+    id: 'repeat-refused',
+    section: IDEMPOTENT,
+    title:
+      'a repeat of an executed id the exchange refuses (its rate limit or margin checked before its duplicate) answers the first execution, or a timeout or unavailable, never rejected',
+    needs: ['repeat refusal'],
+    check: async (h) => {
+      const next = orderMaker(h);
+      for (const dir of ['SELL', 'BUY'] as const) {
+        const order = next({ direction: dir });
+        const first = expectExecution(h, order, await place(h, order));
+        expect(first.fills.length, 'the first placement executed').toBeGreaterThan(0);
+        const done: unknown = control(h, 'refuseRepeat')();
+        if (typeof done !== 'function')
+          throw new Error(
+            'refuseRepeat() answered no report: return the exchange\'s, a function saying whether it refused the repeat (docs/VENUE.md, "Testing it")',
+          );
+        const refused = await place(h, order);
+        if ((await (done as FaultDone)()) !== true)
+          throw new Error(
+            `the repeat refusal took no effect: the harness reports that the exchange did not refuse ${order.clientOrderId}, the repeat placed after refuseRepeat(), so this property tested nothing of it`,
+          );
+        if ('error' in refused && refused.error.kind === 'rejected')
+          throw new Error(
+            `a repeat of ${order.clientOrderId}, executed, refused by the exchange and answered rejected: look the id up before answering rejected (docs/VENUE.md, "Idempotent placement"): ${refused.error.message}`,
+          );
+        if ('error' in refused) expectVenueError(refused.error, ['timeout', 'unavailable']);
+        else expectSameExecution(refused, first);
+        expect(refused.moved, 'the refused repeat executed').toEqual(NOTHING);
+        const again = await place(h, order);
+        expectSameExecution(again, first);
+        expect(again.moved).toEqual(NOTHING);
+      }
     },
   },
   // Two deliveries of one liquidation race past the lease only once it ran out, but then they race. A placement

@@ -45,6 +45,9 @@ const WITHOUT = {
   sibling: 'client order ids are remembered in the process that placed them (a simulation: one book each)',
   // Quote outages are a test's wrapper around them (test/services/venue-answers.test.ts).
   'quote faults': 'the simulated book always quotes',
+  // The book is its own exchange: it answers a repeat from its record before any check (and takes no fault on one).
+  'repeat refusal':
+    'a repeat is answered from the record of its executions before any check: nothing refuses it',
 };
 
 // A coarse lot grid, so that sizes and the lot rounding are exercised.

@@ -21,7 +21,8 @@ import type { ExchangeFault, FaultDone } from '../venue-suite.ts';
  * - GET  /v1/instruments/:symbol               { symbol, tickSize, lotSize }, 404 UNKNOWN_SYMBOL
  * - GET  /v1/book/:symbol                      { bid: "1999.99" | null, ask: ... }, 404 UNKNOWN_SYMBOL
  * - POST /v1/orders                            { clientOrderId, symbol, side, quantity, price, timeInForce: "IOC" }
- *                                              -> { orderId, clientOrderId, status }, 409 DUPLICATE_CLIENT_ORDER_ID
+ *                                              -> { orderId, clientOrderId, status }, 409 DUPLICATE_CLIENT_ORDER_ID,
+ *                                              429 RATE_LIMITED (checked before the duplicate: refuseNextRepeat)
  * - GET  /v1/orders?clientOrderId=             { orderId, clientOrderId, status }, 404 ORDER_NOT_FOUND
  * - GET  /v1/trades?orderId=&cursor=           { trades: [{ price, quantity }], next?: cursor }, 3 a page
  * Every call carries X-API-KEY; another key is 401 INVALID_API_KEY.
@@ -75,6 +76,11 @@ export interface ExchangeStub {
    * did it (the contract's proof it took effect).
    */
   next(fault: ExchangeFault): FaultDone;
+  /**
+   * Refuses the next order that repeats an id it took (429 RATE_LIMITED), as an exchange checking its rate limit,
+   * margin or a halt before its duplicate check does; answers whether it did (the contract's refuseRepeat).
+   */
+  refuseNextRepeat(): FaultDone;
   nextQuote(fault: 'lost' | 'down'): void;
   setEmpty(symbol: string, empty: boolean): void;
   /** Requests served, by route ("POST /v1/orders"): what the adapter sent. */
@@ -113,6 +119,8 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
   const spent = new Map<string, bigint>();
   /** Faults for the next new orders' calls, each marked done where the exchange does it (spent on an invalid order, it is not). */
   const faults: { readonly fault: ExchangeFault; done: boolean }[] = [];
+  /** The refusal the next repeat of an id it took meets (refuseNextRepeat), marked done once it did. */
+  let repeatRefusal: { done: boolean } | undefined;
   /** The order 'unread-after' executed: reads of its outcome refuse the key (as a rotation) until another id is taken. */
   let unread: Order | undefined;
   const quoteFaults: ('lost' | 'down')[] = [];
@@ -190,6 +198,12 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
       // answered as the duplicate it is (the adapter then answers the recorded execution), and leaves it queued.
       // Taken by a repeat, 'refused' answered an executed order as refused, and 'lost-before' or 'down' as never sent.
       const repeat = typeof o.clientOrderId === 'string' && orders.has(o.clientOrderId);
+      // Its rate limit before its duplicate check: a repeat of an executed id refused (review52-venue-repeat-refused).
+      if (repeat && repeatRefusal) {
+        repeatRefusal.done = true;
+        repeatRefusal = undefined;
+        throw new HttpError(429, 'RATE_LIMITED');
+      }
       const injected = repeat ? undefined : faults.shift();
       const fault = injected?.fault;
       // Marked where it takes effect: a fault whose order fails otherwise first (an invalid order) is spent undone.
@@ -275,6 +289,11 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
     next: (fault) => {
       const injected = { fault, done: false };
       faults.push(injected);
+      return () => injected.done;
+    },
+    refuseNextRepeat: () => {
+      const injected = { done: false };
+      repeatRefusal = injected;
       return () => injected.done;
     },
     nextQuote: (fault) => void quoteFaults.push(fault),

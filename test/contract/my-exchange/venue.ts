@@ -234,7 +234,7 @@ export class MyExchangeVenue implements Venue {
         // attempt, which then goes through (review50-integrate-example-grid-kept).
         if (error.code === 'INVALID_PRICE' || error.code === 'INVALID_QUANTITY')
           this.#instruments.delete(order.symbol);
-        return fail(`${order.clientOrderId}: refused (${error.code})`, 'rejected');
+        orderId = await this.#refusedOrFound(id, order.clientOrderId, error.code, deadline);
       } else {
         return fail(`${order.clientOrderId}: ${error.message}`, 'timeout');
       }
@@ -281,6 +281,32 @@ export class MyExchangeVenue implements Venue {
     const found = await this.#find(id, clientOrderId, deadline);
     // Never a rejection: the id exists, its outcome is not known here.
     return found ?? fail(`${clientOrderId}: a duplicate not found`, 'timeout');
+  }
+
+  /**
+   * After the exchange refused a placement: a refusal answers the request, not the id. An exchange checking its rate
+   * limit, margin, a halt or its grid before its duplicate check refuses a repeat of an order it executed too, and
+   * `rejected` for that repeat hands the executed size to the auction, which sells it again. So the id is looked up:
+   * found, its order (its trades are the answer); not found, `rejected`; the look-up failed, `unavailable` (this
+   * request placed nothing, and the consumer keeps an order an earlier delivery may have placed in doubt).
+   */
+  async #refusedOrFound(
+    id: string,
+    clientOrderId: string,
+    code: string,
+    deadline: AbortSignal,
+  ): Promise<string> {
+    let found: string | undefined;
+    try {
+      found = await this.#find(id, clientOrderId, deadline);
+    } catch (error) {
+      if (!(error instanceof VenueError)) throw error;
+      return fail(
+        `${clientOrderId}: refused (${code}), and its id could not be looked up (${error.message})`,
+        'unavailable',
+      );
+    }
+    return found ?? fail(`${clientOrderId}: refused (${code})`, 'rejected');
   }
 
   /** The exchange's order id of our id, or undefined when it has none; in doubt (a timeout) when it cannot say. */
