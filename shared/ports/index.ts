@@ -347,7 +347,11 @@ export type PendingTick = Pick<AcceptedTick, 'sequence' | 'timestampMs'>;
 
 /** What a tick was judged on besides the last tick: the breaker's tick and the pending mark (undefined: none). */
 export interface MarketReadGuard {
-  readonly breakerSequence: number | undefined;
+  /**
+   * The breaker's print as read, whole: on a market with no last tick a feed resumed below its first print numbers
+   * a new print as that one was, and re-arms the breaker with it (review52-feed-breaker-guard-whole-print).
+   */
+  readonly breakerTick: PrintAsRead | undefined;
   readonly pendingSequence: number | undefined;
   /**
    * The last tick's mark and time as read: a feed resumed below its last sequence (rebaseSequence) repeats
@@ -364,8 +368,8 @@ export interface MarketRepository {
   get(symbol: string): Promise<MarketState | undefined>;
   /**
    * Records `tick` as the last accepted tick if the stored last sequence is `expectedLastSequence`
-   * (undefined: none yet) and, given `guard`, the breaker and the pending mark are still as read (else
-   * ConditionFailedError). `pending` marks that its liquidations are still being enqueued. Returns the state as
+   * (undefined: none yet) and, given `guard`, the breaker (its print, whole) and the pending mark are still as read
+   * (else ConditionFailedError). `pending` marks that its liquidations are still being enqueued. Returns the state as
    * written (with what others wrote, such as wake marks).
    */
   acceptTick(
@@ -403,8 +407,9 @@ export interface MarketRepository {
   /**
    * Removes the breaker, whatever print it holds; a no-op when none. Called by tests alone, to set a market up: no
    * service or operator command resets a breaker, which closes in the closing tick's own write (acceptTick's
-   * closeBreaker). Conditional on no print, so a retry after a lost answer removes a breaker tripped in between: a
-   * caller on a real path would need it conditional on the breaker as read (feed52-breaker-reset-checked).
+   * closeBreaker). Conditional on a breaker being there, not on the print it holds, so a retry after a lost answer
+   * removes a breaker tripped in between: a caller on a real path would need it conditional on the breaker as read
+   * (feed52-breaker-reset-checked).
    */
   resetBreaker(symbol: string): Promise<void>;
   /**

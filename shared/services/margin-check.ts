@@ -340,7 +340,8 @@ async function handleTickOnce(
   try {
     const bandAnchor = market && nextBandAnchor(state ?? {}, accepted, verdict, market);
     written = await markets.acceptTick(tick.symbol, accepted, state?.lastTick?.sequence, crossed, {
-      breakerSequence: state?.breaker?.tick.sequence,
+      // The breaker's print whole, not its number (review52-feed-breaker-guard-whole-print).
+      breakerTick: state?.breaker?.tick,
       pendingSequence: pending,
       ...(state?.lastTick ? { lastTick: state.lastTick } : {}),
       // In the same write: a breaker left by a failed second write would still judge later ticks.

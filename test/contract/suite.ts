@@ -588,7 +588,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
 
       it('accepts a tick only on the breaker and pending mark it was judged on, and returns the state written', async () => {
         await a.markets.coverWakeMark('ETH-USD', 'SELL', price('1400'));
-        const none = { breakerSequence: undefined, pendingSequence: undefined };
+        const none = { breakerTick: undefined, pendingSequence: undefined };
         expect(await a.markets.acceptTick('ETH-USD', tick(1), undefined, true, none)).toEqual({
           symbol: 'ETH-USD',
           lastTick: tick(1),
@@ -603,13 +603,13 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         await a.markets.tripBreaker('ETH-USD', 'tick/price-band', tick(3), 9_000);
         await expect(
           a.markets.acceptTick('ETH-USD', tick(4), 1, false, {
-            breakerSequence: undefined,
+            breakerTick: undefined,
             pendingSequence: 1,
           }),
         ).rejects.toBeInstanceOf(ConditionFailedError);
         expect((await a.markets.get('ETH-USD'))?.lastTick).toEqual(tick(1));
         const written = await a.markets.acceptTick('ETH-USD', tick(4), 1, false, {
-          breakerSequence: 3,
+          breakerTick: tick(3),
           pendingSequence: 1,
         });
         expect(written).toEqual(await a.markets.get('ETH-USD'));
@@ -657,9 +657,9 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           }),
         ).toBe(true);
         // A tick closing the breaker removes it in its own write, guarded on it.
-        const closes = { breakerSequence: 5, pendingSequence: undefined, closeBreaker: true };
+        const closes = { breakerTick: tick(5), pendingSequence: undefined, closeBreaker: true };
         await expect(
-          a.markets.acceptTick('ETH-USD', tick(6), 4, false, { ...closes, breakerSequence: 3 }),
+          a.markets.acceptTick('ETH-USD', tick(6), 4, false, { ...closes, breakerTick: tick(3) }),
         ).rejects.toBeInstanceOf(ConditionFailedError);
         const closed = await a.markets.acceptTick('ETH-USD', tick(6), 4, false, closes);
         expect(closed.breaker).toBeUndefined();
@@ -853,7 +853,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
 
       it('accepts a tick only on the last mark and time it was judged on, when given (a resumed feed repeats sequences)', async () => {
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, false);
-        const none = { breakerSequence: undefined, pendingSequence: undefined };
+        const none = { breakerTick: undefined, pendingSequence: undefined };
         const other = { ...tick(1), markPrice: tick(1).markPrice + 1n };
         await expect(
           a.markets.acceptTick('ETH-USD', tick(2), 1, false, { ...none, lastTick: other }),
@@ -870,7 +870,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       });
 
       it("writes the window band's anchor with the tick when given, and keeps the stored one when not", async () => {
-        const none = { breakerSequence: undefined, pendingSequence: undefined };
+        const none = { breakerTick: undefined, pendingSequence: undefined };
         const anchor = { markPrice: HUGE, timestampMs: tick(1).timestampMs };
         const written = await a.markets.acceptTick('ETH-USD', tick(1), undefined, false, {
           ...none,
@@ -935,7 +935,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           continuedAtMs: 9_750,
         });
         const written = await a.markets.acceptTick('ETH-USD', tick(3), 1, false, {
-          breakerSequence: 2,
+          breakerTick: tick(2),
           pendingSequence: undefined,
           closeBreaker: true,
         });
@@ -1269,7 +1269,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         ).rejects.toBeInstanceOf(ConditionFailedError);
         // A market accepted meanwhile is not rebased on a read of the waiting one.
         await a.markets.acceptTick('ETH-USD', tick(4), undefined, false, {
-          breakerSequence: 3,
+          breakerTick: rebased.breaker?.tick,
           pendingSequence: undefined,
           closeBreaker: true,
         });
@@ -1277,6 +1277,44 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           a.markets.rebaseSequence('ETH-USD', 1, rebased, RESUMED_AFTER_MS),
         ).rejects.toBeInstanceOf(ConditionFailedError);
         expect((await a.markets.get('ETH-USD'))?.lastTick?.sequence).toBe(4);
+      });
+
+      // review52-feed-breaker-guard-whole-print: acceptTick matched the breaker it was judged on by its number alone,
+      // so on a market with no last tick a print judged to confirm the first print, landing after a resume lowered that
+      // print's number and the resumed feed's print of the old number re-armed the breaker, opened the market and
+      // closed a breaker holding a print it never agreed with.
+      it('accepts a tick only on the breaker print it was judged on, not another print a resumed feed numbers the same', async () => {
+        const first = tick(900);
+        const none = { lastTick: undefined, breakerTick: undefined };
+        expect(await a.markets.tripBreaker('ETH-USD', 'tick/unconfirmed', first, 9_000, none)).toBe(true);
+        const waiting = (await a.markets.get('ETH-USD'))!;
+        const rebased = await a.markets.rebaseSequence('ETH-USD', 3, waiting, RESUMED_AFTER_MS);
+        // The resumed feed's print numbered 900, at another mark and stamp, re-arms the breaker.
+        const other = tick(900, { markPrice: price('1490'), timestampMs: RESUMED_AFTER_MS + 1 });
+        const onRebased = { lastTick: undefined, breakerTick: rebased.breaker?.tick };
+        expect(await a.markets.tripBreaker('ETH-USD', 'tick/breaker-open', other, 9_100, onRebased)).toBe(
+          true,
+        );
+        const rearmed = await a.markets.get('ETH-USD');
+        // Judged on the first print, or on one differing from the breaker's in its mark or its stamp alone: refused,
+        // nothing written (before, the market opened at 901 and the breaker was gone).
+        const closes = { pendingSequence: undefined, closeBreaker: true };
+        for (const judged of [
+          first,
+          { ...other, markPrice: first.markPrice },
+          { ...other, timestampMs: first.timestampMs },
+        ])
+          await expect(
+            a.markets.acceptTick('ETH-USD', tick(901), undefined, false, { ...closes, breakerTick: judged }),
+          ).rejects.toBeInstanceOf(ConditionFailedError);
+        expect(await a.markets.get('ETH-USD')).toEqual(rearmed);
+        // Judged on it: accepted, the breaker closed.
+        const opened = await a.markets.acceptTick('ETH-USD', tick(901), undefined, false, {
+          ...closes,
+          breakerTick: other,
+        });
+        expect(opened).toMatchObject({ lastTick: tick(901) });
+        expect(opened.breaker).toBeUndefined();
       });
 
       it('marks a pending tick, clears only that sequence, and a non-pending tick drops the mark', async () => {
@@ -1395,7 +1433,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       // trip tripped twice. It now knows its own write by a token of the call (the lost answer itself:
       // test/integration/markets-lost-answers.test.ts).
       it('refuses a duplicate of a tick judged before the tick landed, and a trip repeated with the same tick', async () => {
-        const unguarded = { breakerSequence: undefined, pendingSequence: undefined };
+        const unguarded = { breakerTick: undefined, pendingSequence: undefined };
         await a.markets.acceptTick('ETH-USD', tick(1), undefined, true, unguarded);
         // Both deliveries read the market before either wrote: the second writes on the same expectations.
         await expect(

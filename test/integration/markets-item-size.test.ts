@@ -38,7 +38,7 @@ describe("the markets item's size, which every accepted tick's write is billed b
     let st = (await m.get(sym))!;
     // Liquidating (pending, a segment claimed), auctions asleep on both sides, providers, a last resort's fills.
     await m.acceptTick(sym, print(1), seq, true, {
-      breakerSequence: undefined,
+      breakerTick: undefined,
       pendingSequence: undefined,
       lastTick: st.lastTick,
       bandAnchor: { markPrice: price, timestampMs: now },

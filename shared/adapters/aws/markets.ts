@@ -532,12 +532,10 @@ export class DynamoMarketRepository implements MarketRepository {
     ];
     if (expectedLastSequence !== undefined) values[':expected'] = N(expectedLastSequence);
     if (guard) {
-      if (guard.breakerSequence === undefined) conditions.push('attribute_not_exists(breaker)');
-      else {
-        conditions.push('breaker.#tick.#seq = :breakerSeq');
-        Object.assign(names, { '#tick': 'tick', '#seq': 'sequence' });
-        values[':breakerSeq'] = N(guard.breakerSequence);
-      }
+      // The breaker's print whole: a resume may have numbered another print as it
+      // (review52-feed-breaker-guard-whole-print).
+      conditions.push(samePrintCondition('breaker.#tick', 'guardBreaker', guard.breakerTick, values));
+      if (guard.breakerTick !== undefined) Object.assign(names, { '#tick': 'tick', '#seq': 'sequence' });
       if (guard.pendingSequence === undefined) conditions.push('attribute_not_exists(pendingSequence)');
       else {
         conditions.push('pendingSequence = :pendingSeq');

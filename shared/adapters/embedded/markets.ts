@@ -29,9 +29,9 @@ import { EmbeddedInputError, fire, frozenCopy, type HookRef, requireId } from '.
 /**
  * Market state per symbol. Semantics pinned here (the AWS adapter must match):
  * - acceptTick: condition "stored lastTick.sequence === expectedLastSequence" (undefined: no tick yet) and,
- *   given a guard, the breaker's tick sequence and pendingSequence as guarded; sets lastTick, sets
- *   pendingSequence to the tick's sequence when `pending` (removes it otherwise), removes the breaker when the
- *   guard closes it, removes a held sequence jump, and returns the state written.
+ *   given a guard, the breaker's tick (sequence, mark and stamp), pendingSequence and the last tick's mark and stamp
+ *   as guarded; sets lastTick, sets pendingSequence to the tick's sequence when `pending` (removes it otherwise),
+ *   removes the breaker when the guard closes it, removes a held sequence jump, and returns the state written.
  * - clearPending: removes pendingSequence (and pendingSegment) only when it is the tick's sequence and the last
  *   tick's stamp is the tick's; otherwise a no-op (no hook).
  * - claimSegment: sets pendingSegment when the tick is pending (as clearPending) and pendingSegment (absent: 0) <
@@ -107,7 +107,7 @@ export class EmbeddedMarketRepository implements MarketRepository {
     }
     if (
       guard &&
-      (current?.breaker?.tick.sequence !== guard.breakerSequence ||
+      (!samePrint(current?.breaker?.tick, guard.breakerTick) ||
         current?.pendingSequence !== guard.pendingSequence ||
         (guard.lastTick !== undefined &&
           (current?.lastTick?.markPrice !== guard.lastTick.markPrice ||
