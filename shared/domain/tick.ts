@@ -375,7 +375,17 @@ function checkNumbering(
   const off = behind
     ? `sequence ${tick.sequence} is below ${floor} but stamped after every print of that numbering`
     : `sequence ${tick.sequence} is ${tick.sequence - floor} above ${floor} (at most ${market.maxSequenceJump})`;
-  if (held && tick.sequence === held.tick.sequence) return reject(reason, `${off}: held already`);
+  if (held && tick.sequence === held.tick.sequence) {
+    // A copy of the held print (its stamp clamped when held, as a recorded one's); another print under its number
+    // is refused as a number reused, as one under the last tick's: not held, nor judged
+    // (review52-feed-held-number-reused).
+    if (tick.markPrice === held.tick.markPrice && held.tick.timestampMs <= tick.timestampMs)
+      return reject(reason, `${off}: held already`);
+    return reject(
+      'tick/duplicate',
+      `sequence ${tick.sequence} is the held print's (mark ${fmt(held.tick.markPrice)} at ${held.tick.timestampMs}), not this one's (mark ${fmt(tick.markPrice)} at ${tick.timestampMs}): its price is lost`,
+    );
+  }
   const span = market.breakerConfirmSeconds * 1000;
   if (
     !held ||

@@ -52,6 +52,20 @@ describe('a tick that jumps the sequence', () => {
       reason: 'tick/sequence-jump',
     });
     expect((await p.adapters.markets.get('ETH-USD'))?.heldJump?.heldAtMs).toBe(market?.heldJump?.heldAtMs);
+    // review52-feed-held-number-reused: another print under its number is a number reused, refused as a duplicate and
+    // noted so, with its own stamp; the held print stays (before, `tick/sequence-jump`, "held already", and no note
+    // of its own: the hold's note of that number refused it).
+    const reused = await p.tick('ETH-USD', '100.5', { sequence: Number.MAX_SAFE_INTEGER });
+    expect(reused).toMatchObject({
+      reason: 'tick/duplicate',
+      detail: expect.stringContaining("the held print's"),
+    });
+    const noted = await p.adapters.markets.get('ETH-USD');
+    expect(noted?.heldJump).toEqual(market?.heldJump);
+    expect(noted?.refusals?.['tick/duplicate']).toMatchObject({
+      sequence: Number.MAX_SAFE_INTEGER,
+      timestampMs: p.clock.nowMs(),
+    });
 
     // The feed's next print is judged as usual: accepted, it drops the held one and liquidates the long.
     p.clock.advance(1_000);

@@ -304,6 +304,19 @@ describe('docs/FEED.md against the code', () => {
           'tick/sequence-jump',
           tick({ sequence: 101 + jump }),
         ],
+        // A print numbered as the held one, at another price (review52-feed-held-number-reused).
+        [
+          'another print under that number as `tick/duplicate`',
+          'tick/duplicate',
+          tick({ sequence: 101 + jump }),
+          {
+            lastTick: last,
+            heldJump: {
+              tick: { sequence: 101 + jump, markPrice: parsePrice('2000'), timestampMs: now },
+              heldAtMs: now,
+            },
+          },
+        ],
         // "Timing".
         [
           "A tick stamped more than `maxTickAgeSeconds` [60] before margin-check's clock is refused as `tick/too-old`",

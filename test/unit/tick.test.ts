@@ -972,6 +972,39 @@ describe('evaluateTick: sequence jumps (maxSequenceJump)', () => {
     const again = evaluateTick(tick({ sequence: j }), state, ETH, NOW);
     expect(summary(again)).toBe('tick/sequence-jump');
     expect(hold(again)).toBe(false);
+    expect(again.verdict === 'reject' && again.detail).toMatch(/: held already$/);
+    // Its stamp was clamped to our clock when held: a copy stamped later is still the held print.
+    expect(summary(evaluateTick(tick({ sequence: j, timestampMs: T0 + 2500 }), state, ETH, NOW))).toBe(
+      'tick/sequence-jump',
+    );
+    // review52-feed-held-number-reused: another print under its number (another mark, or stamped before it) is a number
+    // reused, refused as one under the last tick's number, neither held nor judged (before, `tick/sequence-jump`:
+    // "held already", which it was not).
+    for (const other of [
+      tick({ sequence: j, markPrice: price('101') }),
+      tick({ sequence: j, timestampMs: T0 + 1999 }),
+    ]) {
+      const reused = evaluateTick(other, state, ETH, NOW);
+      expect(reused).toEqual({
+        verdict: 'reject',
+        reason: 'tick/duplicate',
+        tripBreaker: false,
+        detail: expect.stringContaining(`sequence ${j} is the held print's (mark 100 at ${T0 + 2000})`),
+      });
+    }
+    // Behind the market's numbering as well.
+    const behind: TickState = { lastTick: LAST, heldJump: held(5, T0 + 20_000) };
+    const ahead = T0 + 20_000 + ETH.maxClockSkewSeconds * 1000;
+    const atBehind = (markPrice: string) =>
+      summary(
+        evaluateTick(
+          tick({ sequence: 5, timestampMs: ahead, markPrice: price(markPrice) }),
+          behind,
+          ETH,
+          NOW + 30_000,
+        ),
+      );
+    expect([atBehind('100'), atBehind('99')]).toEqual(['tick/sequence-behind', 'tick/duplicate']);
     // Below it (a glitch held above a feed restarted on a new numbering must not keep that feed out), or beyond it.
     for (const sequence of [j - 1, 10 + JUMP + 1, j + JUMP + 1])
       expect(hold(evaluateTick(tick({ sequence }), state, ETH, NOW))).toBe(true);
