@@ -570,8 +570,8 @@ export const deadLetterQueueEnv = (id: QueueId): string => {
 export const maxReceivesEnv = (id: QueueId): string => queueEnv(id).replace(/_URL$/, '_MAX_RECEIVES');
 export const TICK_BUS_ENV = 'TICK_BUS_NAME';
 /**
- * The functions that place orders and ask for quotes (shared/services/liquidation.ts): the only ones that may read the
- * venue's API key (docs/VENUE.md); the other four build the venue and never call it.
+ * The functions that place orders and ask for quotes (shared/services/liquidation/venue.ts): the only ones that may
+ * read the venue's API key (docs/VENUE.md); the other four build the venue and never call it.
  */
 export const VENUE_TRADERS: readonly FunctionId[] = ['liquidationConsumer', 'auction'];
 /** Settings a function reads from its environment when set, and defaults otherwise. */

@@ -80,7 +80,7 @@ export interface ShownEvent {
 }
 
 /**
- * Notes the services write with a size or price as its stored integer (shared/services/liquidation.ts): each as a
+ * Notes the services write with a size or price as its stored integer (shared/services/liquidation/): each as a
  * decimal in its unit. Any other note is shown as stored.
  */
 export function decodeNote(note: string, base: string, quote: string): string {

@@ -295,8 +295,8 @@ export interface StatusReport {
 }
 
 /**
- * A settled liquidation whose context still carries `adlRound` (services/liquidation.ts: ADL's further rounds on a
- * deficit one transaction of counterparties did not cover). The context is stored as JSON text.
+ * A settled liquidation whose context still carries `adlRound` (services/liquidation/adl-rounds.ts: ADL's further
+ * rounds on a deficit one transaction of counterparties did not cover). The context is stored as JSON text.
  */
 const owesAdlRounds = (item: Record<string, AttributeValue>): boolean =>
   item.context?.S?.includes('"adlRound":') ?? false;

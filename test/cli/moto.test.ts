@@ -1077,7 +1077,7 @@ describe('a deployed stack found from its CloudFormation outputs (--target local
 describe('status: what is not done, and what is not an alarm', () => {
   it('counts a settled liquidation that still owes ADL rounds as not finished', async () => {
     const { names, at } = await newStage();
-    // What liquidation.ts `applySettlement` commits when ADL's first transaction of counterparties did not
+    // What liquidation/settlement.ts `applySettlement` commits when ADL's first transaction of counterparties did not
     // cover the deficit: the record is SETTLED_* and context.adlRound says further rounds are owed (a message
     // carries them; if that message dead-letters, the deficit stays uncovered).
     const owing: LiquidationRecord = {

@@ -14,9 +14,9 @@ import {
 
 /**
  * The contract every `Venue` passes, written once over a harness factory (as suite.ts is for the storage adapters):
- * what liquidation.ts (`placeWithRetries`, `checkAnswer`, the last resort, the venue check) and the auction after it
- * rely on. Each property says what breaking it costs. An exchange adapter runs it with a harness over a stub of the
- * exchange's API (or its testnet) that offers every control; the simulated venues run it in venue.test.ts.
+ * what services/liquidation/ (`placeWithRetries`, `checkAnswer`, the last resort, the venue check) and the auction
+ * after it rely on. Each property says what breaking it costs. An exchange adapter runs it with a harness over a stub
+ * of the exchange's API (or its testnet) that offers every control; the simulated venues run it in venue.test.ts.
  * docs/VENUE.md says how.
  */
 
@@ -158,7 +158,7 @@ async function tradedOn(h: VenueHarness, symbol: string): Promise<Traded> {
 }
 
 /**
- * What is wrong with `result` as the answer to `order`: liquidation.ts's checkAnswer (its id, fills of positive
+ * What is wrong with `result` as the answer to `order`: liquidation/venue.ts's checkAnswer (its id, fills of positive
  * bigint size and price within the order's size and limit, no cost), on the lot grid. Not its status: the consumer
  * reads the fills alone.
  */

@@ -7,8 +7,8 @@ import { processLiquidation } from '../../shared/services/liquidation.ts';
 import { createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 /**
- * ADL rounds (services/liquidation.ts adlRounds) where they are fragile: started by an auction step, lost to a
- * concurrent writer, behind counterparties that can give nothing, and on a queue shared with other plans.
+ * ADL rounds (services/liquidation/adl-rounds.ts adlRounds) where they are fragile: started by an auction step, lost
+ * to a concurrent writer, behind counterparties that can give nothing, and on a queue shared with other plans.
  * Found by a review of the rounds (docs/RELIABILITY.md, adl-one-transaction).
  */
 

@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { crashOnceAt, createPipeline, type Pipeline } from '../support/pipeline.ts';
 
 /**
- * A frozen settlement whose ADL counterparty was taken by another settlement is planned again (refreeze) at the
- * FROZEN mark. At that mark nobody is left to close the slice, so the plan goes to the last resort, whose limit is
- * bounded around the frozen mark, not "the mark of then" (liquidation.ts lastResort's contract). Once the price has
- * moved away, the book can never reach that limit: the slice waits, then dead-letters with waterfall/no-liquidity,
- * and the position stays LIQUIDATING, although a liquidation planned at the latest mark would close it at once.
+ * A frozen settlement whose ADL counterparty was taken by another settlement is planned again (refreeze) at the FROZEN
+ * mark. At that mark nobody is left to close the slice, so the plan goes to the last resort, whose limit is bounded
+ * around the frozen mark, not "the mark of then" (liquidation/last-resort.ts lastResort's contract). Once the price has
+ * moved away, the book can never reach that limit: the slice waits, then dead-letters with waterfall/no-liquidity, and
+ * the position stays LIQUIDATING, although a liquidation planned at the latest mark would close it at once.
  */
 describe('a settlement planned again plans at the mark of then (replan-stale-mark)', () => {
   it('a plan whose counterparty was taken, with nobody left at the frozen mark, closes within the bound of the latest mark', async () => {

@@ -185,8 +185,8 @@ function crashRuns(world: World) {
  * Symptoms of two fixed bugs, kept as regression checks (the scenario test fails on any violation; these name it).
  * - auction-step-lost: auction.ts committed step k -> k+1, then sent the message for k+1. A death in between left
  *   the auction RUNNING with no message: the redelivered step-k message was judged stale and dropped.
- * - frozen-plan-stale: liquidation.ts froze its settlement inputs (SETTLING) before its ledger movements and final
- *   commit. A death in between let another liquidation draw the fund or deleverage the same counterparties; the
+ * - frozen-plan-stale: liquidation/freeze.ts froze its settlement inputs (SETTLING) before its ledger movements and
+ *   final commit. A death in between let another liquidation draw the fund or deleverage the same counterparties; the
  *   frozen plan could then never apply (a refused debit, or a commit failing on the counterparties' versions after
  *   the debit was paid): dead-lettered, the position stuck LIQUIDATING.
  */

@@ -534,7 +534,7 @@ describe('ADL: profit given before splits exactly between the closed and the ope
     });
     expect(a1.uncovered).toBe(0n);
     const f = a1.fills[0]!;
-    // Applied as liquidation.ts deleverage() applies it.
+    // Applied as liquidation/adl-rounds.ts deleverage() applies it.
     const closed = settleClose(c0, [{ price: mark, size: f.size }], 0n);
     const c1: AdlCandidate = {
       ...c0,

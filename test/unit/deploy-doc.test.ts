@@ -87,7 +87,7 @@ describe("docs/DEPLOY.md's session 47 upgrade note against the code", () => {
 
   it("names the quote's refusal as the consumer gives it, and what a venue that reads a key now needs", () => {
     const refusal = 'venue/bad-answer: the quote of ';
-    expect(read('shared/services/liquidation.ts')).toContain(
+    expect(read('shared/services/liquidation/venue.ts')).toContain(
       `\`${refusal}\${liquidation.symbol} (liquidation`,
     );
     expect(note).toContain(`\`${refusal}<symbol> (liquidation <id>): ...\``);
@@ -102,7 +102,7 @@ describe("docs/DEPLOY.md's session 47 upgrade note against the code", () => {
   // review47-adl-note-functions: the ADL events (adl47-who-closed) were appended to a note that still said two functions
   // change (ledger-reconcile, liquidation-consumer), and named none for them: the auction function settles too.
   it('counts the auction among the functions that change: it settles, and its ADL records events too', () => {
-    expect(read('shared/services/liquidation.ts')).toContain('...recordAdlEvent(current, {');
+    expect(read('shared/services/liquidation/adl-rounds.ts')).toContain('...recordAdlEvent(current, {');
     expect(read('functions/auction/index.ts')).toContain('processAuctionMessage');
     expect(read('shared/services/auction.ts')).toContain(
       'await decideAndSettle(liquidation, deps, auction, carried)',
@@ -566,7 +566,7 @@ describe("docs/DEPLOY.md's session 51 upgrade note against the code", () => {
     for (const [file, key] of [
       ['shared/domain/config.ts', 'lotSize: baseSize('],
       ['shared/services/admin.ts', 'admin/size-off-lot'],
-      ['shared/services/liquidation.ts', 'waterfall/sub-lot-remainder'],
+      ['shared/services/liquidation/freeze.ts', 'waterfall/sub-lot-remainder'],
       ['shared/domain/waterfall.ts', 'waterfall/sub-lot-remainder'],
       ['shared/ports/index.ts', 'marketOrderSize'],
     ] as const) {

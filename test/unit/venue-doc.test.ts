@@ -84,7 +84,7 @@ describe('docs/VENUE.md against the code', () => {
   it("gives the consumer's client order ids as it writes them", () => {
     const liquidationId = liquidationIdOf({ id: 'p.1:a-b', version: 7 } as never);
     expect(lastResortOrderId(liquidationId, 2)).toBe('p.1:a-b:7:last-resort:2');
-    expect(repoFile('shared/services/liquidation.ts')).toContain(`\`\${liquidationId}:market\``);
+    expect(repoFile('shared/services/liquidation/market-order.ts')).toContain(`\`\${liquidationId}:market\``);
     expect(flat).toContain('`<position>:<version>:market` and `<position>:<version>:last-resort:<n>`');
     // A position id: admin's registration takes up to 100 of [A-Za-z0-9._:-].
     expect(repoFile('shared/services/admin.ts')).toContain('/^[A-Za-z0-9._:-]{1,100}$/');
@@ -99,7 +99,7 @@ describe('docs/VENUE.md against the code', () => {
     expect(KEYLESS_VENUES).toEqual(['mark-following']);
     for (const metric of ['VenueOrderFailures', 'RecordFailures', 'LastResortWaits', 'SlippageBps'])
       expect(Object.keys(METRICS), metric).toContain(metric);
-    const liquidation = repoFile('shared/services/liquidation.ts');
+    const liquidation = repoFile('shared/services/liquidation/venue.ts');
     for (const line of ['venue attempt failed', 'venue refused the order; handing over to the auction']) {
       expect(flat).toContain(`\`${line}\``);
       expect(liquidation).toContain(`'${line}'`);
