@@ -38,6 +38,7 @@ import { counted, iso } from '../../shared/domain/words.ts';
 import { chunksOf, eachInFlight } from '../../shared/in-flight.ts';
 import {
   type Adapters,
+  type AuctionFill,
   type AuctionRecord,
   isOpenLiquidation,
   type JournalEntry,
@@ -142,7 +143,7 @@ export interface ShownAdlClose {
 export interface ShownAdlRank {
   /** 1: ADL took from it first. */
   readonly place: number;
-  /** The counterparties the plan took from. */
+  /** The counterparties the settlement's plan took from (not its later ADL rounds', which rank their own anew). */
   readonly of: number;
   /**
    * Its profit at the mark left to give (less what ADL took before) in percent of its collateral, to 0.01 %, rounded
@@ -160,7 +161,9 @@ export interface ShownSettlement {
   readonly amounts: Readonly<Record<keyof SettlementAmounts, string>>;
   /**
    * The fee against its rate: the rate in force when the liquidation was claimed, as the claim recorded it (a share,
-   * 0.01: 1 %; the configuration's digest is not recorded), applied to the closed notional (every close's size at
+   * 0.01: 1 %; the configuration's digest is not recorded). The settlement charged the rate in force when it was
+   * planned, recorded nowhere: another only if a configuration was deployed in between, when `how` compares against a
+   * rate it did not charge (review52-support-fee-rate-settled). Applied to the closed notional (every close's size at
    * its price: market, last resort, auction, ADL at the plan's mark), rounded up (`atRate`). `paid`: what the trader
    * paid, its equity after the closes (a close settled whole: at least 0) less what was left to it or to the rest.
    * `how`, of `paid`: `at-rate`; `capped`, less, as the close left the trader less than that (a slice: less than
@@ -385,10 +388,12 @@ export interface ShownAuction {
 }
 
 /**
- * An auction's fill. The auction records none of its fills' times or steps' marks; its provider's record does, for
- * its latest MAX_PROVIDER_FILLS_KEPT fills (providers48-fills-on-record): `step`, `at`, `mark` and `slippagePercent`
- * come from there, and are absent when that record no longer holds the fill (it has filled later auctions since),
- * never held it (filled before session 48), or was not read (ShownAuction.providersUnread).
+ * An auction's fill. `step`, `at`, `mark` and `slippagePercent` say when it was made: from the auction's record, which
+ * keeps them on each fill made since session 52 (review52-support-fill-times-on-auction); for an older fill, from its
+ * provider's record, which keeps its latest MAX_PROVIDER_FILLS_KEPT fills (providers48-fills-on-record), only where
+ * that record tells the fill from every other fill of the provider in the auction (providerTimesOf). Absent otherwise:
+ * the record has let it go (the provider filled later auctions since), never held it (before session 48), cannot tell
+ * it apart, or was not read (ShownAuction.providersUnread).
  */
 export interface ShownAuctionFill extends ShownFill {
   readonly providerId: string;
@@ -798,28 +803,51 @@ const positionOf = (p: PositionRecord): ShownPosition => ({
   version: p.version,
 });
 
+/** When an auction fill was made, as the auction or its provider's record keeps it. */
+type FillTime = Pick<ProviderFill, 'step' | 'atMs' | 'mark'>;
+
+/** The fill's own time, recorded on the auction with it (AuctionFill: made since session 52). */
+const ownTimeOf = (f: AuctionFill): FillTime | undefined =>
+  f.step === undefined || f.atMs === undefined || f.mark === undefined
+    ? undefined
+    : { step: f.step, atMs: f.atMs, mark: f.mark };
+
 /**
- * Each auction fill's step, time and mark, from its provider's record (ShownAuctionFill): the record keeps its latest
- * fills, one per step of an auction, in order, so those of this auction it keeps are the last of its fills in the
- * auction. Matched from the last back, each on its size, price and cost: none of a provider's is timed if any of the
- * kept ones does not match (a record this matching does not explain: nothing guessed).
+ * The times of an auction's older fills (without their own: ownTimeOf) from their providers' records, which keep their
+ * latest fills. Each fill a record keeps of the auction is one of the provider's fills in it (the step's one write
+ * takes both), so a record keeping as many as the provider's untimed fills keeps them all, in step order as the
+ * auction lists them. Otherwise a kept fill times a fill only when its size, price and cost are those of exactly one
+ * of the provider's untimed fills, and of no other fill the record keeps: a provider that filled alike at two steps,
+ * one kept and one let go, leaves both untimed, never guessed. The record's fills of steps the auction times itself,
+ * or of steps after the auction as read (a running auction that stepped before its providers were read), are not its
+ * fills to match.
  */
-function timedFillsOf(
+function providerTimesOf(
   a: AuctionRecord,
   providers: ReadonlyMap<string, ProviderRecord>,
-): (ProviderFill | undefined)[] {
-  const timed: (ProviderFill | undefined)[] = a.fills.map(() => undefined);
+): (FillTime | undefined)[] {
+  const timed: (FillTime | undefined)[] = a.fills.map(() => undefined);
+  const alike = (k: ProviderFill, f: AuctionFill) =>
+    k.size === f.size && k.price === f.price && (f.cost === undefined || k.cost === f.cost);
   for (const [id, provider] of providers) {
     if (!providerFillsRead(provider.fills)) continue;
-    const kept = provider.fills.recent.filter((f) => f.liquidationId === a.liquidationId);
     const mine = a.fills.flatMap((f, i) => (f.providerId === id ? [i] : []));
-    if (kept.length === 0 || kept.length > mine.length) continue;
-    const at = mine.slice(mine.length - kept.length);
-    const agree = kept.every((k, j) => {
-      const f = a.fills[at[j]!]!;
-      return k.size === f.size && k.price === f.price && (f.cost === undefined || k.cost === f.cost);
-    });
-    if (agree) for (const [j, k] of kept.entries()) timed[at[j]!] = k;
+    const ownSteps = new Set(mine.map((i) => ownTimeOf(a.fills[i]!)?.step));
+    const untimed = mine.filter((i) => ownTimeOf(a.fills[i]!) === undefined);
+    const kept = provider.fills.recent.filter(
+      (k) => k.liquidationId === a.liquidationId && k.step < a.step && !ownSteps.has(k.step),
+    );
+    // Every untimed fill of it kept: one to one, in step order (both lists are).
+    if (kept.length === untimed.length && kept.every((k, j) => alike(k, a.fills[untimed[j]!]!))) {
+      for (const [j, k] of kept.entries()) timed[untimed[j]!] = k;
+      continue;
+    }
+    for (const k of kept) {
+      const matches = untimed.filter((i) => alike(k, a.fills[i]!));
+      if (matches.length !== 1) continue;
+      const i = matches[0]!;
+      if (kept.filter((other) => alike(other, a.fills[i]!)).length === 1) timed[i] = k;
+    }
   }
   return timed;
 }
@@ -830,7 +858,7 @@ const auctionOf = (
   providers: ReadonlyMap<string, ProviderRecord>,
   unread: readonly { readonly providerId: string; readonly reason: string }[],
 ): ShownAuction => {
-  const timed = timedFillsOf(a, providers);
+  const fromProviders = providerTimesOf(a, providers);
   return {
     id: a.id,
     state: a.state,
@@ -846,7 +874,7 @@ const auctionOf = (
     ...(a.endedBy === undefined ? {} : { endedBy: a.endedBy }),
     ...(a.endedAtMark === undefined ? {} : { endedAtMark: formatPrice(a.endedAtMark) }),
     fills: a.fills.map((f, i) => {
-      const t = timed[i];
+      const t = ownTimeOf(f) ?? fromProviders[i];
       return {
         providerId: f.providerId,
         ...fillOf(f),
@@ -910,8 +938,9 @@ function restWasOf(l: LiquidationRecord): LiquidationShow['liquidation']['restWa
 }
 
 /**
- * The records of the providers of an auction's fills, read by key (its fills' times are on them): a read that fails
- * (credentials without `dynamodb:GetItem` on the providers table, a record that does not read) is said, not fatal.
+ * The records of the providers of an auction's fills that carry no time of their own (made before session 52), read by
+ * key (their times may be on them): a read that fails (credentials without `dynamodb:GetItem` on the providers table,
+ * a record that does not read) is said, not fatal.
  */
 async function providersOf(
   adapters: ShowAdapters,
@@ -922,7 +951,7 @@ async function providersOf(
 }> {
   const read = new Map<string, ProviderRecord>();
   const unread: { providerId: string; reason: string }[] = [];
-  const ids = [...new Set(auction.fills.map((f) => f.providerId))];
+  const ids = [...new Set(auction.fills.filter((f) => ownTimeOf(f) === undefined).map((f) => f.providerId))];
   await eachInFlight(ids, READS_IN_FLIGHT, async (id) => {
     try {
       const p = await adapters.providers.get(id);
@@ -1186,10 +1215,11 @@ const share = (decimal: string): string => percentText(parsePpm(decimal));
 /** Why ADL took from a counterparty, in words (ShownAdlRank). */
 function rankText(r: ShownAdlRank): string {
   const by = "by profit as a share of collateral x effective leverage at the plan's mark";
+  // Among its settlement's counterparties: ADL's later rounds take from others, ranked anew at their own marks.
   const place =
     r.of === 1
-      ? `the only counterparty ADL took from, ranked first ${by}`
-      : `ranked ${ordinal(r.place)} of the ${r.of} counterparties ADL took from, ${by}`;
+      ? `the only counterparty its settlement's ADL took from, ranked first ${by}`
+      : `ranked ${ordinal(r.place)} of the ${r.of} counterparties its settlement's ADL took from, ${by}`;
   const profit =
     r.profitPercentOfCollateral === undefined
       ? 'profit on no collateral (which ranks first)'
@@ -1413,8 +1443,8 @@ export function renderLiquidation(r: LiquidationShow): string {
         a.fills.length === 0
           ? 'none'
           : untimed === 0
-            ? "each with its step's time and mark, from its provider's record"
-            : `${untimed === a.fills.length ? 'none' : `${untimed} of ${a.fills.length}`} without a time: the auction records none, and a provider's record keeps only its latest ${MAX_PROVIDER_FILLS_KEPT} fills`
+            ? "each with its step's time and mark"
+            : `${untimed} of ${a.fills.length} without a time: a fill made before session 52 is timed only by its provider's record, which keeps its latest ${MAX_PROVIDER_FILLS_KEPT} fills, and only where it tells the fill from the provider's others in this auction`
       }`,
     );
     for (const f of a.fills)

@@ -54,14 +54,14 @@ export const LIQUIDATIONS_USAGE = `Usage: backstop liquidations overdue [--all] 
             time); what the claim read and applied (the position, its liquidation and bankruptcy prices, the
             margins, the fee rate, the slippage bound behind the limit, the size planned and why), every state
             with its time, the market fills (each one's distance from the mark), what remains, its last failure,
-            its slices and waits for the book; its auction (each provider's fill, with its step's time and mark
-            while the provider's record keeps it, how it ended); its settlement (what the trader paid and what
-            the fund received as the fee, against the rate at the claim; what the trader lost and who bore the
-            loss beyond the collateral: the shortfall, what the fund paid, bad debt, ADL's counterparties with
-            what each closed and gave, and each one's rank); and the insurance fund's journal entries keyed by
-            it. Sizes in the market's base unit, prices and money in its quote, exactly; percents to 0.01,
-            toward zero; times in UTC. Liquidations claimed before session 51 say their claim facts are not
-            recorded (docs/DEPLOY.md, "Answering a trader").
+            its slices and waits for the book; its auction (each provider's fill, with its step's time and mark:
+            one made before session 52 while its provider's record keeps it, how it ended); its settlement
+            (what the trader paid and what the fund received as the fee, against the rate at the claim; what
+            the trader lost and who bore the loss beyond the collateral: the shortfall, what the fund paid, bad
+            debt, ADL's counterparties with what each closed and gave, and each one's rank among them); and the
+            insurance fund's journal entries keyed by it. Sizes in the market's base unit, prices and money
+            in its quote, exactly; percents to 0.01, toward zero; times in UTC. Liquidations claimed before
+            session 51 say their claim facts are not recorded (docs/DEPLOY.md, "Answering a trader").
             Exit 2 when there is no such liquidation. ADL's further rounds (a deficit beyond one
             transaction of counterparties) are counted; their counterparties are not recorded on the
             liquidation, but each counterparty's position names it (--position)

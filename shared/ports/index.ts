@@ -1337,6 +1337,19 @@ export interface JudgedJump extends JudgedMarket {
   readonly heldContinuedAtMs: number | undefined;
 }
 
+/**
+ * An auction's fill. `step`, `atMs` and `mark` say when it was made (review52-support-fill-times-on-auction): the step that
+ * filled it, that step's clock and the mark it priced at, the same as its provider's record keeps (ProviderFill).
+ * Absent on fills made before session 52, or put back by a function of an earlier version during a deploy (it reads
+ * and writes a fill's price, size, cost and provider alone): display only, no step, clearing or settlement reads them.
+ */
+export interface AuctionFill extends Fill {
+  readonly providerId: string;
+  readonly step?: number;
+  readonly atMs?: number;
+  readonly mark?: PriceE8;
+}
+
 export interface AuctionRecord {
   readonly id: string;
   readonly liquidationId: string;
@@ -1351,7 +1364,7 @@ export interface AuctionRecord {
   readonly step: number;
   readonly state: 'RUNNING' | 'CLEARED' | 'EXHAUSTED';
   /** Each at its provider's own bid at the step's mark (domain/clearing.ts bidPrice): prices differ within a step. */
-  readonly fills: readonly (Fill & { readonly providerId: string })[];
+  readonly fills: readonly AuctionFill[];
   /** As on LiquidationRecord: the last failed step, set only by recordFailure. */
   readonly lastFailure?: ProcessingFailure;
   /** RUNNING and asleep past a step: a tick whose mark reaches this wakes it (see domain/sleep.ts). */

@@ -13,6 +13,7 @@ import { type AuctionSleep, planSleep } from '../domain/sleep.ts';
 import type { BaseE8, Ppm, PriceE8 } from '../domain/units.ts';
 import { MARKET_DIMENSION, METRICS } from '../metrics.ts';
 import {
+  type AuctionFill,
   type AuctionQueueMessage,
   type AuctionRecord,
   type AuctionStepMessage,
@@ -418,13 +419,23 @@ async function stepOnce(
   });
 
   const done = clearing.remainingLot === 0n || clearing.debtCovered;
-  const fills = [
+  const filledAtMs = deps.clock.nowMs();
+  const fills: AuctionFill[] = [
     ...auction.fills,
-    // The cost each provider paid (or was paid) in whole units: the settlement counts it (Fill.cost).
-    ...clearing.fills.map((f) => ({ providerId: f.providerId, price: f.price, size: f.size, cost: f.cost })),
+    // The cost each provider paid (or was paid) in whole units: the settlement counts it (Fill.cost). When and at which
+    // mark, as its provider's record keeps it: the auction's own answer once that record has let it go
+    // (review52-support-fill-times-on-auction).
+    ...clearing.fills.map((f) => ({
+      providerId: f.providerId,
+      price: f.price,
+      size: f.size,
+      cost: f.cost,
+      step: auction.step,
+      atMs: filledAtMs,
+      mark,
+    })),
   ];
   const filled = new Map<string, ProviderRecord>();
-  const filledAtMs = deps.clock.nowMs();
   for (const fill of clearing.fills) {
     const provider = providers.find((p) => p.id === fill.providerId) as ProviderRecord;
     // Committed capital is consumed by what the provider pays (SELL) or puts up to buy (BUY). The same write records

@@ -944,7 +944,7 @@ describe('review51-support: what show says is true in the cases the first versio
     // Its rank among those ADL took from, and the score's two factors at the plan's mark (0.33333334 ETH short at
     // 200.00000001 on 100: 8.33 USD of profit at 175; 58.33 of value on 108.33 of equity).
     const why =
-      "ranked 1st of the 3 counterparties ADL took from, by profit as a share of collateral x effective leverage at the plan's mark: profit 8.33 % of its collateral, effective leverage 0.53x";
+      "ranked 1st of the 3 counterparties its settlement's ADL took from, by profit as a share of collateral x effective leverage at the plan's mark: profit 8.33 % of its collateral, effective leverage 0.53x";
     const listed = (await collectPositionLiquidations(p.adapters, 'p4'))!;
     expect(listed.deleveragedBy?.events).toEqual([
       expect.objectContaining({
@@ -1188,11 +1188,59 @@ describe('support52: answering traders, round two', () => {
     );
   });
 
-  describe("support52-auction-fill-times: each auction fill's time and mark, from its provider's record", () => {
+  it("review52-support-adl-rank-rounds: a rank is among its settlement's counterparties, not the later rounds'", async () => {
+    // The market closed the 10; s1's haircut covered 3 of the deficit and two ADL rounds took from others after.
+    const base = settledByAdl('1');
+    const record: LiquidationRecord = {
+      ...base,
+      settlement: {
+        ...base.settlement!,
+        marketClosedSize: parseBase('10'),
+        adlClosedSize: 0n,
+        insurancePaid: 0n,
+        adlCovered: parseQuote('3'),
+        badDebt: parseQuote('47'),
+      },
+      context: {
+        ...base.context!,
+        settle: {
+          ...base.context!.settle!,
+          candidates: [{ ...base.context!.settle!.candidates![0]!, collateral: parseQuote('1') }],
+        },
+        adlRounds: 2,
+      },
+    };
+    const p1: PositionRecord = {
+      id: 'p1',
+      traderId: 't-p1',
+      symbol: 'ETH-USD',
+      side: 'LONG',
+      size: 0n,
+      entryPrice: parsePrice('200'),
+      collateral: 0n,
+      state: 'CLOSED',
+      liquidationPrice: 0n,
+      version: 2,
+    };
+    const { shown, lines } = await collected(record, p1);
+    expect(shown.settlement?.adl.closes?.map((c) => [c.positionId, c.rank?.place, c.rank?.of])).toEqual([
+      ['s1', 1, 1],
+    ]);
+    // It said `the only counterparty ADL took from`: the rounds took from others.
+    expect(lines).toContain(
+      "               the only counterparty its settlement's ADL took from, ranked first by profit as a share of collateral x effective leverage at the plan's mark: profit 2500 % of its collateral, effective leverage 6.73x",
+    );
+    expect(lines).toContain(
+      '  ADL rounds   2 after the settlement (their counterparties are not recorded on the liquidation)',
+    );
+  });
+
+  describe("support52-auction-fill-times: each auction fill's time and mark", () => {
     const sell = (providerId: string, size: string, price: string) => {
       const fill = { price: parsePrice(price), size: parseBase(size) };
       return { providerId, ...fill, cost: auctionFillCost('SELL', fill) };
     };
+    type Sold = ReturnType<typeof sell>;
     // q1:0's SELL auction: step 1 filled lp-a and lp-b, step 2 lp-a, lp-c and lp-d.
     const fills = [
       sell('lp-a', '2', '194'),
@@ -1202,13 +1250,7 @@ describe('support52: answering traders, round two', () => {
       sell('lp-d', '0.5', '191'),
     ];
     /** What a provider's record keeps of a fill of `auction`'s liquidation (or another's). */
-    const kept = (
-      f: (typeof fills)[number],
-      step: number,
-      mark: string,
-      atMs: number,
-      liquidationId = 'q1:0',
-    ) => ({
+    const kept = (f: Sold, step: number, mark: string, atMs: number, liquidationId = 'q1:0') => ({
       liquidationId,
       step,
       symbol: 'ETH-USD',
@@ -1219,6 +1261,13 @@ describe('support52: answering traders, round two', () => {
       mark: parsePrice(mark),
       edge: fillEdge('SELL', f.size, parsePrice(mark), f.cost),
       atMs,
+    });
+    /** A fill as the auction records it since session 52: with its step, time and mark. */
+    const timed = (f: Sold, step: number, mark: string, atMs: number) => ({
+      ...f,
+      step,
+      atMs,
+      mark: parsePrice(mark),
     });
     const provider = (id: string, recent: ReturnType<typeof kept>[]): ProviderRecord => ({
       id,
@@ -1232,35 +1281,36 @@ describe('support52: answering traders, round two', () => {
     const later = (n: number) =>
       Array.from({ length: n }, (_, i) => kept(sell('x', '1', '150'), 1, '150', T + 600_000 + i, `z${i}:0`));
 
-    async function shownWith(unreadable?: string) {
+    /**
+     * q1:0 and its auction with `auctionFills` (at `step`, in `state`), the providers' records keeping `records`; a
+     * provider named by `unreadable` refuses its read, as does every one when `unreadable` is `every`.
+     */
+    async function shownOf(options: {
+      auctionFills: readonly (Sold | ReturnType<typeof timed>)[];
+      records: Readonly<Record<string, ReturnType<typeof kept>[]>>;
+      step?: number;
+      state?: 'RUNNING' | 'CLEARED';
+      unreadable?: string;
+    }) {
       const adapters = createEmbeddedAdapters();
-      // lp-a keeps its step-2 fill of it, its step-1 fill let go; lp-b its one fill, filled at the step's mark;
-      // lp-c five later fills of other auctions; lp-d a fill of this auction this one does not hold (another size).
-      await adapters.providers.put(
-        provider('lp-a', [...later(4), kept(fills[2]!, 2, '192', T + 40_000)]),
-        undefined,
-      );
-      await adapters.providers.put(provider('lp-b', [kept(fills[1]!, 1, '195', T + 10_000)]), undefined);
-      await adapters.providers.put(provider('lp-c', later(5)), undefined);
-      await adapters.providers.put(
-        provider('lp-d', [{ ...kept(fills[4]!, 2, '192', T + 40_000), size: parseBase('0.4') }]),
-        undefined,
-      );
+      for (const [id, recent] of Object.entries(options.records))
+        await adapters.providers.put(provider(id, recent), undefined);
+      const filled = options.auctionFills.reduce((t, f) => t + f.size, 0n);
+      const running = options.state === 'RUNNING';
       await adapters.auctions.create({
         id: 'q1:0:auction',
         liquidationId: 'q1:0',
         symbol: 'ETH-USD',
         direction: 'SELL',
         lot: parseBase('5.5'),
-        remainingLot: 0n,
+        remainingLot: parseBase('5.5') - filled,
         top: parsePrice('196'),
         startedAtMs: T,
         resets: 0,
-        step: 3,
-        state: 'CLEARED',
-        endedBy: 'plan',
-        endedAtMark: parsePrice('192'),
-        fills,
+        step: options.step ?? 3,
+        state: options.state ?? 'CLEARED',
+        ...(running ? {} : { endedBy: 'plan' as const, endedAtMark: parsePrice('192') }),
+        fills: options.auctionFills,
         version: 2,
       });
       await adapters.transactor.commit([
@@ -1287,6 +1337,7 @@ describe('support52: answering traders, round two', () => {
           expectedVersion: undefined,
         },
       ]);
+      const { unreadable } = options;
       const reading =
         unreadable === undefined
           ? adapters
@@ -1296,7 +1347,8 @@ describe('support52: answering traders, round two', () => {
                 list: (symbol: string) => adapters.providers.list(symbol),
                 put: (p: ProviderRecord, expected: number | undefined) => adapters.providers.put(p, expected),
                 get: async (id: string) => {
-                  if (id === unreadable) throw new Error('AccessDeniedException: not authorized');
+                  if (unreadable === 'every' || id === unreadable)
+                    throw new Error('AccessDeniedException: not authorized');
                   return adapters.providers.get(id);
                 },
               },
@@ -1304,8 +1356,20 @@ describe('support52: answering traders, round two', () => {
       return (await collectLiquidation(reading, 'q1:0'))!;
     }
 
-    it('times the fills the records keep, against their step mark; says why the others have none', async () => {
-      const r = await shownWith();
+    // lp-a keeps its step-2 fill of it, its step-1 fill let go; lp-b its one fill, filled at the step's mark;
+    // lp-c five later fills of other auctions; lp-d a fill of this auction this one does not hold (another size).
+    const before52 = {
+      auctionFills: fills,
+      records: {
+        'lp-a': [...later(4), kept(fills[2]!, 2, '192', T + 40_000)],
+        'lp-b': [kept(fills[1]!, 1, '195', T + 10_000)],
+        'lp-c': later(5),
+        'lp-d': [{ ...kept(fills[4]!, 2, '192', T + 40_000), size: parseBase('0.4') }],
+      },
+    };
+
+    it("an auction of before session 52: times the fills the providers' records keep, says why the others have none", async () => {
+      const r = await shownOf(before52);
       expect(r.auction?.fills).toEqual([
         { providerId: 'lp-a', price: '194', size: '2', cost: '388' },
         {
@@ -1334,7 +1398,7 @@ describe('support52: answering traders, round two', () => {
       expect(r.auction?.providersUnread).toBeUndefined();
       const lines = renderLiquidation(r).split('\n');
       const at = lines.indexOf(
-        "  fills        3 of 5 without a time: the auction records none, and a provider's record keeps only its latest 5 fills",
+        "  fills        3 of 5 without a time: a fill made before session 52 is timed only by its provider's record, which keeps its latest 5 fills, and only where it tells the fill from the provider's others in this auction",
       );
       expect(at).toBeGreaterThan(0);
       expect(lines.slice(at + 1, at + 6)).toEqual([
@@ -1347,7 +1411,7 @@ describe('support52: answering traders, round two', () => {
     });
 
     it('a provider whose record cannot be read is named with why; the command still answers', async () => {
-      const r = await shownWith('lp-b');
+      const r = await shownOf({ ...before52, unreadable: 'lp-b' });
       expect(r.auction?.providersUnread).toEqual([
         { providerId: 'lp-b', reason: 'AccessDeniedException: not authorized' },
       ]);
@@ -1356,6 +1420,88 @@ describe('support52: answering traders, round two', () => {
       expect(renderLiquidation(r)).toContain(
         "\n    provider lp-b's record not read (AccessDeniedException: not authorized): its fills' times not shown\n",
       );
+    });
+
+    // review52-support-fill-times-on-auction: the providers' records keep their latest 5 fills, so the morning after a crash
+    // (a provider fills many auctions) most fills had no time. Each fill made since session 52 keeps its own.
+    it("review52-support-fill-times-on-auction: a fill recorded with its time shows it, its provider's record not read", async () => {
+      const r = await shownOf({
+        auctionFills: [
+          timed(fills[0]!, 1, '196', T + 10_000),
+          timed(fills[1]!, 1, '196', T + 10_000),
+          timed(fills[2]!, 2, '192', T + 40_000),
+        ],
+        // Their records have let them go; and none can be read: none need be.
+        records: { 'lp-a': later(5), 'lp-b': later(5) },
+        unreadable: 'every',
+      });
+      expect(r.auction?.providersUnread).toBeUndefined();
+      expect(r.auction?.fills.map((f) => [f.providerId, f.step, f.at, f.mark, f.slippagePercent])).toEqual([
+        ['lp-a', 1, '2020-03-12T09:00:10.000Z', '196', '1.02'],
+        ['lp-b', 1, '2020-03-12T09:00:10.000Z', '196', '0.51'],
+        ['lp-a', 2, '2020-03-12T09:00:40.000Z', '192', '1'],
+      ]);
+      const text = renderLiquidation(r);
+      expect(text).toContain("\n  fills        each with its step's time and mark\n");
+      expect(text).toContain(
+        "\n    lp-a: 2 ETH at 194 USD (cost 388.00 USD), step 1 at 2020-03-12T09:00:10.000Z, 1.02 % below the step's mark 196 USD\n",
+      );
+    });
+
+    // Matching a provider's kept fills to the auction's by their place (the last of its fills in the auction) printed
+    // a wrong time as fact when the two reads did not see the same auction, or a provider filled alike twice.
+    describe('review52-support-fill-times-unambiguous: an older fill is timed from its provider only where told apart', () => {
+      const alike = sell('lp-a', '1', '190');
+
+      it("a running auction that stepped after it was read: no fill is given a later step's time", async () => {
+        // Read at step 3: lp-a filled alike at steps 1 and 2. Its record, read after step 3 filled it alike again,
+        // has let step 1's go: [step 2, step 3].
+        const r = await shownOf({
+          auctionFills: [alike, alike],
+          records: {
+            'lp-a': [...later(3), kept(alike, 2, '192', T + 40_000), kept(alike, 3, '192', T + 70_000)],
+          },
+          step: 3,
+          state: 'RUNNING',
+        });
+        // By place, step 2's time went to step 1's fill and step 3's to step 2's. Its step-2 fill is one of two
+        // alike: neither is timed.
+        expect(r.auction?.fills.map((f) => f.at)).toEqual([undefined, undefined]);
+        // Said as what it is: every fill without a time (it said `none without a time`).
+        expect(renderLiquidation(r)).toContain('\n  fills        2 of 2 without a time: ');
+      });
+
+      it('a provider that filled alike at two steps, the record keeping one: neither is timed', async () => {
+        const r = await shownOf({
+          auctionFills: [alike, sell('lp-b', '1', '195'), alike],
+          records: { 'lp-a': [...later(4), kept(alike, 2, '192', T + 40_000)] },
+        });
+        expect(r.auction?.fills.map((f) => f.at)).toEqual([undefined, undefined, undefined]);
+      });
+
+      it('a provider whose record keeps every one of its fills in the auction: each timed, in step order', async () => {
+        const r = await shownOf({
+          auctionFills: [alike, sell('lp-b', '1', '195'), alike],
+          records: { 'lp-a': [kept(alike, 1, '192', T + 10_000), kept(alike, 2, '192', T + 40_000)] },
+        });
+        expect(r.auction?.fills.map((f) => [f.step, f.at])).toEqual([
+          [1, '2020-03-12T09:00:10.000Z'],
+          [undefined, undefined],
+          [2, '2020-03-12T09:00:40.000Z'],
+        ]);
+      });
+
+      it("a fill timed on the auction is not matched again: its record's fill times no older fill alike", async () => {
+        // lp-a filled alike at step 1 (before session 52: no time) and step 2 (timed); its record keeps step 2's.
+        const r = await shownOf({
+          auctionFills: [alike, timed(alike, 2, '192', T + 40_000)],
+          records: { 'lp-a': [...later(4), kept(alike, 2, '192', T + 40_000)] },
+        });
+        expect(r.auction?.fills.map((f) => [f.step, f.at])).toEqual([
+          [undefined, undefined],
+          [2, '2020-03-12T09:00:40.000Z'],
+        ]);
+      });
     });
   });
 });

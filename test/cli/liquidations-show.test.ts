@@ -316,11 +316,15 @@ describe('liquidations show', () => {
           endedBy: auction.endedBy,
         });
         expect(json.auction!.startedAt).toMatch(ISO);
-        // Each fill's step, time and the step's mark, from lp-1's record, which keeps its latest fills
-        // (support52-auction-fill-times): how far below that mark it bought, as a market fill's.
+        // Each fill's step, time and the step's mark, kept on the auction's item as on lp-1's record
+        // (review52-support-fill-times-on-auction, through the AWS adapter): how far below that mark it bought, as a market
+        // fill's.
         const lp1 = (await s.adapters.providers.get('lp-1'))!;
         const kept = lp1.fills && 'recent' in lp1.fills ? lp1.fills.recent : [];
         expect(kept).toHaveLength(auction.fills.length);
+        expect(auction.fills.map((f) => [f.step, f.atMs, f.mark])).toEqual(
+          kept.map((k) => [k.step, k.atMs, k.mark]),
+        );
         expect(json.auction!.fills).toEqual(
           auction.fills.map((f, i) => ({
             providerId: 'lp-1',
@@ -334,9 +338,7 @@ describe('liquidations show', () => {
           })),
         );
         expect(json.auction!.providersUnread).toBeUndefined();
-        expect(text).toContain(
-          "\n  fills        each with its step's time and mark, from its provider's record\n",
-        );
+        expect(text).toContain("\n  fills        each with its step's time and mark\n");
         for (const f of json.auction!.fills)
           expect(text).toContain(
             `\n    lp-1: ${f.size} ETH at ${f.price} USD (cost ${formatQuoteGrouped(parseQuote(f.cost!))} USD), step ${f.step} at ${f.at}, ${Number(f.slippagePercent).toFixed(2)} % below the step's mark ${f.mark} USD\n`,
@@ -487,7 +489,7 @@ describe('liquidations show', () => {
         expect(close!.rank).toEqual(ofS1.deleveragedBy!.events[0]!.rank);
         const s1Text = await cli('liquidations', 'show', '--position', 's1', ...s.at);
         expect(s1Text.stdout).toContain(
-          `\n  deleveraged by ADL once:\n  ${ofS1.deleveragedBy!.events[0]!.at} by ${id} (its settlement): closed 10 ETH at mark 175 USD (effective ${close!.price} USD), gave 30.00 USD (haircut 0.00 USD)\n    the only counterparty ADL took from, ranked first by profit as a share of collateral x effective leverage at the plan's mark: profit 62.5 % of its collateral, effective leverage 2.69x\n`,
+          `\n  deleveraged by ADL once:\n  ${ofS1.deleveragedBy!.events[0]!.at} by ${id} (its settlement): closed 10 ETH at mark 175 USD (effective ${close!.price} USD), gave 30.00 USD (haircut 0.00 USD)\n    the only counterparty its settlement's ADL took from, ranked first by profit as a share of collateral x effective leverage at the plan's mark: profit 62.5 % of its collateral, effective leverage 2.69x\n`,
         );
         expect(json.liquidation.context?.plan).toMatchObject({
           mark: '175',

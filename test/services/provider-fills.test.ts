@@ -66,6 +66,12 @@ describe("an auction's fill records on its provider, in the write that takes its
         },
         sinceMs: expect.any(Number),
       });
+      // The auction keeps when each fill was made as the record does, the fills the record let go included
+      // (review52-support-fill-times-on-auction): its step, that step's time and mark.
+      const times = (f: { step?: number; atMs?: number; mark?: bigint }) => [f.step, f.atMs, f.mark];
+      expect(won.slice(-MAX_PROVIDER_FILLS_KEPT).map(times)).toEqual(record.fills.recent.map(times));
+      for (const f of won)
+        expect(f).toMatchObject({ step: expect.any(Number), atMs: expect.any(Number), mark });
       // One write a fill: the capital and the fill together.
       expect(record.capital).toBe(100_000_000_000n - cost);
       expect(record.version).toBe(won.length);

@@ -712,6 +712,11 @@ export function checkProviderFills(
         got.edge !== fillEdge(a.direction, got.size, got.mark, got.cost)
       )
         problems.push(`provider fills: ${after.id}'s last fill ${toJson(got)} is not ${a.id}'s ${toJson(f)}`);
+      // The auction keeps when each fill was made, as its provider's record does (review52-support-fill-times-on-auction).
+      if (f.step !== a.step || f.atMs !== got.atMs || f.mark !== got.mark)
+        problems.push(
+          `auction fill times: ${a.id}'s fill of ${after.id} at step ${a.step} records ${toJson({ step: f.step, atMs: f.atMs, mark: f.mark })}, its provider's record ${toJson({ step: got.step, atMs: got.atMs, mark: got.mark })}`,
+        );
       // The step's own mark (providers49-fill-mark): each fill is at its provider's bid at that mark (clearing's
       // bidPrice, the terms read by the step: the write's before), one mark for every fill of the step, and the mark
       // the auction records when the step ended it.

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { bidPrice } from '../../shared/domain/clearing.ts';
-import type { Fill } from '../../shared/domain/model.ts';
 import { fillEdge, type ProviderFill, recordProviderFill } from '../../shared/domain/provider-fills.ts';
 import { base, notionalQuote, price, usd } from '../../shared/domain/units.ts';
-import type { AuctionRecord, ProviderRecord } from '../../shared/ports/index.ts';
+import type { AuctionFill, AuctionRecord, ProviderRecord } from '../../shared/ports/index.ts';
 import { checkAuctions, checkProviderFills } from '../support/invariants.ts';
 
 /**
@@ -50,17 +49,26 @@ function step(
     recorded?: Partial<ProviderFill>;
     /** The mark the auction ends at; `running`: the step leaves it running (a lot left). */
     ended?: bigint | 'running';
+    /** The auction fill's own time over its provider's (`none`: no time, as a fill of an earlier version). */
+    fillTime?: 'none' | Partial<Pick<AuctionFill, 'step' | 'atMs' | 'mark'>>;
   } = {},
 ) {
   const mark = options.mark ?? MARK;
   const at = bidPrice(provider, 'SELL', mark);
   // The provider pays size x price rounded up (clearing's cost of a SELL lot).
   const cost = notionalQuote(SIZE, at, 'ceil');
-  const fill: Fill & { providerId: string } = {
+  const atMs = options.recorded?.atMs ?? 1_584_050_060_000;
+  // When it was made, as the provider's record says (review52-support-fill-times-on-auction), unless `fillTime` says otherwise.
+  const time =
+    options.fillTime === 'none'
+      ? {}
+      : { step: running.step, atMs, mark: options.recorded?.mark ?? mark, ...options.fillTime };
+  const fill: AuctionFill = {
     providerId: provider.id,
     price: at,
     size: SIZE,
     ...(options.cost === 'omitted' ? {} : { cost }),
+    ...time,
   };
   const after: AuctionRecord = {
     ...running,
@@ -82,7 +90,7 @@ function step(
     cost,
     mark,
     edge: fillEdge('SELL', SIZE, mark, cost),
-    atMs: 1_584_050_060_000,
+    atMs,
     ...options.recorded,
   };
   const filled: ProviderRecord = {
@@ -141,7 +149,15 @@ describe("invariants: a provider's fill on its record", () => {
     const cost = notionalQuote(size, at, 'ceil');
     const withOther = (mark: bigint) => {
       const { groups, auctions } = step({ ended: 'running' });
-      const fill = { providerId: other.id, price: at, size, cost };
+      const fill = {
+        providerId: other.id,
+        price: at,
+        size,
+        cost,
+        step: running.step,
+        atMs: 1_584_050_060_000,
+        mark,
+      };
       const recorded: ProviderFill = {
         liquidationId: running.liquidationId,
         step: running.step,
@@ -185,6 +201,19 @@ describe("invariants: a provider's fill on its record", () => {
     const { groups, auctions } = step({ ended: MARK - 100n });
     expect(checkProviderFills({ groups }, auctions)).toEqual([
       expect.stringMatching(/the step ended the auction at/),
+    ]);
+  });
+
+  // review52-support-fill-times-on-auction: a step's fill records when it was made on the auction too, as on its provider.
+  it.each([
+    ['no time (as an earlier version wrote it)', 'none' as const],
+    ['another step', { step: running.step + 1 }],
+    ['another time', { atMs: 1_584_050_061_000 }],
+    ['another mark', { mark: MARK - 1n }],
+  ])("flags an auction fill that records %s than its provider's record", (_name, fillTime) => {
+    const { groups, auctions } = step({ fillTime });
+    expect(checkProviderFills({ groups }, auctions)).toEqual([
+      expect.stringMatching(/^auction fill times: auction-long-1:1's fill of lp-1 at step 3 records /),
     ]);
   });
 

@@ -69,6 +69,21 @@ const CLAIM_FIELDS_HARMLESS_TO_DROP = new Set([
   'claimer',
 ]);
 
+/**
+ * A fill's own fields (`fills` is a list of maps: an older version reads each fill's price, size, cost and provider and
+ * puts back those alone, so a field added to a fill is dropped as an attribute would be).
+ */
+const FILL_FIELDS = new Set(['price', 'size', 'cost', 'providerId']);
+const FILL_FIELDS_HARMLESS_TO_DROP = new Set([
+  // When the fill was made (review52-support-fill-times-on-auction): read by `liquidations show` alone. Dropped by a previous
+  // version's Put of the auction in a deploy's minutes (its next step), the auction's fills until then read as those of
+  // before session 52: `show` times them from their providers' records where those tell them apart. Raising the schema
+  // would cost every deploy's alarms and any rollback (review44-record-schema).
+  'step',
+  'atMs',
+  'mark',
+]);
+
 /** An auction with every attribute its item can carry. */
 const everything: AuctionRecord = {
   id: 'liq-1:auction',
@@ -82,7 +97,17 @@ const everything: AuctionRecord = {
   resets: 0,
   step: 3,
   state: 'RUNNING',
-  fills: [{ price: price('1880'), size: base('1'), providerId: 'lp-1', cost: 1_880_000_000n }],
+  fills: [
+    {
+      price: price('1880'),
+      size: base('1'),
+      providerId: 'lp-1',
+      cost: 1_880_000_000n,
+      step: 2,
+      atMs: 3,
+      mark: price('1900'),
+    },
+  ],
   lastFailure: { reason: 'x', attempt: 1, atMs: 2 },
   wakeMark: price('1850'),
   endedBy: 'plan',
@@ -105,6 +130,12 @@ describe('writer schema: every attribute of an auction item is decided (writer-s
     expect(undecided).toEqual([]);
     for (const [name, schema] of Object.entries(KEPT_SINCE))
       expect(RECORD_SCHEMA, `${name} is kept since schema ${schema}`).toBeGreaterThanOrEqual(schema);
+  });
+
+  it('each field of a fill is of schema 1 or harmless to drop', () => {
+    const fields = Object.keys(auctionItem(everything).fills?.L?.[0]?.M ?? {});
+    expect(fields).toContain('mark');
+    expect(fields.filter((f) => !FILL_FIELDS.has(f) && !FILL_FIELDS_HARMLESS_TO_DROP.has(f))).toEqual([]);
   });
 
   it("each field of the resend claim is the claim's own or harmless to drop", () => {

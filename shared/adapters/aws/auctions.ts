@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { PriceE8 } from '../../domain/units.ts';
 import {
+  type AuctionFill,
   type AuctionRecord,
   type AuctionRepository,
   ConditionFailedError,
@@ -69,6 +70,22 @@ const oneOf = <T extends string>(item: Item, name: string, allowed: readonly T[]
   return value as T;
 };
 
+/**
+ * An auction's fill. When it was made (step, atMs, mark: display only, written together) is read whole or not at all:
+ * one that does not read (an edit by hand) never fails the auction's steps; the fill reads without it, as one of
+ * before session 52 (review52-support-fill-times-on-auction).
+ */
+function readAuctionFill(m: Item): AuctionFill {
+  const fill = { ...readFill(m), providerId: readS(m, 'providerId') };
+  if (m.step === undefined && m.atMs === undefined && m.mark === undefined) return fill;
+  try {
+    return { ...fill, step: readInt(m, 'step'), atMs: readInt(m, 'atMs'), mark: readBig(m, 'mark') };
+  } catch (error) {
+    if (error instanceof CorruptItemError) return fill;
+    throw error;
+  }
+}
+
 export const auctionFromItem = (item: Item): AuctionRecord => {
   const lastFailure = optFailure(item);
   const wakeMark = optBig(item, 'wakeMark');
@@ -107,7 +124,7 @@ export const auctionFromItem = (item: Item): AuctionRecord => {
     resets: readInt(item, 'resets'),
     step: readInt(item, 'step'),
     state: oneOf(item, 'state', STATES),
-    fills: readMaps(item, 'fills').map((m) => ({ ...readFill(m), providerId: readS(m, 'providerId') })),
+    fills: readMaps(item, 'fills').map(readAuctionFill),
     ...(lastFailure === undefined ? {} : { lastFailure }),
     ...(wakeMark === undefined ? {} : { wakeMark }),
     ...(endedBy === undefined ? {} : { endedBy }),

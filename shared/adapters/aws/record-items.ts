@@ -1,6 +1,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { SETTLEMENT_UNITS, type SettlementAmounts } from '../../domain/waterfall.ts';
 import {
+  type AuctionFill,
   type AuctionRecord,
   isOpenLiquidation,
   type LiquidationRecord,
@@ -148,6 +149,20 @@ function settlementAttr(s: SettlementAmounts): AttributeValue {
   return { M };
 }
 
+/** An auction's fill: fillAttr's, and when it was made where the record says (AuctionFill). */
+const auctionFillAttr = (f: AuctionFill): AttributeValue => {
+  const fill = fillAttr(f);
+  if (f.step === undefined && f.atMs === undefined && f.mark === undefined) return fill;
+  return {
+    M: {
+      ...fill.M,
+      ...(f.step === undefined ? {} : { step: N(f.step) }),
+      ...(f.atMs === undefined ? {} : { atMs: N(f.atMs) }),
+      ...(f.mark === undefined ? {} : { mark: N(f.mark) }),
+    },
+  };
+};
+
 export const auctionItem = (a: AuctionRecord): Item => ({
   id: S(a.id),
   liquidationId: S(a.liquidationId),
@@ -160,7 +175,7 @@ export const auctionItem = (a: AuctionRecord): Item => ({
   resets: N(a.resets),
   step: N(a.step),
   state: S(a.state),
-  fills: { L: a.fills.map(fillAttr) },
+  fills: { L: a.fills.map(auctionFillAttr) },
   ...(a.lastFailure === undefined ? {} : { lastFailure: failureAttr('auctions', a.lastFailure) }),
   ...(a.wakeMark === undefined ? {} : { wakeMark: N(a.wakeMark) }),
   ...(a.endedBy === undefined ? {} : { endedBy: S(a.endedBy) }),
