@@ -7,6 +7,7 @@ import {
   type PeriodEdge,
   postingsOf,
   SETTLED_AFTER_MS,
+  STACK_KINDS,
   StatementError,
 } from '../../shared/domain/fund-statement.ts';
 import { entriesWord, unindexedAmong } from '../../shared/domain/journal-audit.ts';
@@ -39,10 +40,10 @@ export const STATEMENT_SYNOPSIS = `       backstop fund statement [--from TIME |
                                [--max N] [--json | --csv] [--config FILE.json]
 `;
 
-/** The chart of accounts, a kind and its contra account a line. */
-const CHART_LINES = Object.entries(FUND_CHART)
-  .map(([kind, c]) => `                           ${kind.padEnd(18)}${c.contra}`)
-  .join('\n');
+/** The chart of accounts a stack's journal books, a kind and its contra account a line. */
+const CHART_LINES = STACK_KINDS.map(
+  (kind) => `                           ${kind.padEnd(18)}${FUND_CHART[kind].contra}`,
+).join('\n');
 
 export const STATEMENT_USAGE = `statement: the insurance fund's statement for a period of its journal, read through the journal's index
   by sequence (never a Scan), for finance's books: the opening balance (balanceBefore of the period's first
@@ -563,7 +564,8 @@ function againstKindLine(read: StatementRead): string | undefined {
       : `${againstKind.length} entries move the fund against their kind`;
   return (
     `${which}: ${listSome(againstKind)} (a deposit or a fee that lowers it, a withdrawal or a draw that raises it, ` +
-    "not keyed :r<n> as a settlement planned again gives one back), booked as it moved the fund (a deposit's out, a " +
+    'none given back by a settlement planned again: keyed :r<n>, within what its plan moved before it), booked as it ' +
+    "moved the fund (a deposit's out, a " +
     "withdrawal's in): the ledger refuses such a movement, so one in the journal was written by hand; escalate before " +
     'booking the period (docs/DEPLOY.md, "An entry the fund\'s chart of accounts refuses")'
   );

@@ -37,7 +37,8 @@ export const STATUS_USAGE = `Usage: backstop status [--json] [--watch [--interva
 Positions by state, liquidations by state, the fees earned and who bore the shortfalls (fund, ADL, uncovered
 bad debt, summed over the settlements), open auctions, queue and dead-letter depths, the insurance fund
 (balance, reconciliation as a withdrawal judges it: from ledger-reconcile's checkpoint, never the whole journal;
-whether withdrawals are refused for it; the last journal entries) and the circuit breakers.
+whether withdrawals are refused for it; the entries the fund's chart of accounts refuses, as ledger-reconcile's
+checkpoint counted them; the last journal entries) and the circuit breakers.
 The counts by state Scan the positions, liquidations and auctions tables whole (one Scan each) on each read:
 on a deployed stack, a read unit per 8 KB scanned (DynamoDB on demand, eventually consistent), ~44,000 read
 units for a book of 1,000,000 positions and 100,000 liquidations (docs/DEPLOY.md, "What backstop status reads").
@@ -196,6 +197,22 @@ export function renderStatus(
     lines.push(
       `  ... ${f.problems.length - 5} more lines of problems: ${backstopCommand(target, 'status --json')}`,
     );
+  // Kept with ledger-reconcile's checkpoint, not read from the journal (status stays scan-free): where to look.
+  const chart = f.chartRefused;
+  if (chart) {
+    const range =
+      chart.firstSequence === chart.lastSequence
+        ? `entry ${chart.firstSequence}`
+        : `entries ${chart.firstSequence} to ${chart.lastSequence}`;
+    const counted = chart.countedAfter === 0 ? '' : `; counted after entry ${chart.countedAfter}`;
+    const statement = `fund statement --from-sequence ${chart.firstSequence} --to-sequence ${chart.lastSequence}`;
+    const them = chart.count === 1 ? 'it' : 'them';
+    lines.push(
+      `  chart of accounts: ${entriesWord(chart.count)} the fund's chart refuses (${range}${counted}): ` +
+        `${backstopCommand(target, statement)} names ${them} (docs/DEPLOY.md, "An entry the fund's chart of accounts ` +
+        `refuses"); no withdrawal is refused for ${them}`,
+    );
+  }
   for (const e of f.lastEntries) {
     lines.push(
       `  #${e.sequence} ${e.at} ${e.kind} ${usd(e.amount)} -> ${usd(e.balanceAfter)} (${e.reference}${e.actor === undefined ? '' : ` by ${e.actor}`})`,

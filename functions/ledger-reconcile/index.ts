@@ -91,6 +91,7 @@ function leavingNewerCheckpoint(ledger: Ledger): JournalReader {
     balance: (account) => ledger.balance(account),
     journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
     unindexedEntries: (account, maxRead) => ledger.unindexedEntries(account, maxRead),
+    entriesOf: (account, reference) => ledger.entriesOf(account, reference),
     auditCheckpoint: (account) => ledger.auditCheckpoint(account),
     saveAuditCheckpoint: async (account, audit, from) => {
       try {

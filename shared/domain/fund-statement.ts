@@ -34,14 +34,14 @@ export interface StatementEntry {
 }
 
 /**
- * Every kind of entry written to a stack's fund, by whom: the waterfall's settlements (PlannedMovement's kinds:
- * a fee, which holds ADL's close roundings credited to the fund, and is given back, negative, when a replan charges
- * less; a shortfall payout, negative, and given back, positive, when a replan pays less) and the operator's `fund
- * deposit|withdraw` (the admin request's action). The simulation's in-process ledger also writes `fund-start`, its
- * starting balance, which no stack holds: a statement meeting it, or any kind not here, refuses (StatementError)
- * rather than book it to an account nobody chose.
+ * Every kind of entry written to a fund, by whom: the waterfall's settlements (PlannedMovement's kinds: a fee, which
+ * holds ADL's close roundings credited to the fund, and is given back, negative, when a replan charges less; a
+ * shortfall payout, negative, and given back, positive, when a replan pays less), the operator's `fund
+ * deposit|withdraw` (the admin request's action), and `fund-start`, the simulation's opening balance (its in-process
+ * ledger's first entry; no stack writes it). A statement meeting any other kind refuses (StatementError) rather than
+ * book it to an account nobody chose, and both ledgers refuse to write one (the port's movementProblem).
  */
-export type FundEntryKind = PlannedMovement['kind'] | 'deposit' | 'withdraw';
+export type FundEntryKind = PlannedMovement['kind'] | 'deposit' | 'withdraw' | 'fund-start';
 
 export interface ChartAccount {
   /** The account on the entry's other side. */
@@ -55,6 +55,11 @@ export interface ChartAccount {
    * its earlier plans moved are keyed `<key>:r<n>` (differenceMovements). Absent: nothing moves the kind the other way.
    */
   readonly givenBack?: string;
+  /**
+   * Written only by the simulation, never on a stack: a statement lists the kind (and its contra) only when it meets
+   * one.
+   */
+  readonly simulationOnly?: true;
 }
 
 /** The chart of accounts: the contra account of each kind. A Record: a kind added to the types must be named. */
@@ -73,19 +78,29 @@ export const FUND_CHART: Readonly<Record<FundEntryKind, ChartAccount>> = {
   },
   deposit: { contra: 'treasury', label: 'deposited', moves: 'in' },
   withdraw: { contra: 'treasury', label: 'withdrawn', moves: 'out' },
+  // The fund a simulation starts with: an opening balance, booked against the owners' equity as books open.
+  'fund-start': {
+    contra: 'equity:opening-balance',
+    label: 'opening entry',
+    moves: 'in',
+    simulationOnly: true,
+  },
 };
 
 /** The kinds in the order statements list them. */
 export const FUND_KINDS = Object.keys(FUND_CHART) as FundEntryKind[];
 
-/** The contra accounts, each once, in the chart's order. */
-export const CONTRA_ACCOUNTS: readonly string[] = [...new Set(FUND_KINDS.map((k) => FUND_CHART[k].contra))];
+/** The kinds a stack's journal holds (not the simulation's alone): a statement lists each, 0 when none moved. */
+export const STACK_KINDS = FUND_KINDS.filter((k) => FUND_CHART[k].simulationOnly === undefined);
+
+/** The contra accounts a stack's journal books against, each once, in the chart's order. */
+export const CONTRA_ACCOUNTS: readonly string[] = [...new Set(STACK_KINDS.map((k) => FUND_CHART[k].contra))];
 
 export class StatementError extends Error {
   override readonly name = 'StatementError';
 }
 
-const isCharted = (kind: string): kind is FundEntryKind => Object.hasOwn(FUND_CHART, kind);
+export const isCharted = (kind: string): kind is FundEntryKind => Object.hasOwn(FUND_CHART, kind);
 
 /** The chart's account for an entry's kind; an unknown kind is an error naming the entry, never an "other". */
 export function contraOf(entry: Pick<StatementEntry, 'kind' | 'sequence' | 'idempotencyKey'>): string {
@@ -98,18 +113,34 @@ export function contraOf(entry: Pick<StatementEntry, 'kind' | 'sequence' | 'idem
 }
 
 /**
+ * Whether a movement would be a fee or a draw given back by a settlement planned again, as its kind, sign and key say:
+ * a kind the chart moves the other way only so (givenBack), moving it that way, under a key ending `:r<n>`
+ * (differenceMovements). The key alone proves nothing (`x:r1` is as easily written by hand): whether it is one is what
+ * its plan moved before it (givenBackProblem).
+ */
+export function givesBack(m: Pick<StatementEntry, 'kind' | 'amount' | 'idempotencyKey'>): boolean {
+  if (!isCharted(m.kind) || m.amount === 0n) return false;
+  const { moves, givenBack } = FUND_CHART[m.kind];
+  return (
+    givenBack !== undefined &&
+    m.amount > 0n !== (moves === 'in') &&
+    planKeyOf(m.idempotencyKey) !== m.idempotencyKey
+  );
+}
+
+/**
  * Why a movement's sign contradicts its kind, or undefined: a deposit or a fee that lowers the fund, a withdrawal or a
- * draw that raises it, but for a fee or a draw given back by a settlement planned again (a key ending `:r<n>`). 0 moves
- * nothing either way; a kind the chart does not name is not judged here (chartProblem). The ledger refuses such a
- * movement (the port's movementProblem), and ledger-reconcile reports one in the journal (written by hand).
+ * draw that raises it, but for a fee or a draw given back by a settlement planned again (a key ending `:r<n>`), which
+ * is judged on what its plan moved before it (givenBackProblem). 0 moves nothing either way; a kind the chart does not
+ * name is not judged here (chartProblem). The ledger refuses such a movement (the port's movementProblem), and
+ * ledger-reconcile reports one in the journal (written by hand).
  */
 export function signProblem(
   m: Pick<StatementEntry, 'kind' | 'amount' | 'idempotencyKey'>,
 ): string | undefined {
   if (!isCharted(m.kind) || m.amount === 0n) return undefined;
   const { moves, givenBack } = FUND_CHART[m.kind];
-  if (m.amount > 0n === (moves === 'in')) return undefined;
-  if (givenBack !== undefined && planKeyOf(m.idempotencyKey) !== m.idempotencyKey) return undefined;
+  if (m.amount > 0n === (moves === 'in') || givesBack(m)) return undefined;
   const [way, other] = moves === 'in' ? ['raises', 'lowers'] : ['lowers', 'raises'];
   return (
     `${m.kind} of ${signed(m.amount)} under key ${m.idempotencyKey}: kind ${m.kind} ${way} the fund, ` +
@@ -119,20 +150,83 @@ export function signProblem(
   );
 }
 
+/** What a give-back's plan is judged on: journal entries of its liquidation (Ledger.entriesOf of its reference). */
+export type PlanEntry = Pick<StatementEntry, 'idempotencyKey' | 'kind' | 'amount'> & {
+  readonly sequence?: number;
+};
+
+/**
+ * What a give-back's plan moved before it, as differenceMovements reads `applied`: the sum of `entries` (its
+ * reference's journal entries) under its plan's key (planKeyOf) and of its kind, its own key aside; judging an entry
+ * of the journal (one with a sequence), only those before it.
+ */
+export function movedByItsPlan(
+  m: Pick<StatementEntry, 'idempotencyKey' | 'kind'> & { readonly sequence?: number },
+  entries: readonly PlanEntry[],
+): QuoteE6 {
+  const plan = planKeyOf(m.idempotencyKey);
+  let moved = 0n;
+  for (const e of entries) {
+    if (e.idempotencyKey === m.idempotencyKey || e.kind !== m.kind || planKeyOf(e.idempotencyKey) !== plan)
+      continue;
+    if (m.sequence !== undefined && e.sequence !== undefined && e.sequence >= m.sequence) continue;
+    moved += e.amount;
+  }
+  return moved;
+}
+
+/**
+ * Why a fee or a draw given back (givesBack) is none, or undefined: a settlement planned again gives back at most
+ * what its earlier plans moved under the key (`planMoved`: movedByItsPlan), so what the key moved in all stays its
+ * kind's way. One that gives back more, or whose plan moved nothing (the key without its suffix, or any other plan's,
+ * never written: an `x:r1` by hand), is a movement against its kind; an undefined `planMoved` is nothing moved.
+ */
+export function givenBackProblem(
+  m: Pick<StatementEntry, 'kind' | 'amount' | 'idempotencyKey'>,
+  planMoved: QuoteE6 | undefined,
+): string | undefined {
+  if (!givesBack(m)) return undefined;
+  const moved = planMoved ?? 0n;
+  const { moves, givenBack } = FUND_CHART[m.kind as FundEntryKind];
+  const total = moved + m.amount;
+  if (moves === 'in' ? total >= 0n : total <= 0n) return undefined;
+  const [way, other] = moves === 'in' ? ['raises', 'lowers'] : ['lowers', 'raises'];
+  return (
+    `${m.kind} of ${signed(m.amount)} under key ${m.idempotencyKey}: kind ${m.kind} ${way} the fund, and ${other} ` +
+    `it only as ${givenBack} by a settlement planned again, at most what its plan's key ${planKeyOf(m.idempotencyKey)} ` +
+    `moved before it (${moved === 0n ? 'nothing' : signed(moved)})`
+  );
+}
+
+/**
+ * What the plan of each give-back among `entries` (givesBack) moved before it (movedByItsPlan over `journal`, its
+ * liquidation's entries), by its sequence: what a statement judges its give-backs on.
+ */
+export function plansMovedOf(
+  entries: readonly StatementEntry[],
+  journal: readonly PlanEntry[],
+): Map<number, QuoteE6> {
+  const moved = new Map<number, QuoteE6>();
+  for (const e of entries) if (givesBack(e)) moved.set(e.sequence, movedByItsPlan(e, journal));
+  return moved;
+}
+
 /**
  * What the chart of accounts finds wrong with a journal entry, or undefined: a kind it does not name (written by
- * another version or by hand: `fund statement` refuses it), or a sign its kind never moves (signProblem). Neither
- * changes what the journal sums to: ledger-reconcile reports them apart from its breaks.
+ * another version or by hand: `fund statement` refuses it), or a sign its kind never moves (signProblem, and a give-back
+ * beyond what its plan moved before it, `planMoved`: givenBackProblem). Neither changes what the journal sums to:
+ * ledger-reconcile reports them apart from its breaks.
  */
 export function chartProblem(
   entry: Pick<StatementEntry, 'sequence' | 'kind' | 'amount' | 'idempotencyKey'>,
+  planMoved: QuoteE6 | undefined,
 ): string | undefined {
   if (!isCharted(entry.kind))
     return (
       `entry ${entry.sequence} (key ${entry.idempotencyKey}): kind ${JSON.stringify(entry.kind)} is not in the fund's chart ` +
       `of accounts (${FUND_KINDS.join(', ')}): written by another version or by hand; \`fund statement\` refuses it`
     );
-  const sign = signProblem(entry);
+  const sign = signProblem(entry) ?? givenBackProblem(entry, planMoved);
   return sign === undefined ? undefined : `entry ${entry.sequence}: ${sign}`;
 }
 
@@ -455,9 +549,12 @@ export interface FundStatement {
   readonly breaks: readonly ChainBreak[];
   /** No break, and opening + movements = closing. */
   readonly reconciles: boolean;
-  /** Every kind of the chart, in its order (0 for those the period has none of). */
+  /**
+   * Every kind of the chart a stack writes, in its order (0 for those the period has none of), and the simulation's
+   * `fund-start` when the period holds one.
+   */
   readonly kinds: readonly KindTotal[];
-  /** The fund's account first, then each contra account in the chart's order. */
+  /** The fund's account first, then the contra account of each kind listed, in the chart's order. */
   readonly accounts: readonly AccountTotal[];
   readonly totals: { readonly debit: QuoteE6; readonly credit: QuoteE6 };
   /** Entries of the period stamped before its --from (committed after its first entry). */
@@ -470,9 +567,10 @@ export interface FundStatement {
   readonly unnamed: readonly number[];
   /**
    * Entries of the period whose sign their kind never moves (signProblem: a deposit or a fee that lowers the fund, a
-   * withdrawal or a draw that raises it, none a settlement planned again's `:r<n>`), booked as their kind's movement
-   * the other way. The ledger refuses such a movement, so one was written by hand; ledger-reconcile paged for it once,
-   * and a statement names it each time (review51-books-statement-against-kind).
+   * withdrawal or a draw that raises it, none given back by a settlement planned again: keyed `:r<n>` and within what
+   * its plan moved before it, givenBackProblem), booked as their kind's movement the other way. The ledger refuses such
+   * a movement, so one was written by hand; ledger-reconcile paged for it once, and a statement names it each time
+   * (review51-books-statement-against-kind).
    */
   readonly againstKind: readonly number[];
   /**
@@ -506,6 +604,11 @@ export interface StatementInput {
    * its sequence had committed). Entries it counts that the read did not list are missing at the end.
    */
   readonly journalEnd?: JournalEnd;
+  /**
+   * What the plan of each give-back of the period (givesBack) moved before it (plansMovedOf: its liquidation's entries
+   * read), by the give-back's sequence: one not here moved nothing, and is named against its kind.
+   */
+  readonly plansMoved?: ReadonlyMap<number, QuoteE6>;
 }
 
 export interface JournalEnd {
@@ -582,11 +685,16 @@ export function indexLagging(breaks: readonly ChainBreak[], balanceSequence: num
  */
 export function buildStatement(input: StatementInput): FundStatement {
   const { account, entries, before } = input;
-  const kinds = new Map<FundEntryKind, { entries: number; in: QuoteE6; out: QuoteE6 }>(
-    FUND_KINDS.map((k) => [k, { entries: 0, in: 0n, out: 0n }]),
+  // The simulation's kinds only when the period holds one: a stack's statement never names them.
+  const listed = FUND_KINDS.filter(
+    (k) => FUND_CHART[k].simulationOnly === undefined || entries.some((e) => e.kind === k),
   );
+  const kinds = new Map<FundEntryKind, { entries: number; in: QuoteE6; out: QuoteE6 }>(
+    listed.map((k) => [k, { entries: 0, in: 0n, out: 0n }]),
+  );
+  const contras = new Set(listed.map((k) => FUND_CHART[k].contra));
   const accounts = new Map<string, { debit: QuoteE6; credit: QuoteE6 }>(
-    [account, ...CONTRA_ACCOUNTS].map((a) => [a, { debit: 0n, credit: 0n }]),
+    [account, ...contras].map((a) => [a, { debit: 0n, credit: 0n }]),
   );
   let movements = 0n;
   let debit = 0n;
@@ -626,7 +734,8 @@ export function buildStatement(input: StatementInput): FundStatement {
           ...(entry.declaredOperator === undefined ? {} : { declaredOperator: entry.declaredOperator }),
         });
     }
-    if (signProblem(entry) !== undefined) againstKind.push(entry.sequence);
+    if ((signProblem(entry) ?? givenBackProblem(entry, input.plansMoved?.get(entry.sequence))) !== undefined)
+      againstKind.push(entry.sequence);
   }
   const first = entries[0];
   const last = entries[entries.length - 1];
@@ -647,7 +756,7 @@ export function buildStatement(input: StatementInput): FundStatement {
     breaks,
     // An empty period with no entry known before it (a --from-sequence past the journal's end) has nothing to break.
     reconciles: breaks.length === 0 && (difference === undefined ? entries.length === 0 : difference === 0n),
-    kinds: FUND_KINDS.map((kind) => {
+    kinds: listed.map((kind) => {
       const k = kinds.get(kind)!;
       return { kind, contra: FUND_CHART[kind].contra, ...k, net: k.in - k.out };
     }),

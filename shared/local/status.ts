@@ -18,6 +18,7 @@ import { iso } from '../domain/words.ts';
 import { errorText, firstLine } from '../error-text.ts';
 import {
   type AccountBalance,
+  type ChartFindings,
   currentRefusals,
   highestSequence,
   type Ledger,
@@ -223,6 +224,19 @@ export interface StatusReport {
     readonly minBalance: string;
     /** What the audit found wrong when unreconciled (at most 20, then a line with how many more). */
     readonly problems: readonly string[];
+    /**
+     * Journal entries the fund's chart of accounts refuses (a kind it does not name, a sign against its kind: they move
+     * no money wrongly, so `reconciled` does not count them), as ledger-reconcile's checkpoint counted them and this
+     * read's check found past it, through `audit.through`: nothing more is read for them. null when none was found.
+     * Counted from entry `countedAfter` + 1 on (a checkpoint stored before session 52 counted none before its own; a
+     * `{"full": true}` run of ledger-reconcile counts from the first). `fund statement` over the range names them.
+     */
+    readonly chartRefused: {
+      readonly count: number;
+      readonly firstSequence: number;
+      readonly lastSequence: number;
+      readonly countedAfter: number;
+    } | null;
     /**
      * The newest LAST_ENTRIES entries, newest last: one read of the journal's index, newest first (it may lag the
      * balance by a moment), never the journal.
@@ -1338,6 +1352,7 @@ export async function fundStatus(
       audit: { checkpoint: check.start ?? null, read: check.read, through: audit.sequence },
       minBalance: formatQuote(audit.minBalance),
       problems: !verdict.reconciled && verdict.reason === 'unreconciled' ? verdict.problems : [],
+      chartRefused: chartRefusedOf(check.chart),
       lastEntries: [...latest].reverse().map((e) => ({
         sequence: e.sequence,
         kind: e.kind,
@@ -1351,6 +1366,17 @@ export async function fundStatus(
     },
   };
 }
+
+/** The chart's findings as status shows them: null when none was found. */
+const chartRefusedOf = (chart: ChartFindings): StatusReport['insuranceFund']['chartRefused'] =>
+  chart.count === 0 || chart.first === undefined || chart.last === undefined
+    ? null
+    : {
+        count: chart.count,
+        firstSequence: chart.first,
+        lastSequence: chart.last,
+        countedAfter: chart.countedAfter,
+      };
 
 /**
  * The draws of the window a debit now counts against: none once the stored window has ended (as rollWindow judges,

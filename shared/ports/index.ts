@@ -1,6 +1,6 @@
 import type { AdlCandidate } from '../domain/adl.ts';
 import type { AdlOrder } from '../domain/adl-threshold.ts';
-import { signProblem } from '../domain/fund-statement.ts';
+import { FUND_KINDS, isCharted, signProblem } from '../domain/fund-statement.ts';
 import type { InsuranceState } from '../domain/insurance.ts';
 import type { JournalAudit } from '../domain/journal-audit.ts';
 import type { Fill, LiquidationState, Position, SetAside, Side, Unreadable } from '../domain/model.ts';
@@ -1109,8 +1109,9 @@ const textProblem = (value: unknown, max: number): boolean =>
   value !== undefined && (typeof value !== 'string' || value.length === 0 || value.length > max);
 
 /**
- * What is wrong with a movement's amounts, time, draw window, or sign for its kind (a caller's bug), or undefined. Both
- * ledgers check it before a movement is applied (on AWS, before it joins a group commit it would otherwise fail whole).
+ * What is wrong with a movement's amounts, time, draw window, kind (one the fund's chart of accounts names), or sign for
+ * its kind (a caller's bug), or undefined. Both ledgers check it before a movement is applied (on AWS, before it joins a
+ * group commit it would otherwise fail whole); a give-back is judged further once its plan is read (givenBackProblem).
  */
 export function movementProblem(m: LedgerMovement): string | undefined {
   const amounts: [string, unknown][] = [
@@ -1131,7 +1132,11 @@ export function movementProblem(m: LedgerMovement): string | undefined {
     return 'ledger/bad-expected: expected.sequence must be an integer >= 0';
   if (m.drawWindow && !Number.isSafeInteger(m.drawWindow.windowStartMs))
     return 'ledger/bad-window: windowStartMs must be an integer epoch ms';
-  // A sign its kind never moves is a caller's bug: booked, it would be filed against the wrong side of the books.
+  // A kind the chart does not name would be booked to no account: `fund statement` refuses the period it lands in.
+  if (typeof m.kind !== 'string' || !isCharted(m.kind))
+    return `ledger/uncharted-kind: kind ${JSON.stringify(m.kind)} under key ${m.idempotencyKey} is not in the fund's chart of accounts (${FUND_KINDS.join(', ')})`;
+  // A sign its kind never moves is a caller's bug: booked, it would be filed against the wrong side of the books. A
+  // give-back (`:r<n>`) passes here: the ledger judges it on what its plan moved (givenBackProblem), once read.
   const sign = signProblem(m);
   if (sign) return `ledger/sign-against-kind: ${sign}`;
   return undefined;
@@ -1201,7 +1206,25 @@ export type AppliedEntry = JournalEntry & { readonly replayed?: true };
  */
 export interface AuditCheckpoint extends JournalAudit {
   readonly epoch: string;
+  /** What the reconciles that audited it found the chart of accounts refuse (absent: stored before session 52). */
+  readonly chart?: ChartFindings;
 }
+
+/**
+ * Entries of an audited prefix the fund's chart of accounts refuses (chartProblem), as the reconciles that audited it
+ * found them: kept with the checkpoint, so `backstop status` says them without reading the journal.
+ */
+export interface ChartFindings {
+  readonly count: number;
+  /** The first and the last found, by sequence (when count > 0). */
+  readonly first?: number;
+  readonly last?: number;
+  /** Entries after this one were counted: 0 from the first; a checkpoint stored before session 52's, from it on. */
+  readonly countedAfter: number;
+}
+
+/** What a reconcile stores: its audited prefix and what it found of the chart in it. */
+export type AuditToSave = JournalAudit & { readonly chart?: ChartFindings };
 
 /** What a look for journal entries that journalAfter does not list found (Ledger.unindexedEntries). */
 export interface UnindexedEntries {
@@ -1234,6 +1257,9 @@ export interface Ledger {
    * the idempotency key. Re-applying a key returns the original entry and changes nothing (fenced or not).
    * `known`: the account as the caller just read it (balance()); a ledger that must read the balance before
    * writing may write on it instead, once: a stale one only fails the write's condition and is read again.
+   * A malformed movement (movementProblem: an uncharted kind, a sign against its kind) is refused before anything is
+   * read or written; so is a fee or a draw given back (`<key>:r<n>`, givesBack) beyond what the entries of its
+   * reference under its plan's key and kind moved (givenBackProblem), judged on them as they are when it commits.
    */
   apply(movement: LedgerMovement, known?: AccountBalance): Promise<AppliedEntry>;
   journal(account: string): Promise<readonly JournalEntry[]>;
@@ -1267,7 +1293,7 @@ export interface Ledger {
    */
   saveAuditCheckpoint(
     account: string,
-    audit: JournalAudit,
+    audit: AuditToSave,
     from: AuditCheckpoint | undefined | 'restart',
   ): Promise<void>;
   /**

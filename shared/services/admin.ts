@@ -39,6 +39,7 @@ import {
   type AccountBalance,
   type AppliedEntry,
   type AuditCheckpoint,
+  type AuditToSave,
   ConditionFailedError,
   highestSequence,
   type JournalEntry,
@@ -446,6 +447,8 @@ async function checkFund(
       return read;
     },
     journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
+    // Asked only for a fee or a draw given back among the entries read (a settlement planned again: rare).
+    entriesOf: (account, reference) => ledger.entriesOf(account, reference),
     // Asked only on a missing entry: its cost (a read of the journal itself) is never a withdrawal's that goes.
     // An earlier check's look is reused while the journal has not changed (status47-look-remembered).
     unindexedEntries: async (account, maxRead) => {
@@ -499,8 +502,13 @@ async function checkFund(
     ownPrefix: from !== undefined,
     missing: report.missing,
     look,
+    /**
+     * The entries the chart of accounts refuses, as ledger-reconcile's checkpoint counted them and this check found
+     * past it (through its clean prefix): what `backstop status` says of them, reading nothing more.
+     */
+    chart: report.chart,
     /** Where the next check of a withdrawalChecker may go on from. */
-    audited: { checkpoint, clean: report.clean },
+    audited: { checkpoint, clean: { ...report.clean, chart: report.chart } },
   };
 }
 
@@ -511,7 +519,8 @@ async function checkFund(
  */
 interface AuditMade {
   readonly checkpoint: AuditCheckpoint | undefined;
-  readonly clean: JournalAudit;
+  /** With the chart's findings through it (the checkpoint's and the check's). */
+  readonly clean: AuditToSave;
 }
 
 /**
@@ -521,7 +530,7 @@ interface AuditMade {
 function resumable(
   before: AuditMade | undefined,
   checkpoint: AuditCheckpoint | undefined,
-): JournalAudit | undefined {
+): AuditToSave | undefined {
   if (before === undefined || before.clean.sequence <= (checkpoint?.sequence ?? 0)) return undefined;
   const same = (a: AuditCheckpoint | undefined, b: AuditCheckpoint | undefined) =>
     a === b ||

@@ -6,10 +6,13 @@ import {
   closedByTime,
   cutPage,
   type FundStatement,
+  givesBack,
   indexLagging,
   type Period,
   type Predecessor,
+  plansMovedOf,
 } from '../domain/fund-statement.ts';
+import type { QuoteE6 } from '../domain/units.ts';
 import type { JournalEntry, Ledger, UnindexedEntries } from '../ports/index.ts';
 import { JOURNAL_PAGE, MISSING_ENTRY_WAITS_MS } from './reconcile.ts';
 
@@ -118,7 +121,7 @@ export const statementMaxProblem = (max: number): string | undefined =>
  * again (STATEMENT_GAP_REREADS in all) before it is: the index's lag.
  */
 export async function readFundStatement(
-  ledger: Pick<Ledger, 'balance' | 'journalAfter' | 'unindexedEntries'>,
+  ledger: Pick<Ledger, 'balance' | 'journalAfter' | 'unindexedEntries' | 'entriesOf'>,
   account: string,
   period: Period,
   options: StatementOptions = {},
@@ -220,6 +223,7 @@ export async function readFundStatement(
       ? (await ledger.journalAfter(account, 0, 1)).length === 0
       : false;
   const predecessor: Predecessor = before ?? startOf(empty ? 0 : readAfter);
+  const plansMoved = await plansMovedFor(ledger, account, entries);
   const built = buildStatement({
     account,
     entries,
@@ -235,6 +239,7 @@ export async function readFundStatement(
           },
         }
       : {}),
+    plansMoved,
   });
   // A gap may be entries the index does not list (a stack deployed before session 27): the journal itself says.
   const gaps = built.breaks.filter((b) => b.type === 'gap');
@@ -279,6 +284,25 @@ export async function readFundStatement(
     statement,
     ...(unindexed && unindexed.found > 0 ? { unindexed } : {}),
   };
+}
+
+/**
+ * What the plan of each fee or draw given back among `entries` moved before it, as the ledger judged it when it wrote
+ * it: one read of each such liquidation's entries (entriesOf, a key range; a settlement planned again is rare).
+ */
+async function plansMovedFor(
+  ledger: Pick<Ledger, 'entriesOf'>,
+  account: string,
+  entries: readonly JournalEntry[],
+): Promise<Map<number, QuoteE6>> {
+  const moved = new Map<number, QuoteE6>();
+  const givenBack = entries.filter(givesBack);
+  for (const reference of new Set(givenBack.map((e) => e.reference))) {
+    const ofReference = givenBack.filter((e) => e.reference === reference);
+    for (const [sequence, amount] of plansMovedOf(ofReference, await ledger.entriesOf(account, reference)))
+      moved.set(sequence, amount);
+  }
+  return moved;
 }
 
 const startOf = (readAfter: number): Predecessor =>

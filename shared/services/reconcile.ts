@@ -1,5 +1,5 @@
 import { sleep } from '../backoff.ts';
-import { chartProblem } from '../domain/fund-statement.ts';
+import { chartProblem, givesBack, movedByItsPlan } from '../domain/fund-statement.ts';
 import {
   EMPTY_AUDIT,
   extendAudit,
@@ -10,7 +10,14 @@ import {
 } from '../domain/journal-audit.ts';
 import { absBig, formatQuote, formatQuoteGrouped, type QuoteE6 } from '../domain/units.ts';
 import { METRICS } from '../metrics.ts';
-import type { AccountBalance, Ledger, Telemetry, UnindexedEntries } from '../ports/index.ts';
+import type {
+  AccountBalance,
+  ChartFindings,
+  JournalEntry,
+  Ledger,
+  Telemetry,
+  UnindexedEntries,
+} from '../ports/index.ts';
 
 export interface ReconcileReport {
   readonly account: string;
@@ -48,6 +55,11 @@ export interface ReconcileReport {
    * it, and by every run from the start).
    */
   readonly chartProblems: number;
+  /**
+   * The chart's findings through the clean prefix, what the checkpoint keeps: the stored checkpoint's (none when this
+   * run began the audit again) and this run's up to `clean` (those past it are found again by the next run).
+   */
+  readonly chart: ChartFindings;
   readonly minBalance: QuoteE6;
   /**
    * The entry the audit looked for and did not find, after its waits, where it stopped: a lost entry, or one the
@@ -129,7 +141,7 @@ const DEFAULTS = {
 
 export type JournalReader = Pick<
   Ledger,
-  'balance' | 'journalAfter' | 'unindexedEntries' | 'auditCheckpoint' | 'saveAuditCheckpoint'
+  'balance' | 'journalAfter' | 'unindexedEntries' | 'auditCheckpoint' | 'saveAuditCheckpoint' | 'entriesOf'
 >;
 
 /**
@@ -140,7 +152,9 @@ export type JournalReader = Pick<
  * sequence (each entry commits with its balance, so those were all stored before the balance was read); an entry
  * past it still there once the balance is read again is one no balance counts (a balance item lost or set back).
  * The audited prefix is a checkpoint; a prefix with a break is never stored past it, so the break is reported by
- * every run until fixed. An entry the fund's chart of accounts refuses is reported by the run that reads it.
+ * every run until fixed. An entry the fund's chart of accounts refuses is reported by the run that reads it, and
+ * counted with the checkpoint (`chart`). A fee or a draw given back (`:r<n>`) is judged on its liquidation's entries
+ * (entriesOf: one read per liquidation that has one, rare), as the ledger judged it.
  */
 export async function reconcileAccount(
   ledger: JournalReader,
@@ -182,8 +196,14 @@ export async function reconcileAccount(
   // every run from then on, and the scheduled runs go on from where it stopped (its budget). The clean prefix
   // never passes the balance's sequence (the walk stops at it).
   const restarted = options.from !== 'checkpoint';
+  const chart = withFindings(
+    stored === undefined
+      ? { count: 0, countedAfter: 0 }
+      : (stored.chart ?? { count: 0, countedAfter: stored.sequence }),
+    walk.chartFound.filter((sequence) => sequence <= clean.sequence),
+  );
   if (options.saveCheckpoint && (restarted || clean.sequence > start.sequence))
-    await ledger.saveAuditCheckpoint(account, clean, restarted ? 'restart' : stored);
+    await ledger.saveAuditCheckpoint(account, { ...clean, chart }, restarted ? 'restart' : stored);
   const advice = options.advice ?? ((problem: string) => problem);
   const breaks = listed([...problems]).map(advice);
   const found = listed([...problems, ...walk.chartProblems]).map(advice);
@@ -212,6 +232,7 @@ export async function reconcileAccount(
     problems: found,
     problemCount,
     chartProblems: charted,
+    chart,
     minBalance: audit.minBalance,
     ...(missing === undefined ? {} : { missing }),
     ...(look === undefined ? {} : { look }),
@@ -241,6 +262,8 @@ interface Walk {
   readonly problems: readonly string[];
   /** Entries the chart of accounts refuses (chartProblem), among those audited: not problems of the chain or sum. */
   readonly chartProblems: readonly string[];
+  /** Their sequences, each once. */
+  readonly chartFound: readonly number[];
   /** The entry not found, where the walk stopped (a problem, named by reconcileAccount). */
   readonly missing?: number;
 }
@@ -259,6 +282,14 @@ async function walkJournal(
   const pause = options.pause ?? sleep;
   const problems = new Set<string>();
   const chartProblems = new Set<string>();
+  const chartFound = new Set<number>();
+  // Each liquidation's entries, read once per run for its give-backs.
+  const plans = new Map<string, Promise<readonly JournalEntry[]>>();
+  const planOf = (reference: string) => {
+    const plan = plans.get(reference) ?? ledger.entriesOf(account, reference);
+    plans.set(reference, plan);
+    return plan;
+  };
   let audit = start;
   let clean = start;
   let entries = 0;
@@ -298,8 +329,11 @@ async function walkJournal(
     // The entries this page audited, each once (the page's first, read again, was the last page's).
     for (const entry of page) {
       if (entry.sequence <= audit.sequence || entry.sequence > step.audit.sequence) continue;
-      const problem = chartProblem(entry);
-      if (problem !== undefined) chartProblems.add(problem);
+      const planMoved = givesBack(entry) ? movedByItsPlan(entry, await planOf(entry.reference)) : undefined;
+      const problem = chartProblem(entry, planMoved);
+      if (problem === undefined) continue;
+      chartProblems.add(problem);
+      chartFound.add(entry.sequence);
     }
     // Not held back by the chart's problems: held, a booking error that moved no money wrongly would, 20,000 entries
     // on, refuse withdrawals as not audited, and 100,000 on stop the balance being judged at all.
@@ -312,7 +346,19 @@ async function walkJournal(
     entries,
     problems: [...problems],
     chartProblems: [...chartProblems],
+    chartFound: [...chartFound],
     ...(missing === undefined ? {} : { missing }),
+  };
+}
+
+/** `chart` with the entries at `sequences` found too (entries past those it counted). */
+export function withFindings(chart: ChartFindings, sequences: readonly number[]): ChartFindings {
+  if (sequences.length === 0) return chart;
+  return {
+    count: chart.count + sequences.length,
+    first: Math.min(chart.first ?? Number.POSITIVE_INFINITY, ...sequences),
+    last: Math.max(chart.last ?? 0, ...sequences),
+    countedAfter: chart.countedAfter,
   };
 }
 

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
-import { DynamoDBClient, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, PutItemCommand, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { STSClient } from '@aws-sdk/client-sts';
 import { describe, expect, it, vi } from 'vitest';
 import { statementTime } from '../../cli/ops/fund-statement.ts';
@@ -362,9 +362,10 @@ describe('backstop fund statement (moto)', () => {
     );
     const said =
       '1 entry moves the fund against its kind: 7 (a deposit or a fee that lowers it, a withdrawal or a draw that ' +
-      'raises it, not keyed :r<n> as a settlement planned again gives one back), booked as it moved the fund (a ' +
-      "deposit's out, a withdrawal's in): the ledger refuses such a movement, so one in the journal was written by " +
-      'hand; escalate before booking the period (docs/DEPLOY.md, "An entry the fund\'s chart of accounts refuses")';
+      'raises it, none given back by a settlement planned again: keyed :r<n>, within what its plan moved before it), ' +
+      "booked as it moved the fund (a deposit's out, a withdrawal's in): the ledger refuses such a movement, so one in " +
+      'the journal was written by hand; escalate before booking the period (docs/DEPLOY.md, "An entry the fund\'s ' +
+      'chart of accounts refuses")';
     const text = await cli('fund', 'statement', '--from-sequence', '1', ...at);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain(`\n  ${said}\n`);
@@ -378,6 +379,38 @@ describe('backstop fund statement (moto)', () => {
     // Entry 4, a fee given back under p1:0:fee:r1, is not named; a period without entry 7 says nothing.
     const before = await cli('fund', 'statement', '--to-sequence', '6', '--csv', ...at);
     expect([before.code, before.stderr]).toEqual([0, '']);
+    // books52-given-back-proved: a fee "given back" under p9:0:fee:r1, written by hand (its journal item and the
+    // balance's), with no fee of p9 behind it: named, where its `:r1` excused it.
+    const handWritten = {
+      pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` },
+      sk: { S: 'J#p9:0:fee:r1' },
+      account: { S: INSURANCE_ACCOUNT },
+      idempotencyKey: { S: 'p9:0:fee:r1' },
+      amount: { N: String(-usd('1')) },
+      balanceBefore: { N: String(usd('986.75')) },
+      balanceAfter: { N: String(usd('985.75')) },
+      kind: { S: 'liquidation-fee' },
+      reference: { S: 'p9' },
+      atMs: { N: String(Date.UTC(2026, 0, 21)) },
+      sequence: { N: '8' },
+      journalSequence: { N: '8' },
+    };
+    await emulator.clients.dynamo.send(
+      new PutItemCommand({ TableName: names.tables.ledger, Item: handWritten }),
+    );
+    await emulator.clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: names.tables.ledger,
+        Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: 'BALANCE' } },
+        UpdateExpression: 'SET balance = :after, #seq = :seq',
+        ExpressionAttributeNames: { '#seq': 'sequence' },
+        ExpressionAttributeValues: { ':after': { N: String(usd('985.75')) }, ':seq': { N: '8' } },
+      }),
+    );
+    const withIt = JSON.parse(
+      (await cli('fund', 'statement', '--from-sequence', '1', '--json', ...at)).stdout,
+    );
+    expect([withIt.reconciles, withIt.againstKind]).toEqual([true, [7, 8]]);
   });
 
   it('a period with a break: named, the identity shown, exit 1; the CSV says so on stderr', async () => {
@@ -627,12 +660,21 @@ describe('backstop fund statement (moto)', () => {
 
   it('refuses a journal holding a kind its chart does not name (exit 1), and names the stack of other rules its currency', async () => {
     const { stage, names } = await emulator.newStage('kind');
-    await move(names, 'x:1', 'rebate', '1', T0);
+    // Its kind rewritten by hand: the ledger refuses a kind its chart does not name (books52-uncharted-kind).
+    await move(names, 'x:1', 'deposit', '1', T0);
+    await emulator.clients.dynamo.send(
+      new UpdateItemCommand({
+        TableName: names.tables.ledger,
+        Key: { pk: { S: `ACCOUNT#${INSURANCE_ACCOUNT}` }, sk: { S: 'J#x:1' } },
+        UpdateExpression: 'SET kind = :k',
+        ExpressionAttributeValues: { ':k': { S: 'rebate' } },
+      }),
+    );
     const at = ['--endpoint', emulator.moto.endpoint, '--stage', stage];
     const run = await cli('fund', 'statement', ...at);
     expect([run.code, run.stdout]).toEqual([1, '']);
     expect(run.stderr).toBe(
-      'backstop: fund statement: statement/unknown-kind: entry 1 (key x:1) has kind "rebate", which the fund\'s chart of accounts does not name (liquidation-fee, shortfall-payout, deposit, withdraw): nothing is booked for an unknown kind\n',
+      'backstop: fund statement: statement/unknown-kind: entry 1 (key x:1) has kind "rebate", which the fund\'s chart of accounts does not name (liquidation-fee, shortfall-payout, deposit, withdraw, fund-start): nothing is booked for an unknown kind\n',
     );
     // A deployed stack of USDT markets: its statement in USDT, with the deployed file.
     const { stage: usdt, names: usdtNames } = await emulator.newStage('usdt');

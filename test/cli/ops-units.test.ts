@@ -2136,6 +2136,7 @@ describe('status rendering', () => {
       audit: { checkpoint: 0, read: 1, through: 1 },
       minBalance: '0',
       problems: [],
+      chartRefused: null,
       withdrawals: { refused: false, code: null, reason: null },
       lastEntries: [
         {
@@ -2169,6 +2170,21 @@ describe('status rendering', () => {
     strandedUnconfirmed: 0,
     strandedForSeconds: null,
   };
+  // books52-status-chart: the entries the fund's chart refuses, as ledger-reconcile's checkpoint counted them.
+  it("says the entries the fund's chart refuses and the statement that names them, only when there are some", () => {
+    expect(renderStatus(report)).not.toContain('chart of accounts');
+    const withChart = (chartRefused: StatusReport['insuranceFund']['chartRefused']) =>
+      renderStatus({ ...report, insuranceFund: { ...report.insuranceFund, chartRefused } });
+    expect(withChart({ count: 3, firstSequence: 12, lastSequence: 57, countedAfter: 0 })).toContain(
+      "\n  chart of accounts: 3 entries the fund's chart refuses (entries 12 to 57): backstop fund statement " +
+        '--from-sequence 12 --to-sequence 57 names them (docs/DEPLOY.md, "An entry ' +
+        'the fund\'s chart of accounts refuses"); no withdrawal is refused for them\n',
+    );
+    expect(withChart({ count: 1, firstSequence: 9, lastSequence: 9, countedAfter: 8 })).toContain(
+      "chart of accounts: 1 entry the fund's chart refuses (entry 9; counted after entry 8): backstop fund " +
+        'statement --from-sequence 9 --to-sequence 9 names it',
+    );
+  });
   /** What a single read's stranded line says of its judgment (stranded48-confirm). */
   const oneLook = "(from one look: SQS's queue counts are approximate, status --watch confirms it over 60 s)";
   it('shows every part on its own line', () => {

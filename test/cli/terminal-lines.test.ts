@@ -282,8 +282,9 @@ describe('fund statement', () => {
         floor: 0n,
       });
     // Entry 2 listed twice by the journal's index, the second under another key (an item written by hand).
-    const twice: Pick<Ledger, 'balance' | 'journalAfter' | 'unindexedEntries'> = {
+    const twice: Pick<Ledger, 'balance' | 'journalAfter' | 'unindexedEntries' | 'entriesOf'> = {
       balance: (account) => ledger.balance(account),
+      entriesOf: (account, reference) => ledger.entriesOf(account, reference),
       unindexedEntries: (account, max) => ledger.unindexedEntries(account, max),
       journalAfter: async (account, after, limit) => {
         const entries = await ledger.journalAfter(account, after, limit);

@@ -155,7 +155,7 @@ describe('aws ledger across containers', () => {
     account: 'fund',
     idempotencyKey: key,
     amount,
-    kind: amount < 0n ? 'draw' : 'deposit',
+    kind: amount < 0n ? 'withdraw' : 'deposit',
     reference: key,
     atMs: 1_000,
     floor,
@@ -238,6 +238,42 @@ describe('aws ledger across containers', () => {
       const balance = await b.balance('fund');
       expect(balance.balance).toBe(usd('5'));
       expect(balance.sequence).toBe(journal.length);
+    }));
+
+  // books52-given-back-proved: a give-back is judged on its liquidation's entries, read in its own attempt.
+  it("reads a give-back's liquidation entries once more; a settlement's first plan costs what it did", () =>
+    withCountedStage(async ({ names, plain, counter, counted }) => {
+      const a = createAwsAdapters({ clients: counted, names, clock: systemClock }).ledger;
+      const b = createAwsAdapters({ clients: plain, names, clock: systemClock }).ledger;
+      await b.apply(movement('seed', usd('1000')));
+      const settle = (idempotencyKey: string, kind: string, amount: bigint): LedgerMovement => ({
+        account: 'fund',
+        idempotencyKey,
+        amount,
+        kind,
+        reference: idempotencyKey.split(':').slice(0, 2).join(':'),
+        atMs: 1_000,
+        floor: 0n,
+      });
+      const fresh = await a.balance('fund');
+      counter.reset();
+      await a.apply(settle('p1:0:fee', 'liquidation-fee', usd('3')), fresh);
+      await a.apply(settle('p1:0:shortfall', 'shortfall-payout', usd('-50')));
+      expect(counter.snapshot()).toEqual({ 'dynamodb.GetItem': 1, 'dynamodb.TransactWriteItems': 2 });
+      counter.reset();
+      await a.apply(settle('p1:0:shortfall:r1', 'shortfall-payout', usd('20')));
+      expect(counter.snapshot()).toEqual({
+        'dynamodb.GetItem': 1,
+        'dynamodb.Query': 1,
+        'dynamodb.TransactWriteItems': 1,
+      });
+      // Written by hand, with nothing of its plan: refused on that read, its key looked up, nothing written.
+      counter.reset();
+      await expect(a.apply(settle('p9:0:fee:r1', 'liquidation-fee', usd('-1')))).rejects.toThrow(
+        "ledger/sign-against-kind: liquidation-fee of -1.00 under key p9:0:fee:r1: kind liquidation-fee raises the fund, and lowers it only as a fee given back by a settlement planned again, at most what its plan's key p9:0:fee moved before it (nothing)",
+      );
+      expect(counter.snapshot()).toEqual({ 'dynamodb.GetItem': 2, 'dynamodb.Query': 1 });
+      expect((await b.balance('fund')).balance).toBe(usd('973'));
     }));
 
   it("writes on the caller's fresh read of the balance; a stale one costs a read, never a wrong balance", () =>
@@ -371,7 +407,7 @@ describe('aws ledger across containers', () => {
                     account,
                     idempotencyKey: `k${m.key}`,
                     amount: m.amount,
-                    kind: 'test',
+                    kind: m.amount < 0n ? 'withdraw' : 'deposit',
                     reference: `k${m.key}`,
                     atMs: 1_000,
                     floor: m.floor,

@@ -2845,8 +2845,121 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
           ['deposit', 'admin:d', '0'],
         ];
         for (const [kind, idempotencyKey, amount] of written)
-          await a.ledger.apply(movement({ idempotencyKey, kind, amount: usd(amount) }));
+          await a.ledger.apply(
+            movement({ idempotencyKey, kind, amount: usd(amount), reference: idempotencyKey.split(':')[0]! }),
+          );
         expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('88'), sequence: 7 });
+      });
+
+      // books52-given-back-proved: any key ending `:r<n>` excused a fee lowering the fund or a draw raising it.
+      it('gives back a fee or a draw only within what its plan moved before it, changing nothing otherwise', async () => {
+        await a.ledger.apply(movement({ idempotencyKey: 'seed', amount: usd('100') }));
+        const move = (kind: string, idempotencyKey: string, amount: string, reference?: string) =>
+          a.ledger.apply(
+            movement({
+              idempotencyKey,
+              kind,
+              amount: usd(amount),
+              reference: reference ?? idempotencyKey.split(':')[0]!,
+            }),
+          );
+        await move('liquidation-fee', 'q2:fee', '5');
+        const before = await a.ledger.balance('fund');
+        const fee =
+          'kind liquidation-fee raises the fund, and lowers it only as a fee given back by a settlement planned again';
+        const draw =
+          'kind shortfall-payout lowers the fund, and raises it only as a draw given back by a settlement planned again';
+        const refused: [string, string, string, string | undefined, string][] = [
+          // Written by hand: no plan of q1 ever moved anything.
+          [
+            'liquidation-fee',
+            'q1:fee:r1',
+            '-1',
+            undefined,
+            `liquidation-fee of -1.00 under key q1:fee:r1: ${fee}, at most what its plan's key q1:fee moved before it (nothing)`,
+          ],
+          [
+            'shortfall-payout',
+            'q1:shortfall:r1',
+            '2',
+            undefined,
+            `shortfall-payout of +2.00 under key q1:shortfall:r1: ${draw}, at most what its plan's key q1:shortfall moved before it (nothing)`,
+          ],
+          // More than q2's fee, its fee under another liquidation's reference, a draw of a plan that charged a fee.
+          [
+            'liquidation-fee',
+            'q2:fee:r1',
+            '-6',
+            undefined,
+            `liquidation-fee of -6.00 under key q2:fee:r1: ${fee}, at most what its plan's key q2:fee moved before it (+5.00)`,
+          ],
+          [
+            'liquidation-fee',
+            'q2:fee:r1',
+            '-1',
+            'q9',
+            `liquidation-fee of -1.00 under key q2:fee:r1: ${fee}, at most what its plan's key q2:fee moved before it (nothing)`,
+          ],
+          [
+            'shortfall-payout',
+            'q2:fee:r1',
+            '1',
+            undefined,
+            `shortfall-payout of +1.00 under key q2:fee:r1: ${draw}, at most what its plan's key q2:fee moved before it (nothing)`,
+          ],
+        ];
+        for (const [kind, key, amount, reference, why] of refused)
+          await expect(move(kind, key, amount, reference), `${key} ${amount}`).rejects.toThrow(
+            `ledger/sign-against-kind: ${why}`,
+          );
+        expect(await a.ledger.balance('fund')).toEqual(before);
+        expect((await a.ledger.journal('fund')).map((e) => e.idempotencyKey)).toEqual(['seed', 'q2:fee']);
+        // A plan made again gives back what the plans before it moved, whichever of its keys moved it: q3's first plan
+        // moved nothing (void before any money), its second drew under q3:shortfall:r1 (the key without a suffix never
+        // written), its third gives 4 back, its fourth 7 more is refused and the 6 left go.
+        await move('liquidation-fee', 'q2:fee:r1', '-5');
+        await move('shortfall-payout', 'q3:shortfall:r1', '-10');
+        await move('shortfall-payout', 'q3:shortfall:r2', '4');
+        await expect(move('shortfall-payout', 'q3:shortfall:r3', '7')).rejects.toThrow(
+          `ledger/sign-against-kind: shortfall-payout of +7.00 under key q3:shortfall:r3: ${draw}, at most what its plan's key q3:shortfall moved before it (-6.00)`,
+        );
+        await move('shortfall-payout', 'q3:shortfall:r3', '6');
+        // Applied before, a give-back answers with its entry (its plan is not judged again).
+        expect(await move('liquidation-fee', 'q2:fee:r1', '-5')).toMatchObject({ replayed: true });
+        // Asked for together (one transaction on AWS): a fee and its give-back go, one beyond its fee does not.
+        const together = await Promise.allSettled([
+          move('liquidation-fee', 'q4:fee', '3'),
+          move('liquidation-fee', 'q4:fee:r1', '-3'),
+          move('liquidation-fee', 'q5:fee', '1'),
+          move('liquidation-fee', 'q5:fee:r1', '-2'),
+        ]);
+        expect(together.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+        expect(together[3]?.status === 'rejected' && String(together[3].reason)).toContain(
+          "ledger/sign-against-kind: liquidation-fee of -2.00 under key q5:fee:r1: kind liquidation-fee raises the fund, and lowers it only as a fee given back by a settlement planned again, at most what its plan's key q5:fee moved before it (+1.00)",
+        );
+        expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('101'), sequence: 9 });
+      });
+
+      // books52-uncharted-kind: the ledger booked any kind; `fund statement` refused the period it landed in.
+      it("refuses a kind the fund's chart of accounts does not name, changing nothing; the simulation's fund-start goes", async () => {
+        await a.ledger.apply(movement({ idempotencyKey: 'seed', amount: usd('100') }));
+        const before = await a.ledger.balance('fund');
+        for (const kind of ['fee', 'draw', 'toString', ''])
+          await expect(a.ledger.apply(movement({ idempotencyKey: 'x', kind }))).rejects.toThrow(
+            `ledger/uncharted-kind: kind ${JSON.stringify(kind)} under key x is not in the fund's chart of accounts ` +
+              '(liquidation-fee, shortfall-payout, deposit, withdraw, fund-start)',
+          );
+        await expect(
+          a.ledger.apply(movement({ idempotencyKey: 'x', kind: 'fund-start', amount: usd('-1') })),
+        ).rejects.toThrow(
+          'ledger/sign-against-kind: fund-start of -1.00 under key x: kind fund-start raises the fund, never lowers it',
+        );
+        expect(await a.ledger.balance('fund')).toEqual(before);
+        expect(await a.ledger.journal('fund')).toHaveLength(1);
+        await a.ledger.apply(
+          movement({ idempotencyKey: 'simulation:fund-start', kind: 'fund-start', amount: usd('5') }),
+        );
+        expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('105'), sequence: 2 });
       });
 
       // Session 51 (admin51-invocation-journaled): a movement through the admin function journals its invocation and
@@ -3105,6 +3218,32 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.ledger.journal('fund')).toEqual([]);
       });
 
+      // books52-status-chart: what the reconciles found of the chart is kept with the checkpoint for `backstop status`.
+      it("keeps the chart's findings with the checkpoint; one stored without them reads without them", async () => {
+        const chart = { count: 2, first: 3, last: 9, countedAfter: 0 };
+        await a.ledger.saveAuditCheckpoint(
+          'fund',
+          { sequence: 9, sum: usd('1'), minBalance: 0n, chart },
+          undefined,
+        );
+        const stored = await a.ledger.auditCheckpoint('fund');
+        expect(stored).toEqual({ sequence: 9, sum: usd('1'), minBalance: 0n, epoch: stored!.epoch, chart });
+        // None found: a count of 0 (counted), not a checkpoint of before session 52 (none counted).
+        const none = { count: 0, countedAfter: 9 };
+        await a.ledger.saveAuditCheckpoint(
+          'fund',
+          { sequence: 10, sum: usd('1'), minBalance: 0n, chart: none },
+          stored,
+        );
+        expect((await a.ledger.auditCheckpoint('fund'))?.chart).toEqual(none);
+        await a.ledger.saveAuditCheckpoint(
+          'fund',
+          { sequence: 11, sum: usd('1'), minBalance: 0n },
+          'restart',
+        );
+        expect(await a.ledger.auditCheckpoint('fund')).not.toHaveProperty('chart');
+      });
+
       // Found by an audit of the reconcile in session 37: a scheduled run that read checkpoint 3 before a full
       // run restarted it at 0 (a broken entry 2) stored 4 after it, and every later run started past entry 2.
       it('a checkpoint begun again is never overwritten by a run that read the one before it', async () => {
@@ -3165,7 +3304,7 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       ])('a debit $case', async ({ debit, ok }) => {
         await a.ledger.apply(movement({ amount: usd('150') }));
         const write = a.ledger.apply(
-          movement({ idempotencyKey: 'd', amount: usd(debit), floor: usd('50'), kind: 'draw' }),
+          movement({ idempotencyKey: 'd', amount: usd(debit), floor: usd('50'), kind: 'withdraw' }),
         );
         if (ok) {
           expect((await write).balanceAfter).toBe(usd('150') + usd(debit));
@@ -3223,9 +3362,16 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
       it('a shortfall payout given back frees room in its own window only, once, never below 0; a fee never', async () => {
         const cap = usd('100');
         await a.ledger.apply(movement({ amount: usd('1000') }));
+        // Each plan's keys under its liquidation's reference, as a settlement writes them: a give-back is judged on them.
         const pay = (key: string, amount: string, windowStartMs: number, kind = 'shortfall-payout') =>
           a.ledger.apply(
-            movement({ idempotencyKey: key, amount: usd(amount), kind, drawWindow: { windowStartMs, cap } }),
+            movement({
+              idempotencyKey: key,
+              reference: key.split(':')[0]!,
+              amount: usd(amount),
+              kind,
+              drawWindow: { windowStartMs, cap },
+            }),
           );
         const fund = () => a.ledger.balance('fund');
         await pay('p1:shortfall', '-100', 3_600_000);
@@ -3256,20 +3402,28 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         });
         await expect(pay('x3', '-40.000001', 7_200_000)).rejects.toBeInstanceOf(ConditionFailedError);
         // One of a window not open yet has nothing to give back either, and opens nothing.
-        await pay('p4:shortfall:r1', '10', 10_800_000);
+        await pay('p1:shortfall:r2', '10', 10_800_000);
         expect(await fund()).toMatchObject({ windowStartMs: 7_200_000, windowDrawn: usd('60') });
-        // Asked for together (one transaction on AWS), in order: a draw to the cap, more given back than the
-        // window drew (to 0, no lower), then a draw of the whole cap again, and one unit more refused.
+        // Asked for together (one transaction on AWS), in order: a draw to the cap, a draw given back, more given
+        // back than the window drew (to 0, no lower: p1's draw counted in the window before, as a plan frozen before
+        // appliedDrawAtMs gives it back), then a draw of the whole cap again, and one unit more refused.
         const together = await Promise.allSettled([
           pay('p5:shortfall', '-40', 7_200_000),
-          pay('p3:shortfall:r1', '150', 7_200_000),
+          pay('p3:shortfall:r1', '60', 7_200_000),
+          pay('p1:shortfall:r3', '60', 7_200_000),
           pay('p6:shortfall', '-100', 7_200_000),
           pay('x4', '-0.000001', 7_200_000),
         ]);
-        expect(together.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
-        expect(together[3]?.status === 'rejected' && together[3].reason).toBeInstanceOf(ConditionFailedError);
+        expect(together.map((r) => r.status)).toEqual([
+          'fulfilled',
+          'fulfilled',
+          'fulfilled',
+          'fulfilled',
+          'rejected',
+        ]);
+        expect(together[4]?.status === 'rejected' && together[4].reason).toBeInstanceOf(ConditionFailedError);
         expect(await fund()).toMatchObject({
-          balance: usd('895'),
+          balance: usd('865'),
           windowStartMs: 7_200_000,
           windowDrawn: usd('100'),
         });
@@ -3402,9 +3556,11 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
               const account = `acct-${run++}`;
               const model = { balance: 0n, windowStartMs: 0, windowDrawn: 0n, journal: [] as JournalEntry[] };
               for (const m of moves) {
+                // Keyed as a settlement keys them, under its reference: a give-back is judged on what its plan moved.
                 const mv = movement({
                   account,
-                  idempotencyKey: `k${m.key}${m.replan ? ':r1' : ''}`,
+                  idempotencyKey: `k:${m.key}${m.replan ? ':r1' : ''}`,
+                  reference: 'k',
                   amount: m.amount,
                   kind: m.kind,
                   floor: m.floor,
@@ -3431,6 +3587,20 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
                   if (known.amount === mv.amount) expect(outcome).toEqual({ ...known, replayed: true });
                   else expect(outcome).toBeInstanceOf(Error);
                   continue;
+                }
+                // A draw given back, at most what its plan drew under `k:<n>` (books52-given-back-proved).
+                if (mv.kind === 'shortfall-payout' && mv.amount > 0n) {
+                  const drawn = model.journal
+                    .filter((e) => e.kind === mv.kind && e.idempotencyKey === `k:${m.key}`)
+                    .reduce((sum, e) => sum + e.amount, 0n);
+                  if (drawn + mv.amount > 0n) {
+                    expect((outcome as Error).message).toMatch(
+                      new RegExp(
+                        `^ledger/sign-against-kind: .*at most what its plan's key k:${m.key} moved before it`,
+                      ),
+                    );
+                    continue;
+                  }
                 }
                 const after = model.balance + mv.amount;
                 let { windowStartMs, windowDrawn } = model;

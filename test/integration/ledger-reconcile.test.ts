@@ -183,7 +183,7 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
   // deployed before stores a checkpoint without one.
   it('a checkpoint stored before epochs is carried on by the scheduled runs, and a full run begins an epoch', async () => {
     expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true });
-    const { epoch: _epoch, ...stored } = (await ledger.auditCheckpoint(INSURANCE_ACCOUNT))!;
+    const { epoch: _epoch, chart: _chart, ...stored } = (await ledger.auditCheckpoint(INSURANCE_ACCOUNT))!;
     await stack.clients.dynamo.send(
       new PutItemCommand({
         TableName: stack.names.tables.ledger,
@@ -358,7 +358,7 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
       }),
     );
     const problems = [
-      `entry ${a.sequence} (key ${a.idempotencyKey}): kind "fee" is not in the fund's chart of accounts (liquidation-fee, shortfall-payout, deposit, withdraw): written by another version or by hand; \`fund statement\` refuses it`,
+      `entry ${a.sequence} (key ${a.idempotencyKey}): kind "fee" is not in the fund's chart of accounts (liquidation-fee, shortfall-payout, deposit, withdraw, fund-start): written by another version or by hand; \`fund statement\` refuses it`,
       `entry ${b.sequence}: deposit of -0.000001 under key ${b.idempotencyKey}: kind deposit raises the fund, never lowers it`,
     ];
     const warn = vi.spyOn(logger, 'warn');
@@ -380,6 +380,9 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
     }
     // The checkpoint goes past them: the next run reports nothing new, and a withdrawal goes.
     expect(await reconcile(scheduledEvent)).toMatchObject({ reconciled: true, problemCount: 0 });
+    // books52-status-chart: the checkpoint keeps them, and `backstop status` says them without a read of the journal.
+    const chartRefused = { count: 2, firstSequence: a.sequence, lastSequence: b.sequence, countedAfter: 0 };
+    expect((await collectStatus(deployment())).insuranceFund.chartRefused).toEqual(chartRefused);
     const admin = stack.handlers.admin as (e: unknown, c: unknown) => Promise<{ ok: boolean }>;
     expect(
       await admin({ action: 'withdraw', amount: '1', idempotencyKey: 'books51-w', operator: 'ops' }, context),
@@ -391,6 +394,7 @@ describe('ledger-reconcile on DynamoDB, from its checkpoint', () => {
     await rewrite(a, 'kind = :k', { ':k': { S: 'deposit' } });
     await rewrite(b, 'kind = :k', { ':k': { S: 'withdraw' } });
     expect(await reconcile({ full: true })).toMatchObject({ reconciled: true, problemCount: 0 });
+    expect((await collectStatus(deployment())).insuranceFund.chartRefused).toBeNull();
   });
 
   // Session 37: a lost balance item read as 0 at sequence 0, the next movement numbered 1 again, and a full run

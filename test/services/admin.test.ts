@@ -130,6 +130,7 @@ describe('admin requests', () => {
     const racing = {
       balance: ledger.balance.bind(ledger),
       unindexedEntries: ledger.unindexedEntries.bind(ledger),
+      entriesOf: ledger.entriesOf.bind(ledger),
       auditCheckpoint: ledger.auditCheckpoint.bind(ledger),
       saveAuditCheckpoint: ledger.saveAuditCheckpoint.bind(ledger),
       journalAfter: async (account: string, after: number, limit: number) => {

@@ -40,7 +40,7 @@ const fee = (ledger: Ledger, n: number, amount = '1', floor = 0n) =>
     account: INSURANCE_ACCOUNT,
     idempotencyKey: `fee-${n}`,
     amount: usd(amount),
-    kind: amount.startsWith('-') ? 'shortfall-payout' : 'fee',
+    kind: amount.startsWith('-') ? 'shortfall-payout' : 'liquidation-fee',
     reference: `p${n}`,
     atMs: n,
     floor,
@@ -77,6 +77,43 @@ describe('the fund in backstop status, on a long journal (embedded ledger)', () 
     });
     expect(fund.lastEntries.map((e) => e.sequence)).toEqual([4_998, 4_999, 5_000, 5_001, 5_002]);
     expect(withdrawalRefusal(check, 'USD')?.code).toBe('admin/fund-not-reconciled');
+  });
+
+  // books52-status-chart: status said nothing of the entries the chart of accounts refuses.
+  it("says the entries the fund's chart refuses from the checkpoint's count and those past it, reading no more", async () => {
+    const embedded = new EmbeddedLedger();
+    const long = 2_000;
+    for (let n = 1; n <= long; n++) await fee(embedded, n);
+    const byHand = (idempotencyKey: string, kind: string, amount: string) =>
+      embedded.writeEntryByHand({
+        account: INSURANCE_ACCOUNT,
+        idempotencyKey,
+        kind,
+        amount: usd(amount),
+        reference: 'x',
+        atMs: 1,
+      });
+    byHand('x:fee:r1', 'liquidation-fee', '-1');
+    byHand('x:7', 'rebate', '1');
+    await reconcileAccount(embedded, INSURANCE_ACCOUNT, silentTelemetry, {
+      from: 'checkpoint',
+      saveCheckpoint: true,
+    });
+    byHand('admin:w', 'withdraw', '2');
+    const { ledger, read } = counted(embedded);
+    const { fund } = await fundStatus(ledger, 0);
+    // The checkpoint's two and the one past it: as any status reads (the entry past the checkpoint, its entry and the
+    // balance's read again, the last few), none of the journal before the checkpoint and nothing for the count.
+    expect(read).toEqual({ entries: 1 + 2 + LAST_ENTRIES, wholeJournal: 0 });
+    expect(fund).toMatchObject({
+      reconciled: true,
+      audit: { checkpoint: long + 2, read: 1, through: long + 3 },
+      chartRefused: { count: 3, firstSequence: long + 1, lastSequence: long + 3, countedAfter: 0 },
+    });
+    // None: null.
+    const clean = new EmbeddedLedger();
+    await fee(clean, 1);
+    expect((await fundStatus(clean, 0)).fund.chartRefused).toBeNull();
   });
 
   it('keeps the lowest balance past the checkpoint: the checkpoint carries it for the entries before', async () => {

@@ -838,3 +838,45 @@ describe("docs/DEPLOY.md's session 51 upgrade note against the code", () => {
       expect(parts.has(part), part).toBe(true);
   });
 });
+
+// books52-given-back-proved, books52-uncharted-kind, books52-status-chart: the note tells the refusals and the status
+// line as the code words them.
+describe("docs/DEPLOY.md's session 52 upgrade note against the code", () => {
+  const note = upgradeNote(52);
+
+  it("names the ledgers' refusals, the checkpoint's count and status's line as the code gives them", async () => {
+    const ledger = new EmbeddedLedger();
+    const refusal = (kind: string, idempotencyKey: string, amount: string) =>
+      ledger
+        .apply({
+          account: INSURANCE_ACCOUNT,
+          idempotencyKey,
+          amount: parseQuote(amount, 'amount', { allowNegative: true }),
+          kind,
+          reference: idempotencyKey.split(':')[0]!,
+          atMs: 1,
+          floor: 0n,
+        })
+        .then(
+          () => 'applied',
+          (error: Error) => error.message,
+        );
+    const uncharted = await refusal('fee', 'K', '1');
+    expect(uncharted).toMatch(/^ledger\/uncharted-kind: /);
+    expect(note).toContain(`\`${uncharted}\`, nothing moved`);
+    const given = await refusal('liquidation-fee', 'x:fee:r1', '-1');
+    const [head, tail] = [given.slice(0, given.indexOf(': kind ')), given.slice(given.indexOf(', at most'))];
+    expect(head).toBe('ledger/sign-against-kind: liquidation-fee of -1.00 under key x:fee:r1');
+    expect(note).toContain(`\`${head}: ...${tail}\`, nothing moved`);
+    for (const attribute of ['chartCount', 'chartFirst', 'chartLast', 'chartCountedAfter']) {
+      expect(read('shared/adapters/aws/ledger.ts')).toContain(`${attribute}: N(`);
+      expect(note).toContain(`\`${attribute}\``);
+    }
+    expect(read('cli/ops/status.ts')).toContain(`the fund's chart refuses (\${range}\${counted}): `);
+    expect(note).toContain(
+      "`chart of accounts: N entries the fund's chart refuses (entries F to L; counted after entry C): backstop fund statement --from-sequence F --to-sequence L names them ...`",
+    );
+    expect(read('shared/local/status.ts')).toContain('readonly chartRefused: {');
+    expect(note).toContain('`insuranceFund.chartRefused` in `--json`');
+  });
+});

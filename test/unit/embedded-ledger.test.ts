@@ -9,7 +9,7 @@ const movement = (amount: string, more: Partial<LedgerMovement> = {}): LedgerMov
   account: FUND,
   idempotencyKey: `k${++keys}`,
   amount: usd(amount),
-  kind: Number(amount) < 0 ? 'draw' : 'deposit',
+  kind: Number(amount) < 0 ? 'withdraw' : 'deposit',
   reference: 'test',
   atMs: 1_000,
   floor: 0n,

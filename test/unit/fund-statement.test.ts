@@ -11,11 +11,16 @@ import {
   endGap,
   FUND_CHART,
   FUND_KINDS,
+  givenBackProblem,
+  givesBack,
   indexLagging,
+  movedByItsPlan,
   PERIOD_RULE,
   type Period,
+  plansMovedOf,
   postingsOf,
   SETTLED_AFTER_MS,
+  STACK_KINDS,
   type StatementEntry,
   StatementError,
   signProblem,
@@ -77,13 +82,43 @@ describe('the chart of accounts', () => {
       'shortfall-payout': true,
     };
     for (const kind of [...Object.keys(waterfall), SHORTFALL_PAYOUT_KIND, 'deposit', 'withdraw'])
-      expect(FUND_KINDS).toContain(kind);
+      expect(STACK_KINDS).toContain(kind);
     expect(CONTRA_ACCOUNTS).toEqual(['fees:liquidation', 'bad-debt:shortfall', 'treasury']);
     expect(FUND_CHART.deposit.contra).toBe(FUND_CHART.withdraw.contra);
   });
 
+  // books52-uncharted-kind: the simulation's opening balance was a kind the chart did not name.
+  it("charts the simulation's fund-start as an opening balance, listed only in a period that holds one", () => {
+    expect(FUND_KINDS).toEqual([...STACK_KINDS, 'fund-start']);
+    expect(FUND_CHART['fund-start']).toMatchObject({ contra: 'equity:opening-balance', moves: 'in' });
+    const [start, fee] = journal([
+      ['fund-start', '100'],
+      ['liquidation-fee', '2'],
+    ]);
+    expect(postingsOf(start!).map(posting)).toEqual([
+      [FUND, 'debit', usd('100')],
+      ['equity:opening-balance', 'credit', usd('100')],
+    ]);
+    const opened = buildStatement({ account: FUND, entries: [start!, fee!] });
+    expect(opened.kinds.map((k) => k.kind)).toEqual([...STACK_KINDS, 'fund-start']);
+    expect(opened.accounts.map((a) => a.account)).toEqual([
+      FUND,
+      ...CONTRA_ACCOUNTS,
+      'equity:opening-balance',
+    ]);
+    expect(opened.totals).toEqual({ debit: usd('102'), credit: usd('102') });
+    // A stack's period never holds one: its statement names neither.
+    const stack = buildStatement({
+      account: FUND,
+      entries: [fee!],
+      before: { start: true, sequence: 1, balanceAfter: usd('100') },
+    });
+    expect(stack.kinds.map((k) => k.kind)).toEqual(STACK_KINDS);
+    expect(stack.accounts.map((a) => a.account)).toEqual([FUND, ...CONTRA_ACCOUNTS]);
+  });
+
   it('refuses an entry of a kind it does not name, naming the entry, never booked to an "other"', () => {
-    for (const kind of ['fund-start', 'fee', 'toString', '__proto__', '']) {
+    for (const kind of ['fee', 'toString', '__proto__', '']) {
       const [entry] = journal([[kind, '1']]);
       expect(() => postingsOf(entry!)).toThrow(StatementError);
       expect(() => buildStatement({ account: FUND, entries: [entry!] })).toThrow(
@@ -135,21 +170,64 @@ describe('the sign each kind moves the fund', () => {
     for (const kind of FUND_KINDS)
       expect(signProblem({ kind, idempotencyKey: 'k', amount: 0n })).toBeUndefined();
     // A kind the chart does not name is chartProblem's.
-    expect(signProblem({ kind: 'fund-start', idempotencyKey: 'k', amount: usd('-1') })).toBeUndefined();
+    expect(signProblem({ kind: 'fee', idempotencyKey: 'k', amount: usd('-1') })).toBeUndefined();
   });
 
   it("a journal entry's problem names its sequence and kind: a kind not charted, or a sign against its kind", () => {
-    for (const kind of ['fund-start', 'fee', 'toString', '__proto__', ''])
-      expect(chartProblem({ sequence: 7, kind, idempotencyKey: 'k7', amount: usd('1') })).toBe(
+    for (const kind of ['fee', 'toString', '__proto__', ''])
+      expect(chartProblem({ sequence: 7, kind, idempotencyKey: 'k7', amount: usd('1') }, undefined)).toBe(
         `entry 7 (key k7): kind ${JSON.stringify(kind)} is not in the fund's chart of accounts (liquidation-fee, ` +
-          'shortfall-payout, deposit, withdraw): written by another version or by hand; `fund statement` refuses it',
+          'shortfall-payout, deposit, withdraw, fund-start): written by another version or by hand; `fund statement` refuses it',
       );
-    expect(chartProblem({ sequence: 8, kind: 'withdraw', idempotencyKey: 'admin:w', amount: usd('3') })).toBe(
-      'entry 8: withdraw of +3.00 under key admin:w: kind withdraw lowers the fund, never raises it',
-    );
     expect(
-      chartProblem({ sequence: 9, kind: 'withdraw', idempotencyKey: 'admin:w', amount: usd('-3') }),
+      chartProblem({ sequence: 8, kind: 'withdraw', idempotencyKey: 'admin:w', amount: usd('3') }, undefined),
+    ).toBe('entry 8: withdraw of +3.00 under key admin:w: kind withdraw lowers the fund, never raises it');
+    expect(
+      chartProblem(
+        { sequence: 9, kind: 'withdraw', idempotencyKey: 'admin:w', amount: usd('-3') },
+        undefined,
+      ),
     ).toBe(undefined);
+  });
+
+  // books52-given-back-proved: a key ending `:r<n>` excused any fee lowering the fund or draw raising it.
+  it('takes a fee or a draw given back only within what its plan moved before it, whichever of its keys moved it', () => {
+    const entry = (sequence: number, idempotencyKey: string, kind: string, amount: string) => ({
+      sequence,
+      idempotencyKey,
+      kind,
+      amount: usd(amount),
+    });
+    const plan = [
+      entry(1, 'p:0:shortfall:r1', 'shortfall-payout', '-10'),
+      entry(2, 'p:0:fee', 'liquidation-fee', '3'),
+      entry(3, 'p:0:shortfall:r2', 'shortfall-payout', '4'),
+      entry(4, 'p:0:fee:r2', 'liquidation-fee', '-3'),
+      // Another plan key, and another kind under this one: not this plan's.
+      entry(5, 'p:0:shortfall2', 'shortfall-payout', '-50'),
+      entry(6, 'p:0:shortfall:r3', 'liquidation-fee', '-50'),
+    ];
+    expect(givesBack(plan[2]!)).toBe(true);
+    expect(givesBack(plan[0]!)).toBe(false);
+    expect(movedByItsPlan(plan[2]!, plan)).toBe(usd('-10'));
+    // Judged as written (before it), or as a movement to write (all there is).
+    expect(movedByItsPlan({ idempotencyKey: 'p:0:shortfall:r9', kind: 'shortfall-payout' }, plan)).toBe(
+      usd('-6'),
+    );
+    expect(movedByItsPlan({ ...plan[2]!, sequence: 1 }, plan)).toBe(0n);
+    expect(givenBackProblem(plan[2]!, usd('-10'))).toBeUndefined();
+    expect(givenBackProblem(plan[3]!, usd('3'))).toBeUndefined();
+    expect(chartProblem(plan[2]!, usd('-4'))).toBeUndefined();
+    expect(chartProblem(plan[2]!, usd('-3.999999'))).toBe(
+      "entry 3: shortfall-payout of +4.00 under key p:0:shortfall:r2: kind shortfall-payout lowers the fund, and raises it only as a draw given back by a settlement planned again, at most what its plan's key p:0:shortfall moved before it (-3.999999)",
+    );
+    // An `x:r1` whose plan moved nothing: reported, not excused.
+    expect(chartProblem(entry(9, 'x:fee:r1', 'liquidation-fee', '-1'), undefined)).toBe(
+      "entry 9: liquidation-fee of -1.00 under key x:fee:r1: kind liquidation-fee raises the fund, and lowers it only as a fee given back by a settlement planned again, at most what its plan's key x:fee moved before it (nothing)",
+    );
+    // Only a give-back is judged on its plan: a fee charged, a draw, never.
+    expect(givenBackProblem(plan[0]!, 0n)).toBeUndefined();
+    expect(givenBackProblem(plan[1]!, usd('-100'))).toBeUndefined();
   });
 });
 
@@ -541,14 +619,42 @@ describe('cutPage: a period by time is a range of entries by sequence', () => {
     const entries = moves.map((e) =>
       e.sequence === 5 ? keyed(e, 'p:0:fee:r1') : e.sequence === 7 ? keyed(e, 'p:0:shortfall:r2') : e,
     );
-    const s = buildStatement({ account: FUND, entries });
+    // What each give-back's plan moved before it (its liquidation's entries, read by the statement's service).
+    const plansMoved = new Map([
+      [5, usd('3')],
+      [7, usd('-4')],
+    ]);
+    const s = buildStatement({ account: FUND, entries, plansMoved });
     expect(s.againstKind).toEqual([2, 3, 4, 6]);
     // Booked all the same, as the ledger wrote them: a deposit's out, a withdrawal's in.
     expect(s.kinds.find((k) => k.kind === 'deposit')).toMatchObject({ in: usd('100'), out: usd('1') });
     expect(s.kinds.find((k) => k.kind === 'withdraw')).toMatchObject({ in: usd('2'), out: usd('5') });
     expect(
-      buildStatement({ account: FUND, entries: entries.filter((e) => e.sequence >= 5) }).againstKind,
+      buildStatement({ account: FUND, entries: entries.filter((e) => e.sequence >= 5), plansMoved })
+        .againstKind,
     ).toEqual([6]);
+    // books52-given-back-proved: a give-back whose plan moved less, or nothing (an `x:r1` by hand), is named.
+    expect(
+      buildStatement({ account: FUND, entries, plansMoved: new Map([[5, usd('2.999999')]]) }).againstKind,
+    ).toEqual([2, 3, 4, 5, 6, 7]);
+  });
+
+  it("judges a period's give-backs on their liquidations' entries (plansMovedOf), before each", () => {
+    const keyed = (e: StatementEntry, idempotencyKey: string) => ({ ...e, idempotencyKey });
+    const [fee, back, again] = journal([
+      ['liquidation-fee', '5'],
+      ['liquidation-fee', '-2'],
+      ['liquidation-fee', '-4'],
+    ]);
+    const entries = [keyed(fee!, 'p:0:fee'), keyed(back!, 'p:0:fee:r1'), keyed(again!, 'p:0:fee:r2')];
+    const moved = plansMovedOf(entries, entries);
+    expect(moved).toEqual(
+      new Map([
+        [2, usd('5')],
+        [3, usd('3')],
+      ]),
+    );
+    expect(buildStatement({ account: FUND, entries, plansMoved: moved }).againstKind).toEqual([3]);
   });
 
   // admin51-statement-invocations: a movement through the admin function journals its invocation id (CloudTrail names
@@ -742,6 +848,7 @@ describe('the statement where a balance is unknown, and each field of a break', 
       'shortfalls paid',
       'deposited',
       'withdrawn',
+      'opening entry',
     ]);
     const [entry] = journal([['fee', '1']]);
     const error = (() => {
@@ -754,7 +861,7 @@ describe('the statement where a balance is unknown, and each field of a break', 
     expect(error?.name).toBe('StatementError');
     expect(error?.message).toBe(
       'statement/unknown-kind: entry 1 (key k1) has kind "fee", which the fund\'s chart of accounts does not name ' +
-        '(liquidation-fee, shortfall-payout, deposit, withdraw): nothing is booked for an unknown kind',
+        '(liquidation-fee, shortfall-payout, deposit, withdraw, fund-start): nothing is booked for an unknown kind',
     );
     expect(PERIOD_RULE).toContain('from the first entry, in sequence order, stamped at or after --from');
     expect(PERIOD_RULE).toContain(

@@ -13,6 +13,8 @@ function journalSnapshot(balance: AccountBalance, journal: readonly JournalEntry
       ordered.filter((e) => e.sequence > afterSequence).slice(0, limit),
     // The whole journal is listed by sequence: none left out of that index.
     unindexedEntries: async () => ({ read: journal.length, found: 0, complete: true }),
+    entriesOf: async (_account, reference) =>
+      ordered.filter((e) => e.reference === reference && e.idempotencyKey.startsWith(`${reference}:`)),
     auditCheckpoint: async () => undefined,
     saveAuditCheckpoint: async () => {},
   };
@@ -74,6 +76,7 @@ async function fundWith(n: number) {
   const reader: JournalReader = {
     balance: (account) => ledger.balance(account),
     unindexedEntries: (account, maxRead) => ledger.unindexedEntries(account, maxRead),
+    entriesOf: (account, reference) => ledger.entriesOf(account, reference),
     auditCheckpoint: (account) => ledger.auditCheckpoint(account),
     saveAuditCheckpoint: (account, audit, restart) => ledger.saveAuditCheckpoint(account, audit, restart),
     journalAfter: async (account, after, limit) => {
@@ -345,6 +348,7 @@ function storeOf(balance: () => AccountBalance, journal: () => readonly JournalE
       journalSnapshot(balance(), journal()).journalAfter(account, after, limit),
     unindexedEntries: (account, maxRead) =>
       journalSnapshot(balance(), journal()).unindexedEntries(account, maxRead),
+    entriesOf: (account, reference) => ledger.entriesOf(account, reference),
     auditCheckpoint: (account) => ledger.auditCheckpoint(account),
     saveAuditCheckpoint: (account, audit, from) => ledger.saveAuditCheckpoint(account, audit, from),
   };
@@ -605,6 +609,7 @@ describe('two scheduled reconciles overlapping on a healthy, busy ledger', () =>
       },
       journalAfter: (account, after, limit) => ledger.journalAfter(account, after, limit),
       unindexedEntries: (account, maxRead) => ledger.unindexedEntries(account, maxRead),
+      entriesOf: (account, reference) => ledger.entriesOf(account, reference),
       saveAuditCheckpoint: (account, audit, from) => ledger.saveAuditCheckpoint(account, audit, from),
       auditCheckpoint: async (account) => {
         const stored = await ledger.auditCheckpoint(account);
@@ -715,7 +720,7 @@ describe("ledger reconcile: entries the fund's chart of accounts refuses", () =>
     const telemetry = recording();
     const report = await reconcileAccount(reader, FUND, telemetry, scheduled);
     expect(report.problems).toEqual([
-      'entry 3 (key fee-by-hand): kind "fee" is not in the fund\'s chart of accounts (liquidation-fee, shortfall-payout, deposit, withdraw): written by another version or by hand; `fund statement` refuses it',
+      'entry 3 (key fee-by-hand): kind "fee" is not in the fund\'s chart of accounts (liquidation-fee, shortfall-payout, deposit, withdraw, fund-start): written by another version or by hand; `fund statement` refuses it',
       'entry 4: deposit of -1.00 under key admin:minus: kind deposit raises the fund, never lowers it',
       'entry 5: liquidation-fee of -0.50 under key p1:fee: kind liquidation-fee raises the fund, and lowers it only as a fee given back by a settlement planned again (its key ending :r<n>)',
       'entry 6: shortfall-payout of +0.25 under key p1:shortfall: kind shortfall-payout lowers the fund, and raises it only as a draw given back by a settlement planned again (its key ending :r<n>)',
@@ -742,13 +747,67 @@ describe("ledger reconcile: entries the fund's chart of accounts refuses", () =>
     // Past them: held, 20,000 entries on a withdrawal would be refused as not audited. The run that reads one says it.
     expect(await ledger.auditCheckpoint(FUND)).toMatchObject({ sequence: 11 });
     expect((await reconcileAccount(reader, FUND, recording(), scheduled)).problems).toEqual([]);
-    byHand(ledger, 'later', 'fund-start', USD);
+    byHand(ledger, 'later', 'rebate', USD);
     expect((await reconcileAccount(reader, FUND, recording(), scheduled)).problems).toEqual([
-      'entry 12 (key later): kind "fund-start" is not in the fund\'s chart of accounts (liquidation-fee, shortfall-payout, deposit, withdraw): written by another version or by hand; `fund statement` refuses it',
+      'entry 12 (key later): kind "rebate" is not in the fund\'s chart of accounts (liquidation-fee, shortfall-payout, deposit, withdraw, fund-start): written by another version or by hand; `fund statement` refuses it',
     ]);
     // A full run finds every one again.
     const full = await reconcileAccount(reader, FUND, recording(), { ...scheduled, from: 'start' });
     expect(full.problems.map((p) => p.split(/[ :]/)[1])).toEqual(['3', '4', '5', '6', '12']);
+  });
+
+  // books52-given-back-proved: any key ending `:r<n>` excused a fee lowering the fund or a draw raising it.
+  it("judge a give-back on what its plan moved before it: an `x:r1` by hand is reported, a plan made again's not", async () => {
+    const { ledger, reader } = await fundWith(2);
+    const byHandOf = (reference: string, idempotencyKey: string, kind: string, amount: bigint) =>
+      ledger.writeEntryByHand({ account: FUND, idempotencyKey, kind, amount, reference, atMs: 1 });
+    // A plan made again drew (its first plan void before any money: no p2:shortfall), the next gave half back.
+    await move(ledger, 'p2:shortfall:r1', 'shortfall-payout', -USD);
+    await move(ledger, 'p2:shortfall:r2', 'shortfall-payout', USD / 2n);
+    byHandOf('x', 'x:fee:r1', 'liquidation-fee', -USD / 4n);
+    byHandOf('p2', 'p2:shortfall:r3', 'shortfall-payout', USD);
+    const report = await reconcileAccount(reader, FUND, recording(), scheduled);
+    expect(report.problems).toEqual([
+      "entry 5: liquidation-fee of -0.25 under key x:fee:r1: kind liquidation-fee raises the fund, and lowers it only as a fee given back by a settlement planned again, at most what its plan's key x:fee moved before it (nothing)",
+      "entry 6: shortfall-payout of +1.00 under key p2:shortfall:r3: kind shortfall-payout lowers the fund, and raises it only as a draw given back by a settlement planned again, at most what its plan's key p2:shortfall moved before it (-0.50)",
+    ]);
+    expect(report).toMatchObject({ chartProblems: 2, difference: 0n, verdict: { reconciled: true } });
+  });
+
+  // books52-status-chart: `backstop status` had nothing to say of them; the checkpoint now counts them.
+  it("are counted with the checkpoint, each once, from the audit's start; a full run counts them again", async () => {
+    const { ledger, reader } = await fundWith(2);
+    byHand(ledger, 'admin:minus', 'deposit', -1n * USD);
+    await reconcileAccount(reader, FUND, recording(), scheduled);
+    expect((await ledger.auditCheckpoint(FUND))?.chart).toEqual({
+      count: 1,
+      first: 3,
+      last: 3,
+      countedAfter: 0,
+    });
+    // Carried on: the next run adds what it finds past the checkpoint, and nothing it read before.
+    byHand(ledger, 'admin:plus', 'withdraw', USD);
+    await ledger.apply({
+      account: FUND,
+      idempotencyKey: 'd',
+      kind: 'deposit',
+      amount: USD,
+      reference: 'r',
+      atMs: 1,
+      floor: 0n,
+    });
+    const next = await reconcileAccount(reader, FUND, recording(), scheduled);
+    expect(next.chart).toEqual({ count: 2, first: 3, last: 4, countedAfter: 0 });
+    expect((await ledger.auditCheckpoint(FUND))?.chart).toEqual(next.chart);
+    expect((await reconcileAccount(reader, FUND, recording(), scheduled)).chart).toEqual(next.chart);
+    const full = await reconcileAccount(reader, FUND, recording(), { ...scheduled, from: 'start' });
+    expect(full.chart).toEqual(next.chart);
+    // A checkpoint stored before session 52 counted nothing: counted from it on.
+    const { chart: _counted, ...older } = (await ledger.auditCheckpoint(FUND))!;
+    await ledger.saveAuditCheckpoint(FUND, older, 'restart');
+    byHand(ledger, 'admin:plus2', 'withdraw', USD);
+    const after = await reconcileAccount(reader, FUND, recording(), scheduled);
+    expect(after.chart).toEqual({ count: 1, first: 6, last: 6, countedAfter: 5 });
   });
 
   it('are listed after the breaks, which alone the verdict judges', async () => {
@@ -764,6 +823,8 @@ describe("ledger reconcile: entries the fund's chart of accounts refuses", () =>
       'entry 1: withdraw of +10.00 under key k1: kind withdraw lowers the fund, never raises it',
     ]);
     expect(report).toMatchObject({ problemCount: 2, chartProblems: 1 });
+    // Not counted with a checkpoint held before it by the break: the run that gets past the break finds it again.
+    expect(report.chart).toEqual({ count: 0, countedAfter: 0 });
     expect(report.verdict).toEqual({
       reconciled: false,
       reason: 'unreconciled',

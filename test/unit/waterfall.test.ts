@@ -1172,10 +1172,29 @@ describe('a plan made again, knowing what earlier plans applied (replan-fee-floo
       windowStartMs: 0,
       windowDrawn: usd('20'),
     });
-    // The ledger takes the differences in their order (the payout given back, then the fee).
+    // The ledger takes the differences in their order (the payout given back, then the fee), on the fund as the plan
+    // read it: at its floor with 50 drawn, the earlier plan's fee and draw in its journal (a give-back is judged on
+    // them: books52-given-back-proved).
     for (const d of [solventNow, bankruptNow]) {
       const ledger = new EmbeddedLedger();
-      const applied = { [`${ID}:fee`]: usd('18.4'), [`${ID}:shortfall`]: -usd('50') };
+      const earlier = { account: ACCOUNT, reference: ID, atMs: 500, floor: 0n };
+      await ledger.apply({ ...earlier, idempotencyKey: 'deposit', amount: usd('31.6'), kind: 'deposit' });
+      await ledger.apply({
+        ...earlier,
+        idempotencyKey: `${ID}:fee`,
+        amount: usd('18.4'),
+        kind: 'liquidation-fee',
+      });
+      await ledger.apply({
+        ...earlier,
+        idempotencyKey: `${ID}:shortfall`,
+        amount: -usd('50'),
+        kind: 'shortfall-payout',
+        drawWindow: { windowStartMs: 0, cap: config.drawCapPerWindow },
+      });
+      expect(await ledger.balance(ACCOUNT)).toMatchObject(atFloor.state);
+      const applied = appliedByKey(await ledger.entriesOf(ACCOUNT, ID));
+      expect(applied).toEqual({ [`${ID}:fee`]: usd('18.4'), [`${ID}:shortfall`]: -usd('50') });
       for (const m of differenceMovements(d.movements, applied, 1, { atMs: 1_000, config }))
         await ledger.apply(m);
       expect((await ledger.balance(ACCOUNT)).balance).toBe(d.insuranceNext.balance);

@@ -8,12 +8,14 @@ import {
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { JournalAudit } from '../../domain/journal-audit.ts';
+import { givenBackProblem, givesBack, movedByItsPlan } from '../../domain/fund-statement.ts';
 import { formatQuote, minBig } from '../../domain/units.ts';
 import {
   type AccountBalance,
   type AppliedEntry,
   type AuditCheckpoint,
+  type AuditToSave,
+  type ChartFindings,
   ConditionFailedError,
   type CrashHook,
   givesDrawBack,
@@ -54,7 +56,9 @@ import { fencedPut, refusingNewerWriter, schemaStamp } from './writer-schema.ts'
  * condition fails, or the check refuses it now) returns its entry (same amount) or throws
  * LedgerIdempotencyConflictError (another amount: a caller bug). A movement's fence is a ConditionCheck of its
  * liquidation's version in the liquidations table, in the same transaction: one that fails answers that movement
- * with MovementFencedError (unless its key was applied before) and the others are planned again.
+ * with MovementFencedError (unless its key was applied before) and the others are planned again. A fee or a draw
+ * given back (`<key>:r<n>`: a settlement planned again) is judged on its liquidation's entries, read after the balance
+ * its transaction is conditioned on (so exactly as they are at commit): one beyond what its plan moved is refused.
  * Entries also carry `journalSequence`, the sort key of the sparse index JOURNAL_SEQUENCE_INDEX that a reconcile
  * reads from its checkpoint, `AUDIT#<account>` / `JOURNAL`, on (never the whole journal).
  */
@@ -93,6 +97,21 @@ function carriesOn(from: AuditCheckpoint | undefined, sequence: number) {
 }
 
 const pkOf = (account: string): string => `ACCOUNT#${account}`;
+
+/** A checkpoint's chart findings as its item's attributes (each a number; first and last only when found). */
+const chartItem = (chart: ChartFindings): Item => ({
+  chartCount: N(chart.count),
+  chartCountedAfter: N(chart.countedAfter),
+  ...(chart.first === undefined ? {} : { chartFirst: N(chart.first) }),
+  ...(chart.last === undefined ? {} : { chartLast: N(chart.last) }),
+});
+
+const chartFromItem = (item: Item): ChartFindings => ({
+  count: readInt(item, 'chartCount'),
+  countedAfter: readInt(item, 'chartCountedAfter'),
+  ...(item.chartFirst === undefined ? {} : { first: readInt(item, 'chartFirst') }),
+  ...(item.chartLast === undefined ? {} : { last: readInt(item, 'chartLast') }),
+});
 
 const emptyBalance = (account: string): AccountBalance => ({
   account,
@@ -298,7 +317,9 @@ export class DynamoLedger implements Ledger {
         const onHint = hint !== undefined;
         const current = hint ?? (await this.balance(account));
         hint = undefined;
-        const { entries, refused, after } = planGroup(open, current);
+        // Read after the balance the transaction is conditioned on: any entry committed since fails that condition.
+        const plans = await this.#plansOf(account, open);
+        const { entries, refused, after } = planGroup(open, current, plans);
         // Judged on the caller's read, which may be stale: judge again on a fresh one.
         if (refused.length > 0 && onHint) continue;
         if (entries.length > 0) {
@@ -340,8 +361,9 @@ export class DynamoLedger implements Ledger {
         }
         // The refusals were judged after exactly the movements that committed before them. A debit applied
         // before may be refused now (the fund has moved on): it is still a success.
-        for (const { pending, reason } of refused) {
-          if (!(await this.#answerIfApplied(pending))) pending.reject(new ConditionFailedError(reason));
+        for (const { pending, reason, malformed } of refused) {
+          if (!(await this.#answerIfApplied(pending)))
+            pending.reject(malformed ? new AdapterInputError(reason) : new ConditionFailedError(reason));
         }
         return;
       }
@@ -352,6 +374,19 @@ export class DynamoLedger implements Ledger {
       // retries apply them again, once each by their keys.
       for (const pending of open) pending.reject(error);
     }
+  }
+
+  /**
+   * The entries of each reference a give-back among `open` is judged on (givenBackProblem): one strongly consistent
+   * Query of that liquidation's keys (entriesOf), only for a group holding a fee or a draw given back (a settlement
+   * planned again); none for any other.
+   */
+  async #plansOf(account: string, open: readonly Pending[]): Promise<Map<string, readonly JournalEntry[]>> {
+    const plans = new Map<string, readonly JournalEntry[]>();
+    for (const { movement } of open)
+      if (givesBack(movement) && !plans.has(movement.reference))
+        plans.set(movement.reference, await this.entriesOf(account, movement.reference));
+    return plans;
   }
 
   /**
@@ -478,12 +513,14 @@ export class DynamoLedger implements Ledger {
       minBalance: readBig(out.Item, 'minBalance'),
       // A checkpoint stored before epochs has none: its audit goes on as epoch ''.
       epoch: out.Item.epoch?.S ?? '',
+      // One stored before session 52 counted none of the chart's findings.
+      ...(out.Item.chartCountedAfter === undefined ? {} : { chart: chartFromItem(out.Item) }),
     };
   }
 
   async saveAuditCheckpoint(
     account: string,
-    audit: JournalAudit,
+    audit: AuditToSave,
     from: AuditCheckpoint | undefined | 'restart',
   ): Promise<void> {
     // A restart, or a first checkpoint, begins an epoch: a fresh id, so no read is needed (the function may only
@@ -498,6 +535,7 @@ export class DynamoLedger implements Ledger {
         sum: N(audit.sum),
         minBalance: N(audit.minBalance),
         ...(epoch === '' ? {} : { epoch: S(epoch) }),
+        ...(audit.chart === undefined ? {} : chartItem(audit.chart)),
         ...schemaStamp(),
       },
     };
@@ -663,14 +701,29 @@ function takeGroup(waiting: Pending[]): Pending[] {
 /**
  * The group's movements on `current`, one after the other as separate transactions would apply them: the
  * entries of those allowed (each on the balance the ones before it leave) and the refused ones, which change
- * nothing. `after`: the balance once the entries are applied.
+ * nothing (`malformed`: a give-back beyond what its plan moved, judged on `plans`, its reference's entries as read, and
+ * the group's before it). `after`: the balance once the entries are applied.
  */
-function planGroup(group: readonly Pending[], current: AccountBalance) {
+function planGroup(
+  group: readonly Pending[],
+  current: AccountBalance,
+  plans: ReadonlyMap<string, readonly JournalEntry[]>,
+) {
   const entries: { readonly pending: Pending; readonly entry: JournalEntry }[] = [];
-  const refused: { readonly pending: Pending; readonly reason: string }[] = [];
+  const refused: { readonly pending: Pending; readonly reason: string; readonly malformed?: true }[] = [];
   let after = current;
   for (const pending of group) {
     const { movement } = pending;
+    const plan = plans.get(movement.reference);
+    // A key already journaled is answered by its put's condition (its entry, or a conflict), not judged again.
+    if (plan && !plan.some((e) => e.idempotencyKey === movement.idempotencyKey)) {
+      const planned = entries.filter((e) => e.entry.reference === movement.reference).map((e) => e.entry);
+      const given = givenBackProblem(movement, movedByItsPlan(movement, [...plan, ...planned]));
+      if (given) {
+        refused.push({ pending, reason: `ledger/sign-against-kind: ${given}`, malformed: true });
+        continue;
+      }
+    }
     const next = nextBalance(after, movement);
     if ('refused' in next) {
       refused.push({ pending, reason: next.refused });

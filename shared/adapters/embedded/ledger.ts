@@ -1,9 +1,10 @@
-import type { JournalAudit } from '../../domain/journal-audit.ts';
+import { givenBackProblem, givesBack, movedByItsPlan } from '../../domain/fund-statement.ts';
 import { formatQuote, minBig } from '../../domain/units.ts';
 import {
   type AccountBalance,
   type AppliedEntry,
   type AuditCheckpoint,
+  type AuditToSave,
   ConditionFailedError,
   givesDrawBack,
   type JournalEntry,
@@ -41,9 +42,10 @@ export { LedgerIdempotencyConflictError };
  * shortfall payout given back (kind SHORTFALL_PAYOUT_KIND, with a drawWindow): while its window start is the
  * stored one, drawn' = drawn - min(amount, drawn); another window's draws stay (the domain's creditBack).
  * A known (account, idempotencyKey) returns the original entry and changes nothing; with a different
- * amount it throws LedgerIdempotencyConflictError ('ledger/idempotency-conflict'). A new key whose fence no longer
- * holds (the liquidation has moved past the version) throws MovementFencedError ('ledger/fenced'), when the floor
- * and the cap do not refuse it first. One with `expected` applies only on exactly that sequence and balance
+ * amount it throws LedgerIdempotencyConflictError ('ledger/idempotency-conflict'). A new fee or draw given back
+ * (`<key>:r<n>`) beyond what its plan moved before it is refused ('ledger/sign-against-kind'). A new key whose fence
+ * no longer holds (the liquidation has moved past the version) throws MovementFencedError ('ledger/fenced'), when the
+ * floor and the cap do not refuse it first. One with `expected` applies only on exactly that sequence and balance
  * ('ledger/moved-since-read').
  */
 export class EmbeddedLedger implements Ledger {
@@ -91,6 +93,14 @@ export class EmbeddedLedger implements Ledger {
         );
       }
       return { ...existing, replayed: true };
+    }
+    // As on AWS: a fee or a draw given back is one only within what its plan moved before it.
+    if (givesBack(movement)) {
+      const given = givenBackProblem(
+        movement,
+        movedByItsPlan(movement, this.#entriesOf(account, movement.reference)),
+      );
+      if (given) throw new EmbeddedInputError(`ledger/sign-against-kind: ${given}`);
     }
     const before = this.#balance(account);
     // First, as on AWS (nextBalance): a balance moved since the caller's check is refused whatever else holds.
@@ -292,15 +302,18 @@ export class EmbeddedLedger implements Ledger {
 
   async saveAuditCheckpoint(
     account: string,
-    audit: JournalAudit,
+    audit: AuditToSave,
     from: AuditCheckpoint | undefined | 'restart',
   ): Promise<void> {
     const stored = this.#audits.get(account);
     // As on AWS: carried on only from the stored epoch and not behind it; a restart or a first one begins an epoch.
     if (from !== 'restart' && !carriesOn(stored, from, audit.sequence)) return;
     const epoch = from === 'restart' || from === undefined ? `epoch-${++this.#epochs}` : from.epoch;
-    const { sequence, sum, minBalance } = audit;
-    this.#audits.set(account, Object.freeze({ sequence, sum, minBalance, epoch }));
+    const { sequence, sum, minBalance, chart } = audit;
+    this.#audits.set(
+      account,
+      Object.freeze({ sequence, sum, minBalance, epoch, ...(chart === undefined ? {} : { chart }) }),
+    );
   }
 
   /**
@@ -314,6 +327,10 @@ export class EmbeddedLedger implements Ledger {
   }
 
   async entriesOf(account: string, reference: string): Promise<readonly JournalEntry[]> {
+    return this.#entriesOf(account, reference);
+  }
+
+  #entriesOf(account: string, reference: string): JournalEntry[] {
     const entries = this.#byReference.get(`${account}\u0000${reference}`) ?? [];
     return entries.filter((e) => e.idempotencyKey.startsWith(`${reference}:`));
   }
