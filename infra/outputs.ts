@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import type { RiskConfig } from '../shared/domain/config.ts';
 import type { FunctionId, QueueId, TableId } from '../shared/topology.ts';
 
 /**
@@ -26,21 +24,8 @@ export const OUTPUT_KEYS = {
   adminTrailBucketName: 'AdminTrailBucketName',
 } as const;
 
-/**
- * A risk configuration as the functions read it (markets are found by symbol: their order means nothing), hashed:
- * the operator commands, which cannot read the functions' RISK_CONFIG, check their --config against the stack's.
- * Markets sorted by code unit, not localeCompare: that follows the process's locale (LANG), and synth and an
- * operator's shell need not share one (Danish sorts AAVE-USD after ZEC-USD: the right file was refused).
- */
-export const riskConfigDigest = (config: RiskConfig): string =>
-  createHash('sha256')
-    .update(
-      JSON.stringify(
-        { ...config, markets: [...config.markets].sort((a, b) => (a.symbol < b.symbol ? -1 : 1)) },
-        (_, value) => (typeof value === 'bigint' ? value.toString() : value),
-      ),
-    )
-    .digest('hex');
+/** The stack's RiskConfigDigest: in shared/, since a claim records it too (domain/claimed-facts.ts). */
+export { riskConfigDigest } from '../shared/config-digest.ts';
 
 /** `positions` -> `TablePositions` (the table name). */
 export const tableNameKey = (id: TableId): string => `Table${pascal(id)}`;

@@ -161,7 +161,7 @@ export interface ShownSettlement {
   readonly amounts: Readonly<Record<keyof SettlementAmounts, string>>;
   /**
    * The fee against its rate: the rate in force when the liquidation was claimed, as the claim recorded it (a share,
-   * 0.01: 1 %; the configuration's digest is not recorded). The settlement charged the rate in force when it was
+   * 0.01: 1 %; its configuration: ShownClaim.configDigest). The settlement charged the rate in force when it was
    * planned, recorded nowhere: another only if a configuration was deployed in between, when `how` compares against a
    * rate it did not charge (review52-support-fee-rate-settled). Applied to the closed notional (every close's size at
    * its price: market, last resort, auction, ADL at the plan's mark), rounded up (`atRate`). `paid`: what the trader
@@ -326,6 +326,12 @@ export interface ShownClaim {
   };
   /** The tick whose mark the claim used (absent: none recorded on the market, the trigger mark). */
   readonly markTick?: { readonly sequence: number; readonly indexPrice?: string };
+  /**
+   * The start (12 characters) of the digest of the risk configuration the claim applied: a stack's
+   * RiskConfigDigest output, or what `simulate --config FILE` prints of a file, begins with it. null: the claim
+   * recorded none (claimed before session 52, or by an earlier version during its deploy), so it is unknown.
+   */
+  readonly configDigest: string | null;
 }
 
 export interface ShownContext {
@@ -498,6 +504,7 @@ function claimOf(l: LiquidationRecord, c: ClaimedFacts, plannedSize: BaseE8): Sh
           },
         }
       : {}),
+    configDigest: c.configDigest ?? null,
   };
 }
 
@@ -1368,6 +1375,11 @@ export function renderLiquidation(r: LiquidationShow): string {
         : `bankruptcy price ${price(claimed.bankruptcyPrice)} (equity zero)`;
     out.push(
       `  at claim     position ${size(q.size)}, entry ${price(q.entryPrice)}, collateral ${money(q.collateral, quote)}: ${liquidationAt}${claimed.liquidationPrice === null || claimed.bankruptcyPrice === null ? ';' : ','} ${bankruptAt}`,
+    );
+    out.push(
+      claimed.configDigest === null
+        ? '  config       which risk configuration the claim applied is not recorded (claimed before session 52, or by an earlier version during its deploy)'
+        : `  config       the claim applied the risk configuration whose digest begins ${claimed.configDigest} (a stack's RiskConfigDigest output; simulate --config FILE prints a file's)`,
     );
   } else if (c?.claimedMissing)
     out.push(

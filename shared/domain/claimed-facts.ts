@@ -15,14 +15,27 @@ export interface ClaimedFacts {
   readonly initialMargin: Ppm;
   readonly liquidationFee: Ppm;
   readonly slippageBound: Ppm;
+  /**
+   * The first CLAIMED_CONFIG_DIGEST_CHARS characters of the digest of the risk configuration the claim applied
+   * (config-digest.ts: the stack's RiskConfigDigest output begins with them). Absent: claimed before session 52,
+   * under a configuration no record names.
+   */
+  readonly configDigest?: string;
 }
+
+/**
+ * A prefix, not the whole digest: its 64 characters took liquidations settled by an auction or the fund past the
+ * 1 KB of one write unit (2 units more each in the bench: docs/PERFORMANCE.md). 12 (48 bits) tell a deployment's
+ * configurations apart, and are what `simulate --config` prints of a file's digest.
+ */
+export const CLAIMED_CONFIG_DIGEST_CHARS = 12;
 
 /*
  * Stored as one short text of `name=value` pairs (`size=1000000000 entry=20000000000 collateral=200000000
- * sizing=dust-remainder tick=7 mm=25000 im=50000 fee=10000 slip=20000`), not as an object: every write of the
- * liquidation after the claim rewrites its whole item, and the object's names (about 260 bytes in all) took a
- * market-settled liquidation past the 1 KB a write unit covers (review51-support-claimed-size). A pair this
- * version does not know is passed over, so a later version may add one.
+ * sizing=dust-remainder tick=7 mm=25000 im=50000 fee=10000 slip=20000 config=3f1c0a9b7d2e`), not as an object:
+ * every write of the liquidation after the claim rewrites its whole item, and the object's names (about 260 bytes
+ * in all) took a market-settled liquidation past the 1 KB a write unit covers (review51-support-claimed-size). A
+ * pair this version does not know is passed over, so a later version may add one.
  */
 
 const SIZING_PREFIX = 'sizing/';
@@ -52,14 +65,17 @@ export function encodeClaimedFacts(f: ClaimedFacts): string {
     `fee=${f.liquidationFee}`,
     `slip=${f.slippageBound}`,
   );
+  if (f.configDigest !== undefined) pairs.push(`config=${f.configDigest}`);
   return pairs.join(' ');
 }
 
 const INTEGER = /^-?\d+$/;
+const DIGEST = /^[0-9a-f]{1,64}$/;
 
 /**
  * The stored facts back, or undefined when `stored` does not read as them (not a text, a value missing or not an
- * integer, an unknown sizing reason): display only, so a record edited by hand shows without them, nothing fails.
+ * integer, an unknown sizing reason, a digest not in lowercase hex): display only, so a record edited by hand shows
+ * without them, nothing fails.
  */
 export function decodeClaimedFacts(stored: unknown): ClaimedFacts | undefined {
   if (typeof stored !== 'string') return undefined;
@@ -100,6 +116,8 @@ export function decodeClaimedFacts(stored: unknown): ClaimedFacts | undefined {
   if (over === false || sequence === false || indexPrice === false) return undefined;
   if (sizing !== undefined && !SIZING_REASONS.has(sizing)) return undefined;
   if (sequence !== undefined && sequence > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  const configDigest = values.get('config');
+  if (configDigest !== undefined && !DIGEST.test(configDigest)) return undefined;
   return {
     position: { size, entryPrice, collateral, ...(over === undefined ? {} : { collateralOverE16: over }) },
     ...(sizing === undefined ? {} : { sizing: sizing as SizingReason }),
@@ -115,5 +133,6 @@ export function decodeClaimedFacts(stored: unknown): ClaimedFacts | undefined {
     initialMargin,
     liquidationFee,
     slippageBound,
+    ...(configDigest === undefined ? {} : { configDigest }),
   };
 }

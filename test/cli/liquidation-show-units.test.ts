@@ -655,6 +655,7 @@ describe('support51: what answers a trader, from records the pipeline tests do n
           sizing: 'sizing/max-close-share',
           markTick: { sequence: 17 },
           ...rules,
+          configDigest: '3f1c0a9b7d2e',
         }),
       },
       version: 3,
@@ -676,6 +677,8 @@ describe('support51: what answers a trader, from records the pipeline tests do n
         why: "part of the position: a position this large (above the market's sliceAboveNotional) is closed in slices of at most maxCloseShare of it, the rest in the next slices",
       },
       markTick: { sequence: 17 },
+      // The configuration the claim applied, by its digest's start (facts52-claim-config-digest).
+      configDigest: '3f1c0a9b7d2e',
     });
     expect(shown.settlement).toMatchObject({
       payoutTo: 'rest',
@@ -693,6 +696,7 @@ describe('support51: what answers a trader, from records the pipeline tests do n
       expect.arrayContaining([
         '  trigger      mark 175 USD of tick 17 (ETH-USD#17), stamped 2020-03-12T09:00:00.000Z by the feed',
         '  at claim     position 30 ETH, entry 200 USD, collateral 100.00 USD: liquidation price 201.70940171 USD (equity at the maintenance margin, 2.5 % of its value), bankruptcy price 196.66666667 USD (equity zero)',
+        "  config       the claim applied the risk configuration whose digest begins 3f1c0a9b7d2e (a stack's RiskConfigDigest output; simulate --config FILE prints a file's)",
         '  execution    10 ETH planned at mark 175 USD (tick 17 of 2020-03-12T09:00:00.000Z), limit 169.75 USD (the mark less the slippage bound, 3 %)',
         "  sized        33.33 % of the position's 30 ETH: part of the position: a position this large (above the market's sliceAboveNotional) is closed in slices of at most maxCloseShare of it, the rest in the next slices",
         '    10 ETH at 170 USD, 2.85 % below the mark',
@@ -786,6 +790,8 @@ describe('support51: what answers a trader, from records the pipeline tests do n
       bankruptcyPrice: '157.5',
       markTick: { sequence: 41, indexPrice: '155.5' },
       sizing: { reason: 'sizing/no-partial-restores', percentOfPosition: '100' },
+      // Claimed before session 52: the facts say no configuration, so it is unknown (facts52-claim-config-digest).
+      configDigest: null,
     });
     expect(shown.settlement).toMatchObject({
       payoutTo: 'trader',
@@ -803,6 +809,7 @@ describe('support51: what answers a trader, from records the pipeline tests do n
     });
     expect(lines).toEqual(
       expect.arrayContaining([
+        '  config       which risk configuration the claim applied is not recorded (claimed before session 52, or by an earlier version during its deploy)',
         '  execution    4 ETH planned at mark 156 USD (tick 41 of 2020-03-12T09:00:00.000Z, index 155.5 USD), limit 160.68 USD (the mark plus the slippage bound, 3 %)',
         "  sized        100 % of the position's 4 ETH: the whole position: no partial close leaves the rest its initial margin (5 % of its value)",
         '    3 ETH at 156.1 USD, 0.06 % above the mark',

@@ -6,7 +6,12 @@ import {
 } from '../../cli/ops/liquidation-show.ts';
 import { createAwsAdapters, createAwsClients, localClientConfig } from '../../shared/adapters/aws/index.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
-import { DEFAULT_RISK_CONFIG_INPUT, type RiskConfigInput } from '../../shared/domain/config.ts';
+import { riskConfigDigest } from '../../shared/config-digest.ts';
+import {
+  DEFAULT_RISK_CONFIG_INPUT,
+  parseRiskConfig,
+  type RiskConfigInput,
+} from '../../shared/domain/config.ts';
 import {
   formatBase,
   formatDecimal,
@@ -122,6 +127,10 @@ async function onlyLiquidationOf(stage: Stage, positionId: string): Promise<stri
 const belowMark = (price: bigint, mark: bigint): string =>
   formatDecimal(((mark - price) * 10_000n) / mark, 2);
 
+/** The start of `config`'s digest, as a claim records it: what the stack's RiskConfigDigest output begins with. */
+const digestStart = (config: RiskConfigInput): string =>
+  riskConfigDigest(parseRiskConfig(config)).slice(0, 12);
+
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const DECIMAL = /^-?\d+(\.\d+)?$/;
 
@@ -192,6 +201,8 @@ describe('liquidations show', () => {
             why: "the whole position: what a partial close would leave is below the market's dust size or smallest slice",
           },
           markTick: { sequence: 2 },
+          // The configuration the stage's functions ran, by its digest's start (facts52-claim-config-digest).
+          configDigest: digestStart(DEFAULT_RISK_CONFIG_INPUT),
         });
         expect(json.auction).toBeUndefined();
         const s1 = stored.settlement!;
@@ -248,6 +259,9 @@ describe('liquidations show', () => {
         );
         expect(text).toContain(
           '  at claim     position 10 ETH, entry 200 USD, collateral 200.00 USD: liquidation price 184.61538462 USD (equity at the maintenance margin, 2.5 % of its value), bankruptcy price 180 USD (equity zero)\n',
+        );
+        expect(text).toContain(
+          `\n  config       the claim applied the risk configuration whose digest begins ${digestStart(DEFAULT_RISK_CONFIG_INPUT)} (a stack's RiskConfigDigest output; simulate --config FILE prints a file's)\n`,
         );
         expect(text).toContain(
           `  execution    10 ETH planned at mark 184 USD (tick 2 of ${l.context!.executionMarkAt}), limit 178.48 USD (the mark less the slippage bound, 3 %)\n`,
@@ -504,6 +518,8 @@ describe('liquidations show', () => {
           slippageBound: '0.000001',
           sizing: { reason: 'sizing/insolvent', percentOfPosition: '100' },
           markTick: { sequence: 2 },
+          // Another configuration than the built-in one: its digest, not the defaults'.
+          configDigest: digestStart(AUCTION_ONLY),
         });
         expect(json.settlement!.feeBasis).toEqual({
           rate: '0.01',

@@ -1,12 +1,16 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { itemBytes } from '../../shared/adapters/aws/item-size.ts';
-import { liquidationItem } from '../../shared/adapters/aws/record-items.ts';
+import { liquidationItem, withWriter } from '../../shared/adapters/aws/record-items.ts';
+import { riskConfigDigest } from '../../shared/config-digest.ts';
 import {
   type ClaimedFacts,
   decodeClaimedFacts,
   encodeClaimedFacts,
 } from '../../shared/domain/claimed-facts.ts';
+import { DEFAULT_RISK_CONFIG } from '../../shared/domain/config.ts';
 import { parseBase, parsePrice, parseQuote, ppm } from '../../shared/domain/units.ts';
+import type { LiquidationRecord } from '../../shared/ports/index.ts';
 import { encodeContext, parseContext } from '../../shared/schemas/context.ts';
 import { createPipeline } from '../support/pipeline.ts';
 
@@ -25,6 +29,7 @@ describe('the claimed facts as the context stores them', () => {
     initialMargin: ppm('0.05'),
     liquidationFee: ppm('0.01'),
     slippageBound: ppm('0.03'),
+    configDigest: '3f1c0a9b7d2e',
   };
 
   it('reads back as written, every field and without the optional ones', () => {
@@ -58,8 +63,34 @@ describe('the claimed facts as the context stores them', () => {
       text.replace(/tick=\d+/, 'tick=x'),
       text.replace(' ', '  '),
       `${text} loose`,
+      // The configuration's digest is hex (facts52-claim-config-digest).
+      text.replace('config=3f1c0a9b7d2e', 'config=3F1C0A9B7D2E'),
+      text.replace('config=3f1c0a9b7d2e', 'config='),
+      text.replace('config=3f1c0a9b7d2e', `config=${'a'.repeat(65)}`),
     ])
       expect(decodeClaimedFacts(stored)).toBeUndefined();
+  });
+
+  it("read a claim's facts from before session 52 as they were: the configuration's digest absent, unknown", () => {
+    // As session 51 wrote them, word for word: no `config` pair.
+    const old =
+      'size=1000000000 entry=20000000000 collateral=200000000 sizing=dust-remainder tick=3 mm=25000 im=50000 fee=10000 slip=30000';
+    const decoded = decodeClaimedFacts(old);
+    expect(decoded).toEqual({
+      position: { size: parseBase('10'), entryPrice: parsePrice('200'), collateral: parseQuote('200') },
+      sizing: 'sizing/dust-remainder',
+      markTick: { sequence: 3 },
+      maintenanceMargin: ppm('0.025'),
+      initialMargin: ppm('0.05'),
+      liquidationFee: ppm('0.01'),
+      slippageBound: ppm('0.03'),
+    });
+    expect(decoded).not.toHaveProperty('configDigest');
+    // The same with it: the digest, and nothing else changed.
+    expect(decodeClaimedFacts(`${old} config=3f1c0a9b7d2e`)).toEqual({
+      ...decoded,
+      configDigest: '3f1c0a9b7d2e',
+    });
   });
 
   it('a version that does not know them carries them as they are: the context round-trips them unchanged', () => {
@@ -69,9 +100,11 @@ describe('the claimed facts as the context stores them', () => {
     expect(encodeContext(parseContext(text))).toBe(text);
   });
 
-  it("keep a market-settled liquidation's item within the write unit it had: about 135 bytes, not 270", async () => {
+  it("keep a market-settled liquidation's item within one write unit at every write: about 155 bytes, its digest's start", async () => {
     // The crash replay's shape: a long settled whole on the market. Stored as an object, the facts took its item
-    // from 818 to 1,075 bytes (two write units a write instead of one, on every write after the claim).
+    // from 818 to 1,075 bytes (two write units a write instead of one, on every write after the claim). Its
+    // configuration's digest whole (64 characters, 207 bytes here) took the settled put, with its writer, from 950 to
+    // 1,022 bytes, past 1 KB once its tick is a feed's (millions), not 3; its start, to 970 (facts52-claim-config-digest).
     const p = createPipeline();
     await p.tick('ETH-USD', '200');
     await p.tick('ETH-USD', '200');
@@ -83,10 +116,20 @@ describe('the claimed facts as the context stores them', () => {
     const { claimed, ...without } = l!.context!;
     const added = itemBytes(liquidationItem(l!)) - itemBytes(liquidationItem({ ...l!, context: without }));
     expect(added).toBeGreaterThan(0);
-    expect(added).toBeLessThanOrEqual(140);
+    expect(added).toBeLessThanOrEqual(160);
+    // Every write of it, as a put alone writes it (with its writer's token), fits the 1 KB a write unit covers.
+    const written = p.observer.groups.flatMap((g) =>
+      g.writes.flatMap((w) => (w.kind === 'liquidation' ? [w.after as LiquidationRecord] : [])),
+    );
+    expect(written.map((w) => w.state)).toContain('EXECUTING');
+    for (const w of written)
+      expect(itemBytes(withWriter(liquidationItem(w), randomUUID()))).toBeLessThanOrEqual(1024);
     expect(decodeClaimedFacts(claimed)).toMatchObject({
       position: { size: parseBase('10'), entryPrice: parsePrice('200'), collateral: parseQuote('200') },
       sizing: 'sizing/dust-remainder',
+      // The start of the digest of the configuration the claim applied: the pipeline's own (its marks held).
+      configDigest: riskConfigDigest(p.config).slice(0, 12),
     });
+    expect(riskConfigDigest(p.config)).not.toBe(riskConfigDigest(DEFAULT_RISK_CONFIG));
   });
 });

@@ -3,7 +3,12 @@
  * venue check, which may hold it).
  */
 
-import { type ClaimedFacts, encodeClaimedFacts } from '../../domain/claimed-facts.ts';
+import { riskConfigDigestOf } from '../../config-digest.ts';
+import {
+  CLAIMED_CONFIG_DIGEST_CHARS,
+  type ClaimedFacts,
+  encodeClaimedFacts,
+} from '../../domain/claimed-facts.ts';
 import type { MarketConfig } from '../../domain/config.ts';
 import { lotSizeOf, marketConfig } from '../../domain/config.ts';
 import { isLiquidatable } from '../../domain/margin.ts';
@@ -111,7 +116,10 @@ export async function claim(
     executionMarkAtMs: reference.atMs,
     limitPrice,
     positionVersion: position.version,
-    claimed: encodeClaimedFacts(claimedFacts(position, market, slip, step, reference, carried.market)),
+    claimed: encodeClaimedFacts({
+      ...claimedFacts(position, market, slip, step, reference, carried.market),
+      configDigest: riskConfigDigestOf(deps.config).slice(0, CLAIMED_CONFIG_DIGEST_CHARS),
+    }),
     // The claimant places the order: the lease comes with the claim.
     lease: leaseFor(ownerOf(carried), now, deps),
   };
