@@ -9,6 +9,7 @@ import { PriceFileError } from '../shared/prices/parse.ts';
 import { BookError } from '../shared/sim/book.ts';
 import { ProviderParamsError } from '../shared/sim/providers.ts';
 import { UsageError } from './args.ts';
+import { runConfig } from './config.ts';
 import { type AnyExitCode, ownExitCodesText } from './exit-codes.ts';
 import { OperatorInputError } from './ops/common.ts';
 import { runDlq } from './ops/dlq.ts';
@@ -30,6 +31,8 @@ export const USAGE = `Usage: backstop <command> [options]
 Commands:
   simulate   replay a crash through the backstop and compare it with market-only liquidation
   demo       simulate, writing its report to report.html unless --report names another (npm run demo)
+  config     config digest [--config FILE]: a risk configuration's digest, as a stack's RiskConfigDigest output
+             shows it and a liquidation's claim records its start, without replaying anything
   local      local up | local down: the whole stack on the local AWS emulator (moto)
   seed       seed positions | seed providers: a synthetic book or a file, liquidity providers
   fund       fund deposit | withdraw | index-journal: move money in or out of the insurance fund, index its journal;
@@ -61,6 +64,7 @@ const COMMANDS: Readonly<Record<string, (argv: readonly string[], io: CliIo) => 
   simulate: runSimulate,
   // `npm run demo`: simulate, writing report.html unless --report names another file.
   demo: (argv, io) => runSimulate(argv, io, 'report.html'),
+  config: runConfig,
   // Loaded on demand: the local runner brings the Lambda handlers, whose tracer turns on async hooks for the
   // whole process (every promise then costs about 10x: the crash replay would pay it for nothing).
   local: async (argv, io) => (await import('./ops/local.ts')).runLocal(argv, io),

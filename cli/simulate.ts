@@ -102,7 +102,8 @@ export function riskConfigLine(source: RiskConfigSource): string | undefined {
   return `risk config ${files} (${what}), ${digest}, as synth reads it without -c values`;
 }
 
-const riskConfigJson = (source: RiskConfigSource) => ({
+/** `riskConfig` of simulate's --json, and `config digest --json`. */
+export const riskConfigJson = (source: RiskConfigSource) => ({
   file: source.file ?? null,
   read: source.read,
   beside: source.beside ?? null,

@@ -328,7 +328,7 @@ export interface ShownClaim {
   readonly markTick?: { readonly sequence: number; readonly indexPrice?: string };
   /**
    * The start (12 characters) of the digest of the risk configuration the claim applied: a stack's
-   * RiskConfigDigest output, or what `simulate --config FILE` prints of a file, begins with it. null: the claim
+   * RiskConfigDigest output, or what `config digest --config FILE` prints of a file, begins with it. null: the claim
    * recorded none (claimed before session 52, or by an earlier version during its deploy), so it is unknown.
    */
   readonly configDigest: string | null;
@@ -1379,7 +1379,7 @@ export function renderLiquidation(r: LiquidationShow): string {
     out.push(
       claimed.configDigest === null
         ? '  config       which risk configuration the claim applied is not recorded (claimed before session 52, or by an earlier version during its deploy)'
-        : `  config       the claim applied the risk configuration whose digest begins ${claimed.configDigest} (a stack's RiskConfigDigest output; simulate --config FILE prints a file's)`,
+        : `  config       the claim applied the risk configuration whose digest begins ${claimed.configDigest} (a stack's RiskConfigDigest output; backstop config digest --config FILE prints a file's)`,
     );
   } else if (c?.claimedMissing)
     out.push(

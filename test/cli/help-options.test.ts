@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { OptionSpec } from '../../cli/args.ts';
+import { CONFIG_OPTIONS } from '../../cli/config.ts';
 import { GENERAL_EXIT_CODES, OWN_EXIT_CODES } from '../../cli/exit-codes.ts';
 import { type Command, type SubcommandOptions, subcommandTakes } from '../../cli/ops/common.ts';
 import { DLQ_OPTIONS, DLQ_SUBCOMMANDS } from '../../cli/ops/dlq.ts';
@@ -37,6 +38,7 @@ const holdsTypeScript = (dir: string): boolean =>
 const PARSERS: Readonly<Record<string, OptionSpec>> = {
   simulate: SIMULATE_OPTIONS,
   demo: SIMULATE_OPTIONS,
+  config: CONFIG_OPTIONS,
   local: LOCAL_OPTIONS,
   seed: SEED_OPTIONS,
   fund: FUND_OPTIONS,

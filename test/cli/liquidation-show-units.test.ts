@@ -696,7 +696,7 @@ describe('support51: what answers a trader, from records the pipeline tests do n
       expect.arrayContaining([
         '  trigger      mark 175 USD of tick 17 (ETH-USD#17), stamped 2020-03-12T09:00:00.000Z by the feed',
         '  at claim     position 30 ETH, entry 200 USD, collateral 100.00 USD: liquidation price 201.70940171 USD (equity at the maintenance margin, 2.5 % of its value), bankruptcy price 196.66666667 USD (equity zero)',
-        "  config       the claim applied the risk configuration whose digest begins 3f1c0a9b7d2e (a stack's RiskConfigDigest output; simulate --config FILE prints a file's)",
+        "  config       the claim applied the risk configuration whose digest begins 3f1c0a9b7d2e (a stack's RiskConfigDigest output; backstop config digest --config FILE prints a file's)",
         '  execution    10 ETH planned at mark 175 USD (tick 17 of 2020-03-12T09:00:00.000Z), limit 169.75 USD (the mark less the slippage bound, 3 %)',
         "  sized        33.33 % of the position's 30 ETH: part of the position: a position this large (above the market's sliceAboveNotional) is closed in slices of at most maxCloseShare of it, the rest in the next slices",
         '    10 ETH at 170 USD, 2.85 % below the mark',

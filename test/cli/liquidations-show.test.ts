@@ -261,7 +261,7 @@ describe('liquidations show', () => {
           '  at claim     position 10 ETH, entry 200 USD, collateral 200.00 USD: liquidation price 184.61538462 USD (equity at the maintenance margin, 2.5 % of its value), bankruptcy price 180 USD (equity zero)\n',
         );
         expect(text).toContain(
-          `\n  config       the claim applied the risk configuration whose digest begins ${digestStart(DEFAULT_RISK_CONFIG_INPUT)} (a stack's RiskConfigDigest output; simulate --config FILE prints a file's)\n`,
+          `\n  config       the claim applied the risk configuration whose digest begins ${digestStart(DEFAULT_RISK_CONFIG_INPUT)} (a stack's RiskConfigDigest output; backstop config digest --config FILE prints a file's)\n`,
         );
         expect(text).toContain(
           `  execution    10 ETH planned at mark 184 USD (tick 2 of ${l.context!.executionMarkAt}), limit 178.48 USD (the mark less the slippage bound, 3 %)\n`,
