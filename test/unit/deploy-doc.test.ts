@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { CONFIG_USAGE } from '../../cli/config.ts';
 import { REPLAY_USAGE } from '../../cli/ops/events.ts';
 import { POSTING_COLUMNS, statementJson } from '../../cli/ops/fund-statement.ts';
 import { collectPositionLiquidations } from '../../cli/ops/liquidation-show.ts';
@@ -7,11 +8,17 @@ import { LOCAL_USAGE } from '../../cli/ops/local.ts';
 import { STATUS_USAGE } from '../../cli/ops/status.ts';
 import { INVOKE_ACTIONS } from '../../infra/constructs/functions.ts';
 import { CONDITION_VALUES_WARNING, QUEUE_POLICY_QUOTAS } from '../../infra/constructs/queues.ts';
+import { OUTPUT_KEYS } from '../../infra/outputs.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { OPEN_INDEX_SHARDS } from '../../shared/adapters/shards.ts';
 import { KEYLESS_VENUES } from '../../shared/adapters/venue/index.ts';
 import { adviceTargetFromEnv, withTargetFlags } from '../../shared/advice.ts';
+import {
+  CLAIMED_CONFIG_DIGEST_CHARS,
+  decodeClaimedFacts,
+  encodeClaimedFacts,
+} from '../../shared/domain/claimed-facts.ts';
 import {
   DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
@@ -878,5 +885,47 @@ describe("docs/DEPLOY.md's session 52 upgrade note against the code", () => {
     );
     expect(read('shared/local/status.ts')).toContain('readonly chartRefused: {');
     expect(note).toContain('`insuranceFund.chartRefused` in `--json`');
+  });
+
+  // facts52-claim-config-digest, review52-facts-config-digest-command: the paragraph on the claim's configuration
+  // names the pair, the line, the key, the output and the command as the code has them.
+  it("names the claim's configuration pair, show's line and key, the stack's output and the command as the code has them", () => {
+    const facts = {
+      position: { size: 1n, entryPrice: 2n, collateral: 3n },
+      maintenanceMargin: 25_000n,
+      initialMargin: 50_000n,
+      liquidationFee: 10_000n,
+      slippageBound: 30_000n,
+    };
+    const digest = 'a'.repeat(CLAIMED_CONFIG_DIGEST_CHARS);
+    const withDigest = encodeClaimedFacts({ ...facts, configDigest: digest });
+    const without = encodeClaimedFacts(facts);
+    expect(withDigest).toBe(`${without} config=${digest}`);
+    expect(note).toContain(
+      `the first ${CLAIMED_CONFIG_DIGEST_CHARS} characters of the digest of the risk configuration`,
+    );
+    expect(note).toContain(
+      `a \`config=\` pair at the end of \`context.claimed\`'s text (${withDigest.length - without.length} bytes;`,
+    );
+    // What a session 51 reader does with it: a pair it does not know is passed over, the rest read.
+    expect(decodeClaimedFacts(`${without} later=x`)).toEqual(decodeClaimedFacts(without));
+    expect(note).toContain("session 51's `show` passes over the pair it does not know and reads the rest");
+    const show = read('cli/ops/liquidation-show.ts');
+    expect(show).toContain('readonly configDigest: string | null;');
+    expect(note).toContain('`context.claimed.configDigest`: a string');
+    expect(show).toContain(
+      "'  config       which risk configuration the claim applied is not recorded (claimed before session 52",
+    );
+    expect(note).toContain('`which risk configuration the claim applied is not recorded`');
+    expect(note).toContain('on a `config` line under `at claim`');
+    expect(OUTPUT_KEYS.riskConfigDigest).toBe('RiskConfigDigest');
+    expect(note).toContain("the start of the stack's `RiskConfigDigest` output");
+    expect(CONFIG_USAGE).toContain('Usage: backstop config digest [--config FILE.json]');
+    expect(note).toContain('`backstop config digest --config FILE` is new');
+    const rows = read('docs/RELIABILITY.md');
+    for (const id of ['facts52-claim-config-digest', 'review52-facts-config-digest-command']) {
+      expect(rows).toContain(`| ${id} |`);
+      expect(note).toContain(id);
+    }
   });
 });
