@@ -3512,6 +3512,47 @@ export function contractSuite(name: string, factory: HarnessFactory, options: Co
         expect(await a.ledger.balance('fund')).toMatchObject({ balance: usd('100'), sequence: 6 });
       });
 
+      // review52-books-stale-give-back-fenced: a superseded plan's give-back, judged beyond what its plan moved before its
+      // fence, failed its delivery as a caller's bug (`ledger/sign-against-kind`, recorded on the liquidation).
+      it("answers a superseded plan's give-back as fenced, not as a movement against its kind", async () => {
+        const p = position();
+        await a.positions.create(p);
+        const l = liquidation(p);
+        await a.liquidations.begin(p, l);
+        const fee = (idempotencyKey: string, amount: string, version: number) =>
+          a.ledger.apply(
+            movement({
+              idempotencyKey: `${l.id}:${idempotencyKey}`,
+              kind: 'liquidation-fee',
+              amount: usd(amount),
+              reference: l.id,
+              fence: { liquidationId: l.id, version },
+            }),
+          );
+        await a.ledger.apply(movement({ idempotencyKey: 'seed', amount: usd('100') }));
+        await fee('fee', '5', l.version);
+        // The plan at l.version + 1 gives 3 back under :r1; the floor refuses it, so the liquidation plans again
+        // (l.version + 2) and gives the whole fee back under :r2.
+        const planned = { ...l, state: 'EXECUTING' as const, version: l.version + 1 };
+        await a.liquidations.replace(planned, l.version);
+        await a.liquidations.replace({ ...planned, version: l.version + 2 }, planned.version);
+        await fee('fee:r2', '-5', l.version + 2);
+        const before = await a.ledger.balance('fund');
+        // Another delivery of the plan at l.version + 1, still running, asks for its :r1: its plan is gone.
+        const stale = await fee('fee:r1', '-3', l.version + 1).catch((error: unknown) => error);
+        expect(stale).toBeInstanceOf(MovementFencedError);
+        expect(String(stale)).toContain(
+          `ledger/fenced: ${l.id}:fee:r1 was planned on ${l.id} at version ${l.version + 1}`,
+        );
+        // Within the fence the same give-back is still refused as one against its kind.
+        await refusedAsInput(
+          fee('fee:r3', '-3', l.version + 2),
+          /^ledger\/sign-against-kind: liquidation-fee of -3\.00 under key .*:fee:r3: .*moved before it \(nothing\)$/,
+        );
+        expect(await a.ledger.balance('fund')).toEqual(before);
+        expect(await a.ledger.journal('fund')).toHaveLength(3);
+      });
+
       it('serialises concurrent movements: one contiguous chain, each key once', async () => {
         await a.ledger.apply(movement({ idempotencyKey: 'seed', amount: usd('1000') }));
         const keys = Array.from({ length: 8 }, (_, i) => `c-${i}`);

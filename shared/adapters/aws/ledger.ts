@@ -58,7 +58,8 @@ import { fencedPut, refusingNewerWriter, schemaStamp } from './writer-schema.ts'
  * liquidation's version in the liquidations table, in the same transaction: one that fails answers that movement
  * with MovementFencedError (unless its key was applied before) and the others are planned again. A fee or a draw
  * given back (`<key>:r<n>`: a settlement planned again) is judged on its liquidation's entries, read after the balance
- * its transaction is conditioned on (so exactly as they are at commit): one beyond what its plan moved is refused.
+ * its transaction is conditioned on (so exactly as they are at commit): one beyond what its plan moved is refused, or
+ * fenced when its fence no longer holds (a superseded plan's).
  * Entries also carry `journalSequence`, the sort key of the sparse index JOURNAL_SEQUENCE_INDEX that a reconcile
  * reads from its checkpoint, `AUDIT#<account>` / `JOURNAL`, on (never the whole journal).
  */
@@ -362,8 +363,9 @@ export class DynamoLedger implements Ledger {
         // The refusals were judged after exactly the movements that committed before them. A debit applied
         // before may be refused now (the fund has moved on): it is still a success.
         for (const { pending, reason, malformed } of refused) {
-          if (!(await this.#answerIfApplied(pending)))
-            pending.reject(malformed ? new AdapterInputError(reason) : new ConditionFailedError(reason));
+          if (await this.#answerIfApplied(pending)) continue;
+          if (malformed && (await this.#answerIfFenced(pending))) continue;
+          pending.reject(malformed ? new AdapterInputError(reason) : new ConditionFailedError(reason));
         }
         return;
       }
@@ -387,6 +389,39 @@ export class DynamoLedger implements Ledger {
       if (givesBack(movement) && !plans.has(movement.reference))
         plans.set(movement.reference, await this.entriesOf(account, movement.reference));
     return plans;
+  }
+
+  /**
+   * When a give-back refused beyond what its plan moved is fenced on a version its liquidation has moved past (a
+   * superseded plan's, the liquidation planned again since and giving back under a later key), answers its caller
+   * with MovementFencedError, as its transaction would have, and returns true: its delivery has nothing left to do,
+   * where a refusal as a caller's bug fails it and records `ledger/sign-against-kind` on the liquidation. One read of
+   * the liquidation's version, only on such a refusal; a failed read is its caller's error too.
+   */
+  async #answerIfFenced(pending: Pending): Promise<boolean> {
+    const { fence, idempotencyKey } = pending.movement;
+    if (!fence) return false;
+    try {
+      const out = await this.dynamo.send(
+        new GetItemCommand({
+          TableName: this.liquidationsTable!,
+          Key: { id: S(fence.liquidationId) },
+          ProjectionExpression: '#version',
+          ExpressionAttributeNames: { '#version': 'version' },
+          ConsistentRead: true,
+        }),
+      );
+      const stored = out.Item?.version?.N;
+      if (stored === String(fence.version)) return false;
+      pending.reject(
+        new MovementFencedError(
+          `ledger/fenced: ${idempotencyKey} was planned on ${fence.liquidationId} at version ${fence.version}, which has moved on`,
+        ),
+      );
+    } catch (error) {
+      pending.reject(error);
+    }
+    return true;
   }
 
   /**

@@ -43,10 +43,10 @@ export { LedgerIdempotencyConflictError };
  * stored one, drawn' = drawn - min(amount, drawn); another window's draws stay (the domain's creditBack).
  * A known (account, idempotencyKey) returns the original entry and changes nothing; with a different
  * amount it throws LedgerIdempotencyConflictError ('ledger/idempotency-conflict'). A new fee or draw given back
- * (`<key>:r<n>`) beyond what its plan moved before it is refused ('ledger/sign-against-kind'). A new key whose fence
- * no longer holds (the liquidation has moved past the version) throws MovementFencedError ('ledger/fenced'), when the
- * floor and the cap do not refuse it first. One with `expected` applies only on exactly that sequence and balance
- * ('ledger/moved-since-read').
+ * (`<key>:r<n>`) beyond what its plan moved before it is refused ('ledger/sign-against-kind'), unless its fence no
+ * longer holds: then it is fenced. A new key whose fence no longer holds (the liquidation has moved past the version)
+ * throws MovementFencedError ('ledger/fenced'), when the floor and the cap do not refuse it first. One with `expected`
+ * applies only on exactly that sequence and balance ('ledger/moved-since-read').
  */
 export class EmbeddedLedger implements Ledger {
   readonly #balances = new Map<string, AccountBalance>();
@@ -100,6 +100,9 @@ export class EmbeddedLedger implements Ledger {
         movement,
         movedByItsPlan(movement, this.#entriesOf(account, movement.reference)),
       );
+      // A superseded plan's give-back (its liquidation planned again since, giving back under a later key) is fenced,
+      // as AWS answers it: its delivery has nothing left to do, not a caller's bug to fail on.
+      if (given && movement.fence) this.#checkFence(movement.fence, idempotencyKey);
       if (given) throw new EmbeddedInputError(`ledger/sign-against-kind: ${given}`);
     }
     const before = this.#balance(account);
