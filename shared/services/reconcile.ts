@@ -354,12 +354,14 @@ async function walkJournal(
 /** `chart` with the entries at `sequences` found too (entries past those it counted). */
 export function withFindings(chart: ChartFindings, sequences: readonly number[]): ChartFindings {
   if (sequences.length === 0) return chart;
-  return {
-    count: chart.count + sequences.length,
-    first: Math.min(chart.first ?? Number.POSITIVE_INFINITY, ...sequences),
-    last: Math.max(chart.last ?? 0, ...sequences),
-    countedAfter: chart.countedAfter,
-  };
+  // A loop, not Math.min(...sequences): spreading throws past about 125,000 arguments.
+  let first = chart.first ?? Number.POSITIVE_INFINITY;
+  let last = chart.last ?? 0;
+  for (const sequence of sequences) {
+    if (sequence < first) first = sequence;
+    if (sequence > last) last = sequence;
+  }
+  return { count: chart.count + sequences.length, first, last, countedAfter: chart.countedAfter };
 }
 
 /**

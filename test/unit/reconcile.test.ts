@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { EmbeddedLedger } from '../../shared/adapters/embedded/ledger.ts';
 import { METRICS } from '../../shared/metrics.ts';
 import type { AccountBalance, JournalEntry, Telemetry } from '../../shared/ports/index.ts';
-import { type JournalReader, reconcileAccount } from '../../shared/services/reconcile.ts';
+import { type JournalReader, reconcileAccount, withFindings } from '../../shared/services/reconcile.ts';
 
 /** A reader over a journal already in memory (a consistent snapshot): no checkpoint, nothing stored. */
 function journalSnapshot(balance: AccountBalance, journal: readonly JournalEntry[]): JournalReader {
@@ -830,6 +830,24 @@ describe("ledger reconcile: entries the fund's chart of accounts refuses", () =>
       reason: 'unreconciled',
       difference: 1n * USD,
       problems: [chain],
+    });
+  });
+});
+
+// tidy52-findings-spread: Math.min(...sequences) threw a RangeError past about 125,000 entries found at once.
+describe('the chart findings a run adds', () => {
+  it('counts any number of entries found at once, first and last among them and those counted before', () => {
+    const sequences = Array.from({ length: 300_000 }, (_, i) => 1_000 + ((i * 7_919) % 300_000));
+    expect(withFindings({ count: 2, first: 500, last: 600, countedAfter: 10 }, sequences)).toEqual({
+      count: 300_002,
+      first: 500,
+      last: 1_000 + 299_999,
+      countedAfter: 10,
+    });
+    expect(withFindings({ count: 0, countedAfter: 0 }, [9, 4, 7])).toMatchObject({
+      count: 3,
+      first: 4,
+      last: 9,
     });
   });
 });
