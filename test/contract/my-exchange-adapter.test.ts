@@ -291,7 +291,8 @@ describe('the example adapter (test/contract/my-exchange/venue.ts)', () => {
 
   // venue52-deadline-before-sent: a call whose deadline ended before its request left (spent waiting for the key's read)
   // handed fetch an aborted signal; fetch threw its AbortError at once, sending nothing, and the adapter read it as a
-  // `timeout`: an order in doubt, asked again until the receives ran out and dead-lettered, though nothing was sent.
+  // `timeout`: an order in doubt, its delivery failed and asked again (dead-lettered only had every redelivery failed
+  // so too), though nothing was sent.
   it('answers a call whose deadline ended before its request was sent as unavailable, nothing sent; after placing, a timeout', async () => {
     exchange = await startExchangeStub();
     const secret = exchange.secret;
