@@ -289,6 +289,40 @@ describe('the example adapter (test/contract/my-exchange/venue.ts)', () => {
     expect(exchange.position('ETH-USD')).toBe(-parseBase('0.01'));
   });
 
+  // tidy52-venue-unlisted-repeat: a market the exchange no longer lists was answered `rejected` without the id looked
+  // up: a repeat of an order executed before the delisting, in a container reading the grid anew, handed the executed
+  // size to the auction, which sold it again.
+  it('looks the id up before answering rejected for a market not listed: a repeat after a delisting answers its execution', async () => {
+    exchange = await startExchangeStub();
+    exchange.list('SOL-USD', { tickSize: '0.01', lotSize: '0.001' });
+    const solSell = (id: string) => ({ ...sell(id), symbol: 'SOL-USD' });
+    const first = await new MyExchangeVenue({
+      key: fixedVenueKey(exchange.secret),
+      baseUrl: exchange.url,
+    }).placeIoc(solSell('p14:1:market'));
+    expect(first.fills.reduce((t, f) => t + f.size, 0n)).toBe(parseBase('0.01'));
+    exchange.delist('SOL-USD');
+    // The repeat in another container, which reads the grid anew: the market is not listed.
+    const venue = new MyExchangeVenue({ key: fixedVenueKey(exchange.secret), baseUrl: exchange.url });
+    // Before: `venue/rejected: p14:1:market: SOL-USD is not listed`.
+    expect(await venue.placeIoc(solSell('p14:1:market'))).toEqual(first);
+    expect(exchange.position('SOL-USD')).toBe(-parseBase('0.01'));
+    // A new order on it: not found, rejected, nothing placed.
+    expect(await failure(venue.placeIoc(solSell('p14:2:market')))).toMatchObject({
+      kind: 'rejected',
+      message: 'venue/rejected: p14:2:market: SOL-USD is not listed (UNKNOWN_SYMBOL)',
+    });
+    // Its look-up refused (the key, twice): it cannot say, so not sent for all it knows, never rejected.
+    exchange.refuseKeyOn('GET /v1/orders', 2);
+    expect(await failure(venue.placeIoc(solSell('p14:1:market')))).toMatchObject({
+      kind: 'unavailable',
+      message: expect.stringContaining(
+        'SOL-USD is not listed (UNKNOWN_SYMBOL), and its id could not be looked up',
+      ),
+    });
+    expect(exchange.served.get('POST /v1/orders')).toBe(1);
+  });
+
   // venue52-deadline-before-sent: a call whose deadline ended before its request left (spent waiting for the key's read)
   // handed fetch an aborted signal; fetch threw its AbortError at once, sending nothing, and the adapter read it as a
   // `timeout`: an order in doubt, its delivery failed and asked again (dead-lettered only had every redelivery failed

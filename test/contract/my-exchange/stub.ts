@@ -91,6 +91,8 @@ export interface ExchangeStub {
   refuseKeyOn(route: string, times: number): void;
   /** Lists `symbol` on this grid, or changes its grid (exchanges change a market's tick or lot): its book as ETH-USD's. */
   list(symbol: string, grid: { tickSize: string; lotSize: string }): void;
+  /** Lists `symbol` no more (404 UNKNOWN_SYMBOL): its orders are still looked up by client id, their trades read. */
+  delist(symbol: string): void;
   /** Serves `symbol`'s grid as these strings (what another exchange's instruments call may answer). */
   serveGrid(symbol: string, grid: { tickSize: string; lotSize: string } | undefined): void;
   stop(): Promise<void>;
@@ -309,6 +311,7 @@ export async function startExchangeStub(): Promise<ExchangeStub> {
         tick: parsePrice(grid.tickSize),
         lot: parseBase(grid.lotSize),
       }),
+    delist: (symbol) => void instruments.delete(symbol),
     serveGrid: (symbol, grid) => void (grid ? grids.set(symbol, grid) : grids.delete(symbol)),
     stop: () =>
       new Promise<void>((resolve) => {

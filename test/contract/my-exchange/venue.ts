@@ -188,8 +188,15 @@ export class MyExchangeVenue implements Venue {
     if (typeof order.limitPrice !== 'bigint' || order.limitPrice <= 0n)
       fail(`${order.clientOrderId}: limit ${String(order.limitPrice)}`, 'rejected');
     const deadline = this.#deadline(this.#timeoutMs);
+    const id = exchangeOrderId(order.clientOrderId);
     const instrument = await this.#instrument(order.symbol, deadline);
-    if (!instrument) return fail(`${order.clientOrderId}: ${order.symbol} is not listed`, 'rejected');
+    // Not listed (now): a refusal like the others, the id looked up first, since a repeat of an order executed before
+    // the exchange delisted its market is refused so too (tidy52-venue-unlisted-repeat).
+    if (!instrument) {
+      const refusal = `${order.symbol} is not listed (UNKNOWN_SYMBOL)`;
+      const found = await this.#refusedOrFound(id, order.clientOrderId, refusal, deadline);
+      return this.#answer(order, found, deadline);
+    }
     // "Limits and sizes on the exchange's grids, never past the order's": a SELL's limit up, a BUY's down, the size
     // down to the lot.
     const size = roundDown(order.size, instrument.lot);
@@ -197,7 +204,6 @@ export class MyExchangeVenue implements Venue {
       order.direction === 'SELL'
         ? roundUp(order.limitPrice, instrument.tick)
         : roundDown(order.limitPrice, instrument.tick);
-    const id = exchangeOrderId(order.clientOrderId);
     // Less than a lot (or a BUY limit under one tick): not sent, answered with no fills rather than refused (each
     // refusal counts towards VenueFailuresAlarm); but a repeat answers the first execution whatever it carries, so the
     // id is looked up first (the contract's `repeat` caught this adapter answering NONE to a sub-lot repeat).
@@ -234,11 +240,16 @@ export class MyExchangeVenue implements Venue {
         // attempt, which then goes through (review50-integrate-example-grid-kept).
         if (error.code === 'INVALID_PRICE' || error.code === 'INVALID_QUANTITY')
           this.#instruments.delete(order.symbol);
-        orderId = await this.#refusedOrFound(id, order.clientOrderId, error.code, deadline);
+        orderId = await this.#refusedOrFound(id, order.clientOrderId, `refused (${error.code})`, deadline);
       } else {
         return fail(`${order.clientOrderId}: ${error.message}`, 'timeout');
       }
     }
+    return this.#answer(order, orderId, deadline);
+  }
+
+  /** The answer to `order` placed as the exchange's `orderId`: its trades, read. */
+  async #answer(order: OrderRequest, orderId: string, deadline: AbortSignal): Promise<OrderResult> {
     const fills = await afterPlacing(this.#trades(orderId, order.clientOrderId, deadline));
     const filled = fills.reduce((total, f) => total + f.size, 0n);
     return {
@@ -284,16 +295,17 @@ export class MyExchangeVenue implements Venue {
   }
 
   /**
-   * After the exchange refused a placement: a refusal answers the request, not the id. An exchange checking its rate
-   * limit, margin, a halt or its grid before its duplicate check refuses a repeat of an order it executed too, and
-   * `rejected` for that repeat hands the executed size to the auction, which sells it again. So the id is looked up:
-   * found, its order (its trades are the answer); not found, `rejected`; the look-up failed, `unavailable` (this
-   * request placed nothing, and the consumer keeps an order an earlier delivery may have placed in doubt).
+   * After the exchange refused a placement (`refusal`, said in the rejection): a refusal answers the request, not the
+   * id. An exchange checking its rate limit, margin, a halt or its grid before its duplicate check, or no longer
+   * listing the market, refuses a repeat of an order it executed too, and `rejected` for that repeat hands the executed
+   * size to the auction, which sells it again. So the id is looked up: found, its order (its trades are the answer);
+   * not found, `rejected`; the look-up failed, `unavailable` (this request placed nothing, and the consumer keeps an
+   * order an earlier delivery may have placed in doubt).
    */
   async #refusedOrFound(
     id: string,
     clientOrderId: string,
-    code: string,
+    refusal: string,
     deadline: AbortSignal,
   ): Promise<string> {
     let found: string | undefined;
@@ -302,11 +314,11 @@ export class MyExchangeVenue implements Venue {
     } catch (error) {
       if (!(error instanceof VenueError)) throw error;
       return fail(
-        `${clientOrderId}: refused (${code}), and its id could not be looked up (${error.message})`,
+        `${clientOrderId}: ${refusal}, and its id could not be looked up (${error.message})`,
         'unavailable',
       );
     }
-    return found ?? fail(`${clientOrderId}: refused (${code})`, 'rejected');
+    return found ?? fail(`${clientOrderId}: ${refusal}`, 'rejected');
   }
 
   /** The exchange's order id of our id, or undefined when it has none; in doubt (a timeout) when it cannot say. */
