@@ -123,12 +123,20 @@ describe('the CLI clients: timeouts (ops47-cli-timeouts)', () => {
     const written: StatusReport[] = [];
     const failures: { failed: FailedRefresh; tookMs: number }[] = [];
     const stop = new AbortController();
+    // The watch's clock of durations is the test's, read once at each refresh's start: the failed refresh is timed from
+    // that reading to its failure by that one clock. The stamps (a report's `at`, a failure's `atMs`) are by another,
+    // AWS's in the CLI, the machine's here.
+    let refreshStartedMs = 0;
     await watchStatus({
       read: statusWatcher(deployment, undefined, withdrawalChecker()),
       write: (report) => written.push(report),
-      writeFailure: (failed) => failures.push({ failed, tookMs: Date.now() - failed.atMs }),
+      writeFailure: (failed) => failures.push({ failed, tookMs: performance.now() - refreshStartedMs }),
       intervalMs: 1_000,
-      nowMs: Date.now,
+      nowMs: () => {
+        refreshStartedMs = performance.now();
+        return refreshStartedMs;
+      },
+      awsNowMs: Date.now,
       // No wait: the test's steps between refreshes. Cut after the first, mended after the failure, then Ctrl-C.
       sleep: async () => {
         if (written.length === 1 && failures.length === 0) proxy.swallow = every;
@@ -149,7 +157,8 @@ describe('the CLI clients: timeouts (ops47-cli-timeouts)', () => {
     );
     expect(failed.last).toBe(written[0]);
     expect(failedRefreshLine(failed)).toContain(`STALE: the figures shown were read at ${written[0]!.at}`);
-    // Read again once the connection heals.
+    // Stamped by the reports' clock, between the figures it shows and the read once the connection heals.
+    expect(failed.atMs).toBeGreaterThanOrEqual(Date.parse(written[0]!.at));
     expect(Date.parse(written[1]!.at)).toBeGreaterThan(failed.atMs);
   });
 
@@ -164,10 +173,10 @@ describe('the CLI clients: timeouts (ops47-cli-timeouts)', () => {
       warn: (line) => warned.push(line),
     });
     proxy.swallow = every;
-    const started = Date.now();
+    const started = performance.now();
     // True: the held tick goes. Before, the look never ended and no held tick went.
     expect(await looks.pending()).toBe(true);
-    expect(Date.now() - started).toBeLessThan(3 * requestMs + 5_000);
+    expect(performance.now() - started).toBeLessThan(3 * requestMs + 5_000);
     expect(looks.ended()).toBeUndefined();
     expect(warned).toEqual([
       expect.stringMatching(
@@ -212,9 +221,9 @@ describe('the CLI clients: timeouts (ops47-cli-timeouts)', () => {
     });
     expect(usual.clients.config.timeouts).toEqual(EMULATOR_TIMEOUTS);
     // An empty DLQ: one poll, which waits its whole wait. Before, a TimeoutError after three attempts.
-    const started = Date.now();
+    const started = performance.now();
     expect(await listDeadLetters(short, 'liquidations')).toEqual([]);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(RECEIVE_WAIT_SECONDS * 1000);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(RECEIVE_WAIT_SECONDS * 1000);
     await clients.sqs.send(
       new SendMessageCommand({ QueueUrl: names.queues.liquidations.dlqUrl, MessageBody: '{"x":1}' }),
     );
