@@ -1,7 +1,5 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
-import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { ListQueuesCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main.ts';
@@ -16,6 +14,7 @@ import { AwsClock, durationClock } from '../../shared/local/aws-clock.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { cli, useOperatorEmulator } from '../support/cli.ts';
+import { answerPutEvents, failScans, NOT_FOUND } from '../support/client-sends.ts';
 
 /**
  * cli49-aws-clock: what the operator's CLI decides or stamps by the clock follows AWS's, as its answers' Date headers
@@ -329,25 +328,7 @@ describe("the CLI's clock of AWS's time (cli49-aws-clock)", () => {
       const { names, at, windowStartMs } = await stampedNow('stwclk');
       skewed(60 * MINUTE);
       // The second refresh's Scan of the markets finds the table gone: the watch ends (exit 1) after one report.
-      const send = DynamoDBClient.prototype.send;
-      let scans = 0;
-      const spy = vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
-        this: DynamoDBClient,
-        ...args: Parameters<DynamoDBClient['send']>
-      ) {
-        const [command] = args;
-        if (command instanceof ScanCommand && command.input.TableName === names.tables.markets) {
-          scans += 1;
-          if (scans >= 2)
-            return Promise.reject(
-              Object.assign(new Error('gone'), {
-                name: 'ResourceNotFoundException',
-                $metadata: { httpStatusCode: 400 },
-              }),
-            );
-        }
-        return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
-      } as DynamoDBClient['send']);
+      const spy = failScans(names.tables.markets, (scan) => (scan >= 2 ? NOT_FOUND : undefined));
       let stdout = '';
       try {
         const code = await main(['status', '--watch', '--json', '--interval', '1', ...at], {
@@ -377,22 +358,7 @@ describe("the CLI's clock of AWS's time (cli49-aws-clock)", () => {
     expect(report.markets['ETH-USD']!.nextSequence).toBe(agreed);
     expect(Math.abs(Date.parse(report.at) - trueNow())).toBeLessThan(3_000);
     // --watch too: its second refresh finds the markets' table gone, ending it after one report.
-    const send = DynamoDBClient.prototype.send;
-    let scans = 0;
-    vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
-      this: DynamoDBClient,
-      ...args: Parameters<DynamoDBClient['send']>
-    ) {
-      const [command] = args;
-      if (command instanceof ScanCommand && command.input.TableName === names.tables.markets && ++scans >= 2)
-        return Promise.reject(
-          Object.assign(new Error('gone'), {
-            name: 'ResourceNotFoundException',
-            $metadata: { httpStatusCode: 400 },
-          }),
-        );
-      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
-    } as DynamoDBClient['send']);
+    failScans(names.tables.markets, (scan) => (scan >= 2 ? NOT_FOUND : undefined));
     let stdout = '';
     const code = await main(['status', '--watch', '--json', '--interval', '1', ...at], {
       stdout: { write: (t: string) => (stdout += t) },
@@ -457,15 +423,10 @@ describe("the CLI's clock of AWS's time (cli49-aws-clock)", () => {
       const file = path.join(emulator.dir, 'clock-one.csv');
       writeFileSync(file, 'timestamp,close\n1584000000000,150\n');
       const put: Detail[] = [];
-      const send = EventBridgeClient.prototype.send;
-      vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(function (
-        this: EventBridgeClient,
-        command: unknown,
-      ) {
-        if (command instanceof PutEventsCommand)
-          for (const e of command.input.Entries ?? []) put.push(JSON.parse(e.Detail ?? '{}') as Detail);
-        return (send as (c: unknown) => Promise<unknown>).call(this, command);
-      } as never);
+      answerPutEvents((command, _call, forward) => {
+        for (const e of command.input.Entries ?? []) put.push(JSON.parse(e.Detail ?? '{}') as Detail);
+        return forward();
+      });
       skewed(10 * MINUTE);
       const before = trueNow();
       const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);

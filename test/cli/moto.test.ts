@@ -3,12 +3,10 @@ import path from 'node:path';
 import {
   BatchGetItemCommand,
   DeleteTableCommand,
-  DynamoDBClient,
   PutItemCommand,
   ScanCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
   ChangeMessageVisibilityBatchCommand,
   GetQueueAttributesCommand,
@@ -30,7 +28,26 @@ import { parsePrice } from '../../shared/domain/units.ts';
 import type { StatusReport } from '../../shared/local/status.ts';
 import { handledOnRecord } from '../../shared/local/ticks.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
-import { cli, injectTick, publishStackOutputs, useOperatorEmulator } from '../support/cli.ts';
+import {
+  type CliRun,
+  type CliWith,
+  cli,
+  cliWith,
+  injectTick,
+  publishStackOutputs,
+  useOperatorEmulator,
+} from '../support/cli.ts';
+import {
+  answerPutEvents,
+  failDynamo,
+  failScans,
+  interceptSends,
+  NOT_FOUND,
+  namedError,
+  noResultFor,
+  refusedOnce,
+  THROTTLED,
+} from '../support/client-sends.ts';
 
 /**
  * The operator commands against a real emulator (one moto for this file, one stage per test): status shape,
@@ -62,47 +79,13 @@ async function marketAt(names: ResourceNames, sequence: number, price: string) {
   return markets;
 }
 
-/** A fault the CLI's DynamoDB client is answered with: an error answer, as the SDK throws it after its retries. */
-type DynamoFault = { readonly name: string; readonly message: string };
-const THROTTLED: DynamoFault = {
-  name: 'ThrottlingException',
-  message: 'Rate of requests exceeds the allowed throughput.',
-};
-const NOT_FOUND: DynamoFault = { name: 'ResourceNotFoundException', message: 'Requested resource not found' };
-
-/**
- * The CLI builds its own clients: every DynamoDB call it makes is answered with `faultOf(command)` where that gives a
- * fault, and reaches moto otherwise. The spy is returned for its mockRestore.
- */
-function failDynamo(faultOf: (command: unknown) => DynamoFault | undefined) {
-  const send = DynamoDBClient.prototype.send;
-  return vi.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (
-    this: DynamoDBClient,
-    ...args: Parameters<DynamoDBClient['send']>
-  ) {
-    const fault = faultOf(args[0]);
-    if (fault)
-      return Promise.reject(
-        Object.assign(new Error(fault.message), { name: fault.name, $metadata: { httpStatusCode: 400 } }),
-      );
-    return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
-  } as DynamoDBClient['send']);
-}
-
 /** Whether `command` reads the auctions table (a look's BatchGetItem). */
 const readsAuctions = (names: ResourceNames, command: unknown) =>
   command instanceof BatchGetItemCommand && names.tables.auctions in (command.input.RequestItems ?? {});
 
 /** A --watch's refreshes, each a Scan of the markets: the second throttled, the third and on finding no table. */
-function failRefreshes(names: ResourceNames) {
-  let marketScans = 0;
-  return failDynamo((command) => {
-    if (!(command instanceof ScanCommand && command.input.TableName === names.tables.markets))
-      return undefined;
-    marketScans += 1;
-    return marketScans === 2 ? THROTTLED : marketScans >= 3 ? NOT_FOUND : undefined;
-  });
-}
+const failRefreshes = (names: ResourceNames) =>
+  failScans(names.tables.markets, (scan) => (scan === 2 ? THROTTLED : scan >= 3 ? NOT_FOUND : undefined));
 
 describe('status', () => {
   // ops47-watch-retry: on a terminal, a refresh that fails leaves the last figures on screen, marked stale with
@@ -939,13 +922,8 @@ describe('dlq list and redrive on moto', () => {
       [theirs, theirsFrom],
     ]);
     let arnUnread = true;
-    const send = SQSClient.prototype.send;
-    const sqs = vi.spyOn(SQSClient.prototype, 'send').mockImplementation(async function (
-      this: SQSClient,
-      ...args: Parameters<SQSClient['send']>
-    ) {
-      const [command] = args;
-      const out = (await (send as (...a: unknown[]) => Promise<unknown>).apply(this, args)) as {
+    const sqs = interceptSends(SQSClient, async (command, forward) => {
+      const out = (await forward()) as {
         Messages?: { MessageId?: string; Attributes?: Record<string, string> }[];
         Attributes?: Record<string, string>;
       };
@@ -957,7 +935,7 @@ describe('dlq list and redrive on moto', () => {
       // An answer that leaves the ARN out.
       if (arnUnread && command instanceof GetQueueAttributesCommand) delete out.Attributes?.QueueArn;
       return out;
-    } as SQSClient['send']);
+    });
     const discardWith = (...more: string[]) =>
       cli('dlq', 'discard', '--queue', 'liquidations', '--not-its-dead-letter', ...more, ...at);
     const discard = () => discardWith();
@@ -1257,15 +1235,11 @@ describe('sequences these commands sent (inject-queued-sequence)', () => {
     writeFileSync(file, `timestamp,close\n${rows.join('\n')}\n`);
     // The bus takes the first PutEvents (tick 42: a tick a call), which the market then handles (nothing runs
     // margin-check here: the test moves the market on), then the connection drops on the second (tick 43).
-    const original = EventBridgeClient.prototype.send;
     let calls = 0;
-    const spy = vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
-      this: EventBridgeClient,
-      ...args: Parameters<EventBridgeClient['send']>
-    ) {
-      calls += 1;
-      if (calls === 2) throw Object.assign(new Error('socket hang up'), { name: 'NetworkingError' });
-      const out = await (original as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    const spy = answerPutEvents(async (_command, call, forward) => {
+      calls = call;
+      if (call === 2) throw namedError('NetworkingError', 'socket hang up');
+      const out = await forward();
       await markets.acceptTick(
         'ETH-USD',
         { sequence: 42, markPrice: parsePrice('130'), timestampMs: Date.now() },
@@ -1273,7 +1247,7 @@ describe('sequences these commands sent (inject-queued-sequence)', () => {
         false,
       );
       return out;
-    } as never);
+    });
     let replay: Awaited<ReturnType<typeof cli>> | undefined;
     try {
       replay = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
@@ -1305,14 +1279,9 @@ describe('an inject run while a replay goes on (walk43b-sequence-claim)', () => 
     const sent: { sequence: number; source: string }[] = [];
     let handled = 41;
     let injected: Awaited<ReturnType<typeof cli>> | undefined;
-    const original = EventBridgeClient.prototype.send;
-    const spy = vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
-      this: EventBridgeClient,
-      ...args: Parameters<EventBridgeClient['send']>
-    ) {
-      const out = await (original as (...a: unknown[]) => Promise<unknown>).apply(this, args);
-      const entries = (args[0].input as { Entries?: { Detail?: string }[] }).Entries ?? [];
-      const details = entries.map(
+    const spy = answerPutEvents(async (command, _call, forward) => {
+      const out = await forward();
+      const details = (command.input.Entries ?? []).map(
         (e) => JSON.parse(e.Detail ?? '{}') as { sequence: number; source: string },
       );
       sent.push(...details);
@@ -1331,7 +1300,7 @@ describe('an inject run while a replay goes on (walk43b-sequence-claim)', () => 
         injected = await injectTick('ETH-USD', '130', '--source', 'walk-inject', '--wait', '0', ...at);
       }
       return out;
-    } as never);
+    });
     let replay: Awaited<ReturnType<typeof cli>>;
     try {
       replay = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
@@ -1423,8 +1392,13 @@ describe('replay --hold', () => {
    * before (`--stranded-after 0`, review48-stranded-seam): they test the judgment, holdLooks' own test the minute.
    */
   const judgedAtOnce = ['--stranded-after', '0'];
-  const holdEverySecond = (at: string[]) =>
-    cli(
+  /**
+   * `replay --hold --hold-every 1` of onePrice() on `at`, `options` before it (judgedAtOnce unless given): `onLine` is
+   * told of each line it writes to stderr, to move the stack between its looks (cliWith's onStderrLine).
+   */
+  const holdEverySecond = (at: string[], onLine?: CliWith['onStderrLine'], options = judgedAtOnce) =>
+    cliWith(
+      { onStderrLine: onLine },
       'replay',
       onePrice(),
       '--symbol',
@@ -1434,9 +1408,27 @@ describe('replay --hold', () => {
       '--hold',
       '--hold-every',
       '1',
-      ...judgedAtOnce,
+      ...options,
       ...at,
     );
+  /** A new stage deployed as a stack (its outputs on the emulator), and the flags that target it. */
+  const deployedStage = async () => {
+    const { stage, names } = await newStage();
+    await publishStackOutputs(emulator.moto.endpoint, stage, names);
+    const target = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
+    return { stage, names, target };
+  };
+  /** Writes liquidation records to `names`' table, as the consumer does. */
+  const liquidationWriter = (names: ResourceNames) => (record: LiquidationRecord) =>
+    emulator.clients.dynamo.send(
+      new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
+    );
+  /** `record` ended, its next version: what a look then reads. */
+  const cancelled = (record: LiquidationRecord): LiquidationRecord => ({
+    ...record,
+    state: 'CANCELLED',
+    version: record.version + 1,
+  });
   const pending = (id: string): LiquidationRecord => ({
     id,
     positionId: id.split(':')[0]!,
@@ -1453,47 +1445,19 @@ describe('replay --hold', () => {
 
   it('writes a line per held tick where stderr is no terminal, and ends once every liquidation is', async () => {
     const { names, at } = await newStage();
-    const put = (record: LiquidationRecord) =>
-      emulator.clients.dynamo.send(
-        new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
-      );
+    const put = liquidationWriter(names);
     await put(pending('p1:0'));
-    let stdout = '';
-    let stderr = '';
-    let settling: Promise<unknown> | undefined;
-    const code = await main(
-      [
-        'replay',
-        onePrice(),
-        '--symbol',
-        'ETH-USD',
-        '--speed',
-        'max',
-        '--hold',
-        '--hold-every',
-        '1',
-        ...judgedAtOnce,
-        '--json',
-        ...at,
-      ],
-      {
-        stdout: { write: (t: string) => (stdout += t) },
-        stderr: {
-          isTTY: false,
-          write: (t: string) => {
-            stderr += t;
-            // The first held tick settles the liquidation: the hold's next look at the stack ends it.
-            settling ??= put({ ...pending('p1:0'), state: 'CANCELLED', version: 1 });
-          },
-        },
-      },
+    const run = await holdEverySecond(
+      at,
+      // The first held tick settles the liquidation: the hold's next look at the stack ends it.
+      (_line, lines) => (lines === 1 ? put(cancelled(pending('p1:0'))) : undefined),
+      [...judgedAtOnce, '--json'],
     );
-    expect(code, stderr).toBe(0);
-    await settling;
-    const outcome = JSON.parse(stdout) as { sent: number; held: number; lastSequence: number };
+    expect(run.code, run.stderr).toBe(0);
+    const outcome = JSON.parse(run.stdout) as { sent: number; held: number; lastSequence: number };
     expect(outcome.sent).toBe(1);
     expect(outcome.held).toBeGreaterThanOrEqual(1);
-    const lines = stderr.trimEnd().split('\n');
+    const lines = run.stderr.trimEnd().split('\n');
     expect(lines).toHaveLength(outcome.held);
     const first = outcome.lastSequence - outcome.held + 1;
     expect(lines[0]).toBe(
@@ -1509,7 +1473,7 @@ describe('replay --hold', () => {
         ? { name: 'AccessDeniedException', message: 'not authorized' }
         : undefined,
     );
-    let run: Awaited<ReturnType<typeof cli>>;
+    let run: CliRun;
     try {
       run = await holdEverySecond(at);
     } finally {
@@ -1523,13 +1487,9 @@ describe('replay --hold', () => {
   });
 
   it('ends with exit 1 when work is left with no message to move it (a dead letter), after two looks', async () => {
-    const { stage, names } = await newStage();
     // A deployed stack's target: its status has no local tick queue for the held ticks to wait in.
-    await publishStackOutputs(emulator.moto.endpoint, stage, names);
-    const target = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
-    await emulator.clients.dynamo.send(
-      new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(pending('p1:0')) }),
-    );
+    const { stage, names, target } = await deployedStage();
+    await liquidationWriter(names)(pending('p1:0'));
     const run = await holdEverySecond(target);
     expect(run.code).toBe(1);
     // It held on before: a dead-lettered liquidation kept it holding until Ctrl-C.
@@ -1576,76 +1536,39 @@ describe('replay --hold', () => {
     // by Lambda a minute or two later (its market's pending sequence meanwhile), and sends its liquidations' messages
     // then. status did not call them stranded; the hold, judging on its own, ended after two looks with exit 1 and
     // "no message is left to move them".
-    const { stage, names } = await newStage();
-    await publishStackOutputs(emulator.moto.endpoint, stage, names);
-    const target = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
+    const { names, target } = await deployedStage();
     await adapters(names).markets.acceptTick(
       'ETH-USD',
       { sequence: 7, markPrice: parsePrice('129.9'), timestampMs: Date.now() },
       undefined,
       true,
     );
-    const put = (record: LiquidationRecord) =>
-      emulator.clients.dynamo.send(
-        new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
-      );
+    const put = liquidationWriter(names);
     // Started by the pending tick (its tickKey): the tick's retry, or the next accepted tick, re-sends it.
     const started = { ...pending('p1:0'), tickKey: 'ETH-USD#7' };
     await put(started);
     expect(await status(target)).toMatchObject({ drained: true, stranded: 0 });
-    let stderr = '';
-    let lines = 0;
-    let settling: Promise<unknown> | undefined;
-    const code = await main(
-      [
-        'replay',
-        onePrice(),
-        '--symbol',
-        'ETH-USD',
-        '--speed',
-        'max',
-        '--hold',
-        '--hold-every',
-        '1',
-        ...judgedAtOnce,
-        ...target,
-      ],
-      {
-        stdout: { write: () => {} },
-        stderr: {
-          isTTY: false,
-          write: (t: string) => {
-            stderr += t;
-            // Past the two looks that ended it, the tick's retry sends the message and the liquidation settles.
-            lines += 1;
-            if (lines === 3) settling = put({ ...started, state: 'CANCELLED', version: 1 });
-          },
-        },
-      },
+    const run = await holdEverySecond(target, (_line, lines) =>
+      // Past the two looks that ended it, the tick's retry sends the message and the liquidation settles.
+      lines === 3 ? put(cancelled(started)) : undefined,
     );
-    await settling;
-    expect(code, stderr).toBe(0);
-    expect(stderr).not.toMatch(/hold ended/);
-    expect(lines).toBeGreaterThanOrEqual(3);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).not.toMatch(/hold ended/);
+    expect(run.stderr.trimEnd().split('\n').length).toBeGreaterThanOrEqual(3);
   });
 
   it('ends on work no pending tick will move, another tick or market pending (review46-pending-tick-scope)', async () => {
     // Found reviewing ops46-hold-pending-tick: a pending tick of any market left every open liquidation out of
     // stranded, though a tick re-sends only the QUEUED ones it started. BTC-USD's tick, its retries spent and no feed
     // ticking BTC-USD, stays pending until that market's next tick: a hold of ETH-USD never ended on ETH-USD's work.
-    const { stage, names } = await newStage();
-    await publishStackOutputs(emulator.moto.endpoint, stage, names);
-    const target = ['--target', 'localstack', '--endpoint', emulator.moto.endpoint, '--stage', stage];
+    const { stage, names, target } = await deployedStage();
     await adapters(names).markets.acceptTick(
       'BTC-USD',
       { sequence: 7, markPrice: parsePrice('30000'), timestampMs: Date.now() },
       undefined,
       true,
     );
-    const put = (record: LiquidationRecord) =>
-      emulator.clients.dynamo.send(
-        new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
-      );
+    const put = liquidationWriter(names);
     const btc: LiquidationRecord = {
       ...pending('b1:0'),
       symbol: 'BTC-USD',
@@ -1657,45 +1580,14 @@ describe('replay --hold', () => {
     await put(eth);
     // The BTC-USD one is still being started; the ETH-USD one is stranded (0 before).
     expect(await status(target)).toMatchObject({ drained: true, stranded: 1 });
-    let stderr = '';
-    let lines = 0;
-    let settling: Promise<unknown> | undefined;
-    const code = await main(
-      [
-        'replay',
-        onePrice(),
-        '--symbol',
-        'ETH-USD',
-        '--speed',
-        'max',
-        '--hold',
-        '--hold-every',
-        '1',
-        ...judgedAtOnce,
-        ...target,
-      ],
-      {
-        stdout: { write: () => {} },
-        stderr: {
-          isTTY: false,
-          write: (t: string) => {
-            stderr += t;
-            // Before, it held on for as long as BTC-USD's tick stayed pending: past four looks both settle, and it
-            // ends with exit 0 instead of the way on.
-            lines += 1;
-            if (lines === 4)
-              settling = Promise.all([
-                put({ ...btc, state: 'CANCELLED', version: 1 }),
-                put({ ...eth, state: 'CANCELLED', version: 1 }),
-              ]);
-          },
-        },
-      },
+    const run = await holdEverySecond(target, (_line, lines) =>
+      // Before, it held on for as long as BTC-USD's tick stayed pending: past four looks both settle, and it ends
+      // with exit 0 instead of the way on.
+      lines === 4 ? Promise.all([put(cancelled(btc)), put(cancelled(eth))]) : undefined,
     );
-    await settling;
-    expect(code, stderr).toBe(1);
+    expect(run.code, run.stderr).toBe(1);
     expect(
-      stderr
+      run.stderr
         .trimEnd()
         .replace(/ over \d+ s\)/, ' over N s)')
         .split('\n')
@@ -1709,60 +1601,23 @@ describe('replay --hold', () => {
   // the replay losing its place while the crash's work still needed fresh marks.
   it('holds on through looks at the stack that fail with an error that may heal, saying so', async () => {
     const { names, at } = await newStage();
-    const put = (record: LiquidationRecord) =>
-      emulator.clients.dynamo.send(
-        new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
-      );
+    const put = liquidationWriter(names);
     await put(pending('p1:0'));
     // The CLI builds its own clients: the hold's first two Scans of the liquidations are throttled (the SDK's own
     // retries spent), as DynamoDB throttles a table read whole every few seconds.
-    let throttles = 2;
-    const scans = failDynamo((command) =>
-      command instanceof ScanCommand &&
-      command.input.TableName === names.tables.liquidations &&
-      throttles-- > 0
-        ? THROTTLED
-        : undefined,
-    );
-    let stderr = '';
-    let writes = 0;
-    let settling: Promise<unknown> | undefined;
-    let code: number;
+    const scans = failScans(names.tables.liquidations, (scan) => (scan <= 2 ? THROTTLED : undefined));
+    let run: CliRun;
     try {
-      code = await main(
-        [
-          'replay',
-          onePrice(),
-          '--symbol',
-          'ETH-USD',
-          '--speed',
-          'max',
-          '--hold',
-          '--hold-every',
-          '1',
-          ...judgedAtOnce,
-          ...at,
-        ],
-        {
-          stdout: { write: () => {} },
-          stderr: {
-            isTTY: false,
-            write: (t: string) => {
-              stderr += t;
-              // Two failed looks and their held ticks, a look that reads the work and its tick: then the work is
-              // done, which the next look reads.
-              writes += 1;
-              if (writes === 5) settling = put({ ...pending('p1:0'), state: 'CANCELLED', version: 1 });
-            },
-          },
-        },
+      run = await holdEverySecond(at, (_line, lines) =>
+        // Two failed looks and their held ticks, a look that reads the work and its tick: then the work is done,
+        // which the next look reads.
+        lines === 5 ? put(cancelled(pending('p1:0'))) : undefined,
       );
     } finally {
       scans.mockRestore();
     }
-    await settling;
-    expect(code, stderr).toBe(0);
-    const lines = stderr.trimEnd().split('\n');
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stderr.trimEnd().split('\n');
     const failed = (n: number) =>
       `backstop: hold: the stack's status could not be read (ThrottlingException: Rate of requests exceeds the allowed throughput.): its last price is sent again, and it is read again in 1 s (${n} of ${holdFailuresAllowed(1000)} failures in a row before the hold ends)`;
     expect(lines[0]).toBe(failed(1));
@@ -1775,7 +1630,7 @@ describe('replay --hold', () => {
       /^backstop: hold: ETH-USD 129\.9 sent again as sequence \d+; 1 of 1 liquidations not terminal$/,
     );
     expect(lines).toHaveLength(5);
-    expect(stderr).not.toMatch(/hold ended/);
+    expect(run.stderr).not.toMatch(/hold ended/);
   });
 
   // feed49c-held-tick-line: a held tick the bus said nothing of, or refused, was said "sent again as sequence N".
@@ -1783,79 +1638,40 @@ describe('replay --hold', () => {
   // refused at once, never sent again.
   it("says what became of each held tick: of unknown fate, put after its call's throttles, refused", async () => {
     const { names, at } = await newStage();
-    const put = (record: LiquidationRecord) =>
-      emulator.clients.dynamo.send(
-        new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(record) }),
-      );
+    const put = liquidationWriter(names);
     await put(pending('p1:0'));
     // The file's tick put; the first held tick answered with no result for it, the second's call throttled whole
     // twice (as the SDK throws a 400 it sent once) then put, the third answered ThrottlingException for it each time.
-    const send = EventBridgeClient.prototype.send;
     const sequences: number[] = [];
     let throttles = 2;
-    const events = vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
-      this: EventBridgeClient,
-      command: unknown,
-    ) {
-      if (command instanceof PutEventsCommand) {
-        const sequence = JSON.parse(command.input.Entries?.[0]?.Detail ?? '{}').sequence as number;
-        if (!sequences.includes(sequence)) sequences.push(sequence);
-        const held = sequences.indexOf(sequence);
-        if (held === 1) return { FailedEntryCount: 0, Entries: [{}], $metadata: {} };
-        if (held === 2 && throttles-- > 0)
-          throw Object.assign(new Error('Rate exceeded'), {
-            name: 'ThrottlingException',
-            $fault: 'client',
-            $metadata: { httpStatusCode: 400, attempts: 1 },
-          });
-        if (held === 3)
-          return {
-            FailedEntryCount: 1,
-            Entries: [{ ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' }],
-            $metadata: {},
-          };
-      }
-      return (send as (c: unknown) => Promise<unknown>).call(this, command);
-    } as never);
-    let stderr = '';
-    let settling: Promise<unknown> | undefined;
-    let code: number;
+    const events = answerPutEvents((command, _call, forward) => {
+      const sequence = JSON.parse(command.input.Entries?.[0]?.Detail ?? '{}').sequence as number;
+      if (!sequences.includes(sequence)) sequences.push(sequence);
+      const held = sequences.indexOf(sequence);
+      if (held === 1) return noResultFor(command);
+      if (held === 2 && throttles-- > 0) throw refusedOnce('ThrottlingException', 'Rate exceeded');
+      if (held === 3)
+        return {
+          FailedEntryCount: 1,
+          Entries: [{ ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' }],
+          $metadata: {},
+        };
+      return forward();
+    });
+    let run: CliRun;
     try {
-      code = await main(
-        [
-          'replay',
-          onePrice(),
-          '--symbol',
-          'ETH-USD',
-          '--speed',
-          'max',
-          '--hold',
-          '--hold-every',
-          '1',
-          // Three looks find the work with no message: judged stranded only after an hour.
-          '--stranded-after',
-          '3600',
-          ...at,
-        ],
-        {
-          stdout: { write: () => {} },
-          stderr: {
-            isTTY: false,
-            write: (t: string) => {
-              stderr += t;
-              // After the third held tick, the work is done: the next look ends the hold.
-              if (stderr.split('\n').length > 3)
-                settling ??= put({ ...pending('p1:0'), state: 'CANCELLED', version: 1 });
-            },
-          },
-        },
+      run = await holdEverySecond(
+        at,
+        // After the third held tick, the work is done: the next look ends the hold.
+        (_line, lines) => (lines === 3 ? put(cancelled(pending('p1:0'))) : undefined),
+        // Three looks find the work with no message: judged stranded only after an hour.
+        ['--stranded-after', '3600'],
       );
     } finally {
       events.mockRestore();
     }
-    await settling;
     const [, first, second, third] = sequences;
-    const lines = stderr.trimEnd().split('\n');
+    const lines = run.stderr.trimEnd().split('\n');
     // Before: three lines "sent again as sequence N", the second tick refused (never sent again).
     expect(lines.slice(0, 3)).toEqual([
       `backstop: hold: ETH-USD 129.9 as sequence ${first} of unknown fate, on the bus or not: NoResult (no result for the entry), after 5 attempts; the hold goes on; 1 of 1 liquidations not terminal`,
@@ -1863,7 +1679,7 @@ describe('replay --hold', () => {
       `backstop: hold: ETH-USD 129.9 as sequence ${third} refused by EventBridge, not on the bus: ThrottlingException (Rate exceeded), still failing after 5 attempts; the hold goes on; 1 of 1 liquidations not terminal`,
     ]);
     // A tick refused or of unknown fate: the replay did not surely reach the stack (review47-replay-unknown-exit).
-    expect(code, stderr).toBe(1);
+    expect(run.code, run.stderr).toBe(1);
   });
 
   it('ends with exit 1 and the reason when it cannot read the stack', async () => {

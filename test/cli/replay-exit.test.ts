@@ -1,15 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../cli/main.ts';
 import { createAwsAdapters } from '../../shared/adapters/aws/index.ts';
 import { liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import { systemClock } from '../../shared/adapters/embedded/clock.ts';
 import { parsePrice } from '../../shared/domain/units.ts';
 import type { LiquidationRecord } from '../../shared/ports/index.ts';
-import { cli, useOperatorEmulator } from '../support/cli.ts';
+import { cli, cliWith, useOperatorEmulator } from '../support/cli.ts';
+import { answerPutEvents, namedError, noResultFor, refusedOnce } from '../support/client-sends.ts';
 
 const emulator = useOperatorEmulator('replay-exit');
 
@@ -28,19 +27,7 @@ describe('backstop replay: a tick of unknown fate', () => {
     // One price: nothing runs margin-check here, and a replay waits for the market to handle a tick before the next.
     writeFileSync(file, 'timestamp,close\n1584000000000,150\n');
     // Every PutEvents answered with a result that carries neither an EventId nor an ErrorCode.
-    const send = EventBridgeClient.prototype.send;
-    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(function (
-      this: EventBridgeClient,
-      command: unknown,
-    ) {
-      if (command instanceof PutEventsCommand)
-        return Promise.resolve({
-          FailedEntryCount: 0,
-          Entries: (command.input.Entries ?? []).map(() => ({})),
-          $metadata: {},
-        });
-      return (send as (c: unknown) => Promise<unknown>).call(this, command);
-    } as never);
+    answerPutEvents(noResultFor);
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
     const summary = JSON.parse(run.stdout);
     expect(summary).toMatchObject({ sent: 1, accepted: 0, rejected: 0, unknownFate: 1 });
@@ -76,27 +63,14 @@ describe('backstop replay: a tick of unknown fate', () => {
 // numbered, and its exit.
 describe('backstop replay: a tick of unknown fate followed by others', () => {
   /** PutEvents answered by `answer` for the n-th call (undefined: sent to moto). */
-  const putEvents = (answer: (call: number) => 'no-result' | 'no-credentials' | undefined) => {
-    let calls = 0;
-    const send = EventBridgeClient.prototype.send;
-    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
-      this: EventBridgeClient,
-      command: unknown,
-    ) {
-      const said = command instanceof PutEventsCommand ? answer(++calls) : undefined;
-      if (said === 'no-result')
-        return {
-          FailedEntryCount: 0,
-          Entries: (command as PutEventsCommand).input.Entries!.map(() => ({})),
-          $metadata: {},
-        };
+  const putEvents = (answer: (call: number) => 'no-result' | 'no-credentials' | undefined) =>
+    answerPutEvents((command, call, forward) => {
+      const said = answer(call);
+      if (said === 'no-result') return noResultFor(command);
       if (said === 'no-credentials')
-        throw Object.assign(new Error('Could not load credentials from any providers'), {
-          name: 'CredentialsProviderError',
-        });
-      return (send as (c: unknown) => Promise<unknown>).call(this, command);
-    } as never);
-  };
+        throw namedError('CredentialsProviderError', 'Could not load credentials from any providers');
+      return forward();
+    });
 
   it('a held tick of unknown fate, the next held tick taken: its price got through, said so, exit 0', async () => {
     const { names, at } = await emulator.newStage('held-unknown');
@@ -122,37 +96,28 @@ describe('backstop replay: a tick of unknown fate followed by others', () => {
     await put(pending);
     // The file's tick (call 1) taken; the first held tick's five calls answered with no result for it; the rest taken.
     putEvents((call) => (call >= 2 && call <= 6 ? 'no-result' : undefined));
-    let stdout = '';
-    let stderr = '';
     let settling: Promise<unknown> | undefined;
-    const code = await main(
-      [
-        'replay',
-        file,
-        '--symbol',
-        'ETH-USD',
-        '--speed',
-        'max',
-        '--hold',
-        '--hold-every',
-        '1',
-        '--json',
-        ...at,
-      ],
+    const { code, stdout, stderr } = await cliWith(
       {
-        stdout: { write: (t: string) => (stdout += t) },
-        stderr: {
-          isTTY: false,
-          write: (t: string) => {
-            stderr += t;
-            // A held tick taken: the work settles, the hold's next look ends it.
-            if (t.includes(' sent again as sequence '))
-              settling ??= put({ ...pending, state: 'CANCELLED', version: 1 });
-          },
+        // A held tick taken: the work settles, the hold's next look ends it.
+        onStderrLine: (line) => {
+          if (line.includes(' sent again as sequence '))
+            settling ??= put({ ...pending, state: 'CANCELLED', version: 1 });
+          return settling;
         },
       },
+      'replay',
+      file,
+      '--symbol',
+      'ETH-USD',
+      '--speed',
+      'max',
+      '--hold',
+      '--hold-every',
+      '1',
+      '--json',
+      ...at,
     );
-    await settling;
     const summary = JSON.parse(stdout);
     const s = summary.firstSequence;
     // Held ticks until a look finds the work settled: each after the first taken, the last of them too.
@@ -207,15 +172,9 @@ describe('backstop replay: a PutEvents call that fails without an answer', () =>
     writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n1584000120000,152\n');
     const { markets } = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
     let calls = 0;
-    const send = EventBridgeClient.prototype.send;
-    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
-      this: EventBridgeClient,
-      command: unknown,
-    ) {
-      if (!(command instanceof PutEventsCommand))
-        return (send as (c: unknown) => Promise<unknown>).call(this, command);
-      calls++;
-      if (calls === 1) {
+    answerPutEvents(async (command, call) => {
+      calls = call;
+      if (call === 1) {
         // Put, and handled as margin-check would (nothing runs it here): the replay sends the next.
         const detail = JSON.parse(command.input.Entries![0]!.Detail!);
         await markets.acceptTick(
@@ -231,8 +190,8 @@ describe('backstop replay: a PutEvents call that fails without an answer', () =>
         return { FailedEntryCount: 0, Entries: [{ EventId: 'e1' }], $metadata: {} };
       }
       // As the SDK throws once its attempts are spent on a connection that never answered.
-      throw Object.assign(new Error('Connection timed out after 30000 ms'), { name: 'TimeoutError' });
-    } as never);
+      throw namedError('TimeoutError', 'Connection timed out after 30000 ms');
+    });
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
     // Before: nothing on stdout, the error alone on stderr.
     const summary = JSON.parse(run.stdout);
@@ -275,21 +234,13 @@ describe('backstop replay: a PutEvents call the SDK finds no credentials for', (
     const { at } = await emulator.newStage('no-creds');
     const file = path.join(emulator.dir, 'one-no-creds.csv');
     writeFileSync(file, 'timestamp,close\n1584000000000,150\n');
-    const send = EventBridgeClient.prototype.send;
-    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
-      this: EventBridgeClient,
-      command: unknown,
-    ) {
-      if (!(command instanceof PutEventsCommand))
-        return (send as (c: unknown) => Promise<unknown>).call(this, command);
-      // As the SDK's SSO provider throws once the session expired (no answer: nothing was sent).
-      throw Object.assign(
-        new Error(
-          'The SSO session associated with this profile has expired. To refresh this SSO session run aws sso login with the corresponding profile.',
-        ),
-        { name: 'CredentialsProviderError' },
+    // As the SDK's SSO provider throws once the session expired (no answer: nothing was sent).
+    answerPutEvents(() => {
+      throw namedError(
+        'CredentialsProviderError',
+        'The SSO session associated with this profile has expired. To refresh this SSO session run aws sso login with the corresponding profile.',
       );
-    } as never);
+    });
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
     const expired =
       'CredentialsProviderError: The SSO session associated with this profile has expired. To refresh this SSO ' +
@@ -318,17 +269,9 @@ describe('backstop replay: a PutEvents call the SDK finds no credentials for', (
 
   it('inject tick says the tick was NOT sent, and why', async () => {
     const { at } = await emulator.newStage('no-creds-inject');
-    const send = EventBridgeClient.prototype.send;
-    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
-      this: EventBridgeClient,
-      command: unknown,
-    ) {
-      if (!(command instanceof PutEventsCommand))
-        return (send as (c: unknown) => Promise<unknown>).call(this, command);
-      throw Object.assign(new Error('Could not load credentials from any providers'), {
-        name: 'CredentialsProviderError',
-      });
-    } as never);
+    answerPutEvents(() => {
+      throw namedError('CredentialsProviderError', 'Could not load credentials from any providers');
+    });
     const run = await cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '150', '--wait', '0', ...at);
     // Before: the credentials advice alone, nothing said of the tick.
     expect(run.stderr).toContain(
@@ -346,16 +289,10 @@ describe('backstop replay: a PutEvents call the SDK finds no credentials for', (
 describe('backstop inject tick: a PutEvents call that gets no answer', () => {
   it('says the tick is of unknown fate, on the bus or not, how to find out, and exits 4', async () => {
     const { at } = await emulator.newStage('no-answer-inject');
-    const send = EventBridgeClient.prototype.send;
-    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
-      this: EventBridgeClient,
-      command: unknown,
-    ) {
-      if (!(command instanceof PutEventsCommand))
-        return (send as (c: unknown) => Promise<unknown>).call(this, command);
-      // As the SDK throws once its attempts are spent on a connection that never answered.
-      throw Object.assign(new Error('Connection timed out after 30000 ms'), { name: 'TimeoutError' });
-    } as never);
+    // As the SDK throws once its attempts are spent on a connection that never answered.
+    answerPutEvents(() => {
+      throw namedError('TimeoutError', 'Connection timed out after 30000 ms');
+    });
     const run = await cli(
       'inject',
       'tick',
@@ -393,17 +330,8 @@ describe('backstop inject tick: a PutEvents call that gets no answer', () => {
 // ErrorCode, through the publisher's attempts) went on to wait for the tick's fate and, at the end of its wait, asked
 // whether the stack was running, nothing said of the bus's answer.
 describe('backstop inject tick: PutEvents answers that say nothing of the tick', () => {
-  const answering = (entries: () => object[]) => {
-    const send = EventBridgeClient.prototype.send;
-    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(async function (
-      this: EventBridgeClient,
-      command: unknown,
-    ) {
-      if (!(command instanceof PutEventsCommand))
-        return (send as (c: unknown) => Promise<unknown>).call(this, command);
-      return { FailedEntryCount: 0, Entries: entries(), $metadata: {} };
-    } as never);
-  };
+  const answering = (entries: () => object[]) =>
+    answerPutEvents(() => ({ FailedEntryCount: 0, Entries: entries(), $metadata: {} }));
   const inject = (at: string[]) =>
     cli('inject', 'tick', '--symbol', 'ETH-USD', '--price', '150', '--sequence', '78', '--wait', '1', ...at);
 
@@ -458,24 +386,10 @@ describe('backstop replay: a PutEvents call refused whole', () => {
     writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n1584000120000,152\n');
     const denial = 'User: arn:aws:sts::1:assumed-role/r/s is not authorized to perform: events:PutEvents';
     let calls = 0;
-    const send = EventBridgeClient.prototype.send;
-    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(function (
-      this: EventBridgeClient,
-      command: unknown,
-    ) {
-      if (command instanceof PutEventsCommand) {
-        calls++;
-        // As the SDK throws an error answer (a 4xx) to a request it sent once.
-        return Promise.reject(
-          Object.assign(new Error(denial), {
-            name: 'AccessDeniedException',
-            $fault: 'client',
-            $metadata: { httpStatusCode: 400, attempts: 1 },
-          }),
-        );
-      }
-      return (send as (c: unknown) => Promise<unknown>).call(this, command);
-    } as never);
+    answerPutEvents((_command, call) => {
+      calls = call;
+      throw refusedOnce('AccessDeniedException', denial);
+    });
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
     const summary = JSON.parse(run.stdout);
     // Before: sent 3, rejected 3, one call each.
@@ -506,21 +420,14 @@ describe('backstop replay: a tick refused by policy in its entry result', () => 
     writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n1584000120000,152\n');
     const denial = 'You do not have permissions to publish events with this source onto this event bus.';
     let calls = 0;
-    const send = EventBridgeClient.prototype.send;
-    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(function (
-      this: EventBridgeClient,
-      command: unknown,
-    ) {
-      if (command instanceof PutEventsCommand) {
-        calls++;
-        return Promise.resolve({
-          FailedEntryCount: 1,
-          Entries: [{ ErrorCode: 'NotAuthorizedForSourceException', ErrorMessage: denial }],
-          $metadata: {},
-        });
-      }
-      return (send as (c: unknown) => Promise<unknown>).call(this, command);
-    } as never);
+    answerPutEvents((_command, call) => {
+      calls = call;
+      return {
+        FailedEntryCount: 1,
+        Entries: [{ ErrorCode: 'NotAuthorizedForSourceException', ErrorMessage: denial }],
+        $metadata: {},
+      };
+    });
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
     const summary = JSON.parse(run.stdout);
     // Before: sent 3, rejected 3, one call each, no refusedWhole.
@@ -554,28 +461,16 @@ describe("backstop replay: AWS's text in the lines that end it", () => {
   const shown = 'denied\\u009b2J\\u202e\\u000d\\u000aforged line';
   const controls = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069\r]/;
 
-  function putEventsThrows(error: Error): void {
-    const send = EventBridgeClient.prototype.send;
-    vi.spyOn(EventBridgeClient.prototype, 'send').mockImplementation(function (
-      this: EventBridgeClient,
-      command: unknown,
-    ) {
-      if (command instanceof PutEventsCommand) return Promise.reject(error);
-      return (send as (c: unknown) => Promise<unknown>).call(this, command);
-    } as never);
-  }
+  const putEventsThrows = (error: Error) =>
+    answerPutEvents(() => {
+      throw error;
+    });
 
   it('escapes a refusal of the whole call, in the text and in --json', async () => {
     const { at } = await emulator.newStage('hostile-refused');
     const file = path.join(emulator.dir, 'hostile-refused.csv');
     writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n');
-    putEventsThrows(
-      Object.assign(new Error(hostile), {
-        name: 'AccessDeniedException',
-        $fault: 'client',
-        $metadata: { httpStatusCode: 400, attempts: 1 },
-      }),
-    );
+    putEventsThrows(refusedOnce('AccessDeniedException', hostile));
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(`AccessDeniedException (${shown}).`);
@@ -588,7 +483,7 @@ describe("backstop replay: AWS's text in the lines that end it", () => {
     const { at } = await emulator.newStage('hostile-failed');
     const file = path.join(emulator.dir, 'hostile-failed.csv');
     writeFileSync(file, 'timestamp,close\n1584000000000,150\n');
-    putEventsThrows(Object.assign(new Error(`timed out ${hostile}`), { name: 'TimeoutError' }));
+    putEventsThrows(namedError('TimeoutError', `timed out ${hostile}`));
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', ...at);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('backstop: replay/failed: ');

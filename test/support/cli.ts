@@ -31,15 +31,35 @@ export interface CliRun {
 /** Runs the CLI in this process, as `backstop ...argv` would, and returns its exit code and what it printed. */
 export const cli = (...argv: string[]): Promise<CliRun> => cliWith({}, ...argv);
 
-/** `cli` with the CLI's waits given (`pause`: a test's, which waits no real time). */
-export async function cliWith(with_: Pick<CliIo, 'pause'>, ...argv: string[]): Promise<CliRun> {
+export interface CliWith extends Pick<CliIo, 'pause'> {
+  /**
+   * Told of each line the command writes to stderr as it is written, and how many so far: a test moves the stack
+   * there while the command runs (between a hold's looks). What it returns (the test's write) is awaited before the
+   * run's outcome is returned.
+   */
+  readonly onStderrLine?: ((line: string, lines: number) => Promise<unknown> | undefined) | undefined;
+}
+
+/** `cli` with the CLI's waits given (`pause`: a test's, which waits no real time), or its stderr's lines watched. */
+export async function cliWith({ onStderrLine, ...with_ }: CliWith, ...argv: string[]): Promise<CliRun> {
   let stdout = '';
   let stderr = '';
+  let lines = 0;
+  const moves: Promise<unknown>[] = [];
   const code = await main(argv, {
     stdout: { write: (t: string) => (stdout += t) },
-    stderr: { isTTY: false, write: (t: string) => (stderr += t) },
+    stderr: {
+      isTTY: false,
+      write: (t: string) => {
+        stderr += t;
+        lines += 1;
+        const move = onStderrLine?.(t, lines);
+        if (move) moves.push(move);
+      },
+    },
     ...with_,
   });
+  await Promise.all(moves);
   return { code, stdout, stderr };
 }
 
