@@ -338,17 +338,9 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     );
     const again = await cli('seed', 'positions', '--count', '20', '--price', '1500', '--seed', '3', ...at);
     expect(again.stdout).toContain('0 written, 20 already there, 0 refused');
-    const providers = await cli(
-      'seed',
-      'providers',
-      '--count',
-      '3',
-      '--capital',
-      '300000',
-      '--price',
-      '1500',
-      ...at,
-    );
+    const seedProviders = () =>
+      cli('seed', 'providers', '--count', '3', '--capital', '300000', '--price', '1500', ...at);
+    const providers = await seedProviders();
     expect(providers.stdout).toBe(
       'ETH-USD providers (300,000 USD committed, lots at 1500): 3 written, 0 already there, 0 refused\n',
     );
@@ -360,17 +352,7 @@ describe('seed, fund and inject through the admin service and the bus', () => {
     ]);
     expect(listed.reduce((sum, p) => sum + p.capital, 0n)).toBe(300_000_000_000n);
     // walk43b-seed-committed: a re-run writes none, and said "300,000 USD committed" all the same.
-    const providersAgain = await cli(
-      'seed',
-      'providers',
-      '--count',
-      '3',
-      '--capital',
-      '300000',
-      '--price',
-      '1500',
-      ...at,
-    );
+    const providersAgain = await seedProviders();
     expect(providersAgain.stdout).toBe(
       'ETH-USD providers (nothing new committed, lots at 1500): 0 written, 3 already there, 0 refused\n',
     );

@@ -12,6 +12,14 @@ import { answerPutEvents, namedError, noResultFor, refusedOnce } from '../suppor
 
 const emulator = useOperatorEmulator('replay-exit');
 
+/** A price file `<name>.csv` in the emulator's folder: `closes`, a minute apart from 2020-03-12T08:00:00Z. */
+function pricesFile(name: string, ...closes: number[]): string {
+  const file = path.join(emulator.dir, `${name}.csv`);
+  const rows = closes.map((close, i) => `${1_584_000_000_000 + i * 60_000},${close}`);
+  writeFileSync(file, `timestamp,close\n${rows.join('\n')}\n`);
+  return file;
+}
+
 afterEach(() => {
   vi.restoreAllMocks();
 });
@@ -23,9 +31,8 @@ afterEach(() => {
 describe('backstop replay: a tick of unknown fate', () => {
   it('ends with exit 4 and replay/unknown-fate, as inject tick does, naming the tick and what to do', async () => {
     const { at } = await emulator.newStage('unknown');
-    const file = path.join(emulator.dir, 'one.csv');
     // One price: nothing runs margin-check here, and a replay waits for the market to handle a tick before the next.
-    writeFileSync(file, 'timestamp,close\n1584000000000,150\n');
+    const file = pricesFile('one', 150);
     // Every PutEvents answered with a result that carries neither an EventId nor an ErrorCode.
     answerPutEvents(noResultFor);
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
@@ -74,8 +81,7 @@ describe('backstop replay: a tick of unknown fate followed by others', () => {
 
   it('a held tick of unknown fate, the next held tick taken: its price got through, said so, exit 0', async () => {
     const { names, at } = await emulator.newStage('held-unknown');
-    const file = path.join(emulator.dir, 'one-held.csv');
-    writeFileSync(file, 'timestamp,close\n1584000000000,150\n');
+    const file = pricesFile('one-held', 150);
     const pending: LiquidationRecord = {
       id: 'p1:0',
       positionId: 'p1',
@@ -141,8 +147,7 @@ describe('backstop replay: a tick of unknown fate followed by others', () => {
 
   it('a tick of unknown fate, the next one not sent: the last that may be on the bus, resent as inject does', async () => {
     const { at } = await emulator.newStage('unknown-unsent');
-    const file = path.join(emulator.dir, 'two-unsent.csv');
-    writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n');
+    const file = pricesFile('two-unsent', 150, 151);
     // The first tick's five calls answered with no result for it; the second's finds no credentials: no request.
     putEvents((call) => (call <= 5 ? 'no-result' : 'no-credentials'));
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
@@ -168,8 +173,7 @@ describe('backstop replay: a tick of unknown fate followed by others', () => {
 describe('backstop replay: a PutEvents call that fails without an answer', () => {
   it('prints the outcome so far, the tick of unknown fate by its sequence, and ends with exit 1', async () => {
     const { names, at } = await emulator.newStage('no-answer');
-    const file = path.join(emulator.dir, 'three-no-answer.csv');
-    writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n1584000120000,152\n');
+    const file = pricesFile('three-no-answer', 150, 151, 152);
     const { markets } = createAwsAdapters({ clients: emulator.clients, names, clock: systemClock });
     let calls = 0;
     answerPutEvents(async (command, call) => {
@@ -232,8 +236,7 @@ describe('backstop replay: a PutEvents call that fails without an answer', () =>
 describe('backstop replay: a PutEvents call the SDK finds no credentials for', () => {
   it("says the publisher's message and the credentials advice", async () => {
     const { at } = await emulator.newStage('no-creds');
-    const file = path.join(emulator.dir, 'one-no-creds.csv');
-    writeFileSync(file, 'timestamp,close\n1584000000000,150\n');
+    const file = pricesFile('one-no-creds', 150);
     // As the SDK's SSO provider throws once the session expired (no answer: nothing was sent).
     answerPutEvents(() => {
       throw namedError(
@@ -382,8 +385,7 @@ describe('backstop inject tick: PutEvents answers that say nothing of the tick',
 describe('backstop replay: a PutEvents call refused whole', () => {
   it('stops there with exit 1, naming the code and message and how many ticks were put before it', async () => {
     const { at } = await emulator.newStage('refused');
-    const file = path.join(emulator.dir, 'three.csv');
-    writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n1584000120000,152\n');
+    const file = pricesFile('three', 150, 151, 152);
     const denial = 'User: arn:aws:sts::1:assumed-role/r/s is not authorized to perform: events:PutEvents';
     let calls = 0;
     answerPutEvents((_command, call) => {
@@ -416,8 +418,7 @@ describe('backstop replay: a PutEvents call refused whole', () => {
 describe('backstop replay: a tick refused by policy in its entry result', () => {
   it('stops there with exit 1, naming the code and message', async () => {
     const { at } = await emulator.newStage('entry-policy');
-    const file = path.join(emulator.dir, 'three-more.csv');
-    writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n1584000120000,152\n');
+    const file = pricesFile('three-more', 150, 151, 152);
     const denial = 'You do not have permissions to publish events with this source onto this event bus.';
     let calls = 0;
     answerPutEvents((_command, call) => {
@@ -468,8 +469,7 @@ describe("backstop replay: AWS's text in the lines that end it", () => {
 
   it('escapes a refusal of the whole call, in the text and in --json', async () => {
     const { at } = await emulator.newStage('hostile-refused');
-    const file = path.join(emulator.dir, 'hostile-refused.csv');
-    writeFileSync(file, 'timestamp,close\n1584000000000,150\n1584000060000,151\n');
+    const file = pricesFile('hostile-refused', 150, 151);
     putEventsThrows(refusedOnce('AccessDeniedException', hostile));
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', '--json', ...at);
     expect(run.code).toBe(1);
@@ -481,8 +481,7 @@ describe("backstop replay: AWS's text in the lines that end it", () => {
 
   it('escapes the error of a call that failed', async () => {
     const { at } = await emulator.newStage('hostile-failed');
-    const file = path.join(emulator.dir, 'hostile-failed.csv');
-    writeFileSync(file, 'timestamp,close\n1584000000000,150\n');
+    const file = pricesFile('hostile-failed', 150);
     putEventsThrows(namedError('TimeoutError', `timed out ${hostile}`));
     const run = await cli('replay', file, '--symbol', 'ETH-USD', '--speed', 'max', ...at);
     expect(run.code).toBe(1);

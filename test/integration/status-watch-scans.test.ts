@@ -1,6 +1,6 @@
 import { DeleteTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import {
   type FailedRefresh,
   failedRefreshLine,
@@ -76,8 +76,11 @@ const queued = (id: string, atMs: number): LiquidationRecord => ({
   version: 0,
 });
 
+/** A stage on moto, its clients destroyed at the test's end. */
 async function setUp() {
   const { clients, names } = await moto.stage();
+  onTestFinished(() => clients.destroy());
+  const adapters = createAwsAdapters({ clients, names, clock: systemClock });
   const deployment = {
     kind: 'local' as const,
     stage: 'watch',
@@ -91,7 +94,26 @@ async function setUp() {
     clients.dynamo.send(
       new PutItemCommand({ TableName: names.tables.liquidations, Item: liquidationItem(l) }),
     );
-  return { clients, names, deployment, put, scans: countScans(clients) };
+  /** ETH-USD's tick 7 accepted at `atMs`, its market pending: margin-check is starting the tick's liquidations. */
+  const tickStarting = (atMs: number) =>
+    adapters.markets.acceptTick(
+      'ETH-USD',
+      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: atMs },
+      undefined,
+      true,
+    );
+  /** A message in the liquidations' queue: what moves the work. */
+  const workMessage = () =>
+    clients.sqs.send(new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }));
+  return { clients, names, deployment, adapters, put, tickStarting, workMessage, scans: countScans(clients) };
+}
+
+/** `count` liquidation ids `<prefix><n>:0` of open index shard `shard`, the lowest n first. */
+function idsInShard(shard: number, count: number, prefix: string): string[] {
+  const ids: string[] = [];
+  for (let i = 0; ids.length < count; i++)
+    if (openShardOf(`${prefix}${i}:0`) === `open#${shard}`) ids.push(`${prefix}${i}:0`);
+  return ids;
 }
 
 /** The Scans of the three counted tables (the markets' is live, a handful of items). */
@@ -104,7 +126,7 @@ const counted = (scans: Record<string, number>, names: ResourceNames) => ({
 
 describe('status --watch: the Scanned counts (moto, real SDK)', () => {
   it('scans the positions, liquidations and auctions once per STATUS_COUNT_EVERY_MS, the rest on every refresh', async () => {
-    const { clients, names, deployment, put, scans } = await setUp();
+    const { names, deployment, put, scans, workMessage } = await setUp();
     const t0 = Date.now();
     await put(queued('p1:0', t0));
     const watch = statusWatcher(deployment, undefined, withdrawalChecker());
@@ -117,9 +139,7 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
 
     // Refreshes every 2 s within the five minutes: no Scan of the counted tables; the queues read live.
     await put(queued('p2:0', t0));
-    await clients.sqs.send(
-      new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
-    );
+    await workMessage();
     const lastBefore = STATUS_COUNT_EVERY_MS - 2_000;
     await watch(t0 + 2_000);
     await watch(t0 + 4_000);
@@ -139,13 +159,12 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     // A clock set back counts again rather than showing a count from the future.
     await watch(t0 + STATUS_COUNT_EVERY_MS - 1_000);
     expect(counted(scans, names).positions).toBe(3);
-    clients.destroy();
   });
 
   // ops49b-status-clock: a look's report is stamped by AWS's time, re-read from each answer's Date header (a second's
   // jitter); the durations between looks are the machine's clock's, which compares no stored stamp.
   it("times the counts and stranded work by the machine's clock, and stamps the report by AWS's", async () => {
-    const { deployment, put, scans, names, clients } = await setUp();
+    const { deployment, put, scans, names } = await setUp();
     const t0 = Date.now();
     // AWS's time 3 hours past the machine's, its estimate a second lower at the second look.
     const aws0 = t0 + 3 * 3_600_000;
@@ -163,52 +182,40 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     // Confirmed a minute after the first look by the machine's clock, whatever AWS's estimate says.
     const third = await watch(t0 + 60_000, aws0 + 50_000);
     expect(third).toMatchObject({ stranded: 1, strandedUnconfirmed: 0, strandedForSeconds: 60 });
-    clients.destroy();
   });
 
   // review46-watch-stale-judgements: `stranded` and `settled` are judged from the counts and shown with them, but the
   // queues and markets beside them are live; what those say now clears a judgement they contradict (never raises one).
   it('clears a counted stranded once a message moves the work', async () => {
-    const { clients, names, deployment, put, scans } = await setUp();
+    const { names, deployment, put, scans, workMessage } = await setUp();
     const t0 = Date.now();
     await put(queued('p1:0', t0));
     const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
     expect(await watch(t0)).toMatchObject({ drained: true, stranded: 1, settled: false });
     // The resend the stranded line advises: a message moves it now.
-    await clients.sqs.send(
-      new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
-    );
+    await workMessage();
     const resent = await watch(t0 + 2_000);
     expect(counted(scans, names).liquidations).toBe(1);
     // Before: stranded 1 beside a queue holding its message, the line advising the resend again for 5 minutes.
     expect(resent).toMatchObject({ drained: false, stranded: 0 });
     expect(renderStatus(resent)).not.toContain('no message moving them');
-    clients.destroy();
   });
 
   it('is not settled on a count taken before a tick queued work, or while a tick is starting it', async () => {
-    const { clients, names, deployment, put, scans } = await setUp();
+    const { names, deployment, put, scans, tickStarting, workMessage, adapters } = await setUp();
     const t0 = Date.now();
     const watch = statusWatcher(deployment, undefined, withdrawalChecker());
     expect(await watch(t0)).toMatchObject({ drained: true, settled: true });
     // A tick crosses a position: margin-check marks its market pending, then writes and queues the liquidation.
-    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
-    await markets.acceptTick(
-      'ETH-USD',
-      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: t0 },
-      undefined,
-      true,
-    );
+    await tickStarting(t0);
     const starting = await watch(t0 + 2_000);
     expect(starting.markets['ETH-USD']!.pendingSequence).toBe(7);
     // Before: settled, counted before the tick.
     expect(starting.settled).toBe(false);
     await put(queued('p1:0', t0));
-    await clients.sqs.send(
-      new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
-    );
+    await workMessage();
     // Its work started, the next tick clears the pending mark.
-    await markets.acceptTick(
+    await adapters.markets.acceptTick(
       'ETH-USD',
       { sequence: 8, markPrice: parsePrice('1500'), timestampMs: t0 + 1 },
       7,
@@ -220,21 +227,20 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     // Before: settled beside the queued message, the queues line calling it a no-op.
     expect(queuedWork).toMatchObject({ drained: false, settled: false });
     expect(renderStatus(queuedWork)).not.toContain('(settled:');
-    clients.destroy();
   });
 
   // review48-auctions-scan-dropped: the auctions table was Scanned only once the liquidations' Scan found a context
   // naming an auction (status48-auctions-scan), so an auction no liquidation names (its liquidation's table restored
   // alone, or either written by hand) counted 0 and its stack was said settled while it ran.
   it('counts the auctions the table holds, whatever the liquidations name', async () => {
-    const { clients, names, deployment, put, scans } = await setUp();
+    const { names, deployment, put, scans, adapters } = await setUp();
     const t0 = Date.now();
     await put(queued('p1:0', t0));
     const single = await collectStatus(deployment, t0);
     expect(counted(scans, names)).toEqual({ positions: 1, liquidations: 1, auctions: 1, markets: 1 });
     expect(single.auctions).toEqual({ byState: { RUNNING: 0, CLEARED: 0, EXHAUSTED: 0 }, open: 0 });
     // A running auction whose liquidation's record does not name it (settled, as a table restored alone has it).
-    const { auctions } = createAwsAdapters({ clients, names, clock: systemClock });
+    const { auctions } = adapters;
     await put({ ...queued('p1:0', t0), state: 'SETTLED_MARKET', version: 1 });
     await auctions.create(auctionRecord('p2:0:auction', { liquidationId: 'p2:0' }));
     const withAuction = await collectStatus(deployment, t0);
@@ -242,11 +248,10 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
     // Before: RUNNING 0, open 0 and settled.
     expect(withAuction.auctions).toEqual({ byState: { RUNNING: 1, CLEARED: 0, EXHAUSTED: 0 }, open: 1 });
     expect(withAuction.settled).toBe(false);
-    clients.destroy();
   });
 
   it("replay --hold's look scans the liquidations only, once, and judges the work as status does", async () => {
-    const { clients, names, deployment, put, scans } = await setUp();
+    const { names, deployment, put, scans } = await setUp();
     await put(queued('p1:0', Date.now()));
     // Settled, ADL still owing rounds on its deficit: open work, found by the same Scan (status47-hold-one-scan).
     await put({
@@ -264,7 +269,6 @@ describe('status --watch: the Scanned counts (moto, real SDK)', () => {
       stranded: 2,
       dlqMessages: 0,
     });
-    clients.destroy();
   });
 });
 
@@ -290,7 +294,7 @@ function countCalls(clients: AwsClients, command: string) {
 // refresh with the work queues drained now reads the open liquidations' index, bounded by the open work, no Scan.
 describe('status --watch: stranded work between counts (moto, real SDK)', () => {
   it('shows a liquidation stranded after the count on the next refresh, without a Scan', async () => {
-    const { clients, names, deployment, put, scans } = await setUp();
+    const { clients, names, deployment, put, scans, workMessage } = await setUp();
     const queries = countCalls(clients, 'QueryCommand');
     const t0 = Date.now();
     const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
@@ -310,16 +314,13 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
     );
     expect(text).toContain('auctions and settled counted 2 s ago');
     // A message sent (the resend the line advises): no look while one waits.
-    await clients.sqs.send(
-      new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
-    );
+    await workMessage();
     expect(await watch(t0 + 4_000)).toMatchObject({ drained: false, stranded: 0, settled: false });
     expect(queries[names.tables.liquidations]).toBe(16);
-    clients.destroy();
   });
 
   it("judges the look as a count does: an ended one the index still lists and a pending tick's are not stranded", async () => {
-    const { clients, names, deployment, put } = await setUp();
+    const { clients, names, deployment, put, tickStarting } = await setUp();
     const t0 = Date.now();
     const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
     await watch(t0);
@@ -333,23 +334,16 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
     );
     expect(await watch(t0 + 2_000)).toMatchObject({ drained: true, stranded: 0, settled: true });
     // A tick still starting its liquidations (its market pending): it sends their messages yet.
-    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
-    await markets.acceptTick(
-      'ETH-USD',
-      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: t0 },
-      undefined,
-      true,
-    );
+    await tickStarting(t0);
     await put(queued('p2:0', t0));
     expect(await watch(t0 + 4_000)).toMatchObject({ drained: true, stranded: 0, settled: false });
     // Another tick's: stranded.
     await put({ ...queued('p3:0', t0), tickKey: 'ETH-USD#6' });
     expect(await watch(t0 + 6_000)).toMatchObject({ drained: true, stranded: 1, settled: false });
-    clients.destroy();
   });
 
   it('judges again on the queues read after the look: work a tick started meanwhile is not stranded', async () => {
-    const { clients, names, deployment, put } = await setUp();
+    const { clients, deployment, put, workMessage } = await setUp();
     const t0 = Date.now();
     const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
     await watch(t0);
@@ -362,9 +356,7 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
         const out = await next(args);
         if (context.commandName === 'BatchGetItemCommand' && !sent) {
           sent = true;
-          await clients.sqs.send(
-            new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
-          );
+          await workMessage();
         }
         return out;
       };
@@ -374,7 +366,6 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
     // Before: stranded 1, judged on the queues read before the look, beside no queue at all.
     expect(report).toMatchObject({ drained: false, stranded: 0 });
     expect(report.queues.liquidations!.depth).toBe(1);
-    clients.destroy();
   });
 
   // review47-stranded-unindexed: an open record written before the open index (session 38) is not in it until its next
@@ -394,7 +385,6 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
     // Ended: its record says so.
     await put({ ...queued('p1:0', t0), state: 'CANCELLED' });
     expect(await watch(t0 + 6_000)).toMatchObject({ stranded: 0 });
-    clients.destroy();
   });
 
   it('reads at most STRANDED_LOOK_MAX records and says the figure is a lower bound', async () => {
@@ -413,13 +403,12 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
       stranded: STRANDED_LOOK_MAX + 1,
       strandedAtLeast: false,
     });
-    clients.destroy();
   });
 
   // review48-stranded-at-least-unconfirmed: while a watch confirmed a look's lower bound, `--json` said `stranded: 0`
   // with `strandedAtLeast: true` ("at least 0", what status48-at-least-zero had ended).
   it('says a lower bound being confirmed in its text, never beside a stranded of 0', async () => {
-    const { clients, deployment, put } = await setUp();
+    const { deployment, put } = await setUp();
     const t0 = Date.now();
     const watch = statusWatcher(deployment, undefined, withdrawalChecker());
     await watch(t0);
@@ -439,7 +428,6 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
       strandedAtLeast: true,
       strandedUnconfirmed: 0,
     });
-    clients.destroy();
   });
 });
 
@@ -447,23 +435,16 @@ describe('status --watch: stranded work between counts (moto, real SDK)', () => 
 // with more listed said `stranded: 0` and `strandedAtLeast: true`, "at least 0".
 describe('status --watch: a look that finds none stranded among those it read (moto, real SDK)', () => {
   it('says 0, not a lower bound of 0', async () => {
-    const { clients, names, deployment, put } = await setUp();
+    const { deployment, put, tickStarting } = await setUp();
     const t0 = Date.now();
     const watch = statusWatcher(deployment, undefined, withdrawalChecker());
     await watch(t0);
-    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
-    await markets.acceptTick(
-      'ETH-USD',
-      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: t0 },
-      undefined,
-      true,
-    );
+    await tickStarting(t0);
     for (let i = 0; i <= STRANDED_LOOK_MAX; i++) await put(queued(`p${i}:0`, t0));
     const report = await watch(t0 + 2_000);
     // Before: strandedAtLeast true beside stranded 0.
     expect(report).toMatchObject({ drained: true, stranded: 0, strandedAtLeast: false, settled: false });
     expect(renderStatus(report)).not.toContain('not terminal and no message');
-    clients.destroy();
   });
 });
 
@@ -563,13 +544,12 @@ describe('status --watch: stranded once its refreshes have found no message for 
     );
     // Still no count since t0: every refresh judged the open index.
     expect(confirmed.counted.ageSeconds).toBe((lost + STRANDED_CONFIRM_MS - t0) / 1000);
-    clients.destroy();
   });
 
   // review48-stranded-moved: a run went on while the work it found moved, so long as some was found stranded on each
   // refresh: counts reading 0 while messages moved one liquidation, then another, called the rest stranded a minute on.
   it('starts the minute again when work a refresh found has moved since, though the counts read 0', async () => {
-    const { deployment, put, clients } = await setUp();
+    const { deployment, put } = await setUp();
     const t0 = Date.now();
     await put(queued('p1:0', t0));
     await put(queued('p2:0', t0));
@@ -593,18 +573,16 @@ describe('status --watch: stranded once its refreshes have found no message for 
       strandedUnconfirmed: 0,
       strandedForSeconds: 60,
     });
-    clients.destroy();
   });
 
   it('judges a single read from its one look, and says so', async () => {
-    const { deployment, put, clients } = await setUp();
+    const { deployment, put } = await setUp();
     await put(queued('p1:0', Date.now()));
     const report = await collectStatus(deployment);
     expect(report).toMatchObject({ stranded: 1, strandedUnconfirmed: 0, strandedForSeconds: null });
     expect(renderStatus(report)).toContain(
       "\n  1 liquidation not terminal and no message moving it (from one look: SQS's queue counts are approximate, status --watch confirms it over 60 s): no dead letter holds it",
     );
-    clients.destroy();
   });
 });
 
@@ -616,7 +594,7 @@ const unexpected = (failed: FailedRefresh) => {
 // status47-watch-loop: the loop of `status --watch` (its timer, Ctrl-C) was driven by no test, only the reads it makes.
 describe("status --watch: the loop (moto, real SDK; its clock and sleep the test's)", () => {
   it('refreshes every interval, counting only every STATUS_COUNT_EVERY_MS, until aborted', async () => {
-    const { clients, names, deployment, put, scans } = await setUp();
+    const { names, deployment, put, scans, workMessage } = await setUp();
     const t0 = Date.now();
     let now = t0;
     const stop = new AbortController();
@@ -639,9 +617,7 @@ describe("status --watch: the loop (moto, real SDK; its clock and sleep the test
         // A liquidation started (and still moving: its message waits) between the first two refreshes.
         if (written.length === 1) {
           await put(queued('p1:0', t0));
-          await clients.sqs.send(
-            new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
-          );
+          await workMessage();
         }
         // Ctrl-C once the refresh after the second count is written.
         if (written.length === 7) stop.abort();
@@ -660,11 +636,10 @@ describe("status --watch: the loop (moto, real SDK; its clock and sleep the test
     expect(written.map((r) => r.counted.ageSeconds)).toEqual([0, 60, 120, 180, 240, 0, 60]);
     // The liquidation started after the first count is in the second.
     expect(written.map((r) => r.liquidations.total)).toEqual([0, 0, 0, 0, 0, 1, 1]);
-    clients.destroy();
   });
 
   it('ends on Ctrl-C during a read at once, not an interval later', async () => {
-    const { clients, deployment } = await setUp();
+    const { deployment } = await setUp();
     const stop = new AbortController();
     const watcher = statusWatcher(deployment, undefined, withdrawalChecker());
     let reads = 0;
@@ -684,7 +659,6 @@ describe("status --watch: the loop (moto, real SDK; its clock and sleep the test
       signal: stop.signal,
     });
     expect(reads).toBe(1);
-    clients.destroy();
   });
 
   // ops47-watch-retry: the first read that failed (a throttle, an expired credential, a network blip) ended the
@@ -757,11 +731,10 @@ describe("status --watch: the loop (moto, real SDK; its clock and sleep the test
     );
     // One interval between refreshes, failed or not; none after the lasting error.
     expect(slept).toEqual(Array(4).fill(intervalMs));
-    clients.destroy();
   });
 
   it('reads again after a failed first refresh, with no figures yet to show', async () => {
-    const { clients, deployment } = await setUp();
+    const { deployment } = await setUp();
     const stop = new AbortController();
     const watcher = statusWatcher(deployment, undefined, withdrawalChecker());
     const failures: FailedRefresh[] = [];
@@ -790,7 +763,6 @@ describe("status --watch: the loop (moto, real SDK; its clock and sleep the test
       /^backstop status: the refresh at \S+ failed: Error \(ECONNRESET\): read ECONNRESET; no figures yet; read again in 2 s/,
     );
     expect(written).toHaveLength(1);
-    clients.destroy();
   });
 });
 
@@ -800,10 +772,10 @@ describe('status --watch and replay --hold: the stranded look (moto, real SDK)',
   // record, its liquidation staying in AUCTION, so a step moving it while SQS's counts read 0 was no movement, and
   // the work was said stranded a minute after the first refresh that found it.
   it("starts the minute again when an auction steps, its liquidation's record the same", async () => {
-    const { clients, names, deployment, put } = await setUp();
+    const { clients, names, deployment, put, adapters } = await setUp();
     const t0 = Date.now();
     await put({ ...queued('p1:0', t0), state: 'AUCTION', version: 2 });
-    const { auctions } = createAwsAdapters({ clients, names, clock: systemClock });
+    const { auctions } = adapters;
     const asleep = auctionRecord('p1:0:auction', { liquidationId: 'p1:0' });
     await auctions.create(asleep);
     const watch = statusWatcher(deployment, undefined, withdrawalChecker());
@@ -824,36 +796,23 @@ describe('status --watch and replay --hold: the stranded look (moto, real SDK)',
     await auctions.replace({ ...asleep, step: 6, version: 2 }, 1);
     const after = await collectLiquidationWork(deployment);
     expect(progressMoved(before.progress, after.progress)).toBe(true);
-    clients.destroy();
   });
 
   // status49-look-past-starting: a look reads STRANDED_LOOK_MAX records, the first page of each shard in turn; a tick
   // still starting (its market pending) with that many QUEUED liquidations in front filled it, none of them stranded,
   // and work stranded elsewhere was said 0 on every refresh between counts (and its run of refreshes ended each time).
   it("finds work stranded behind a pending tick's liquidations, not calling the tick's stranded", async () => {
-    const { clients, names, deployment, put } = await setUp();
+    const { deployment, put, tickStarting } = await setUp();
     const t0 = Date.now();
     const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
     await watch(t0);
-    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
-    await markets.acceptTick(
-      'ETH-USD',
-      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: t0 },
-      undefined,
-      true,
-    );
+    await tickStarting(t0);
     // The tick's liquidations, STRANDED_LOOK_MAX of them in the first shard (their messages not sent yet).
-    const inShard = (shard: number, count: number, prefix: string) => {
-      const ids: string[] = [];
-      for (let i = 0; ids.length < count; i++)
-        if (openShardOf(`${prefix}${i}:0`) === `open#${shard}`) ids.push(`${prefix}${i}:0`);
-      return ids;
-    };
-    for (const id of inShard(0, STRANDED_LOOK_MAX, 'p')) await put(queued(id, t0));
+    for (const id of idsInShard(0, STRANDED_LOOK_MAX, 'p')) await put(queued(id, t0));
     // Another tick's, nothing moving them: one in the same shard started after the tick, one in the last shard
     // started before it.
-    const [after] = inShard(0, 1, 'later');
-    const [before] = inShard(15, 1, 'earlier');
+    const [after] = idsInShard(0, 1, 'later');
+    const [before] = idsInShard(15, 1, 'earlier');
     await put({ ...queued(after!, t0 + 1), tickKey: 'ETH-USD#6' });
     await put({ ...queued(before!, t0 - 1), tickKey: 'ETH-USD#6' });
     const report = await watch(t0 + 2_000);
@@ -861,13 +820,12 @@ describe('status --watch and replay --hold: the stranded look (moto, real SDK)',
     expect(report).toMatchObject({ drained: true, stranded: 2, strandedAtLeast: true, settled: false });
     // The count's is exact: the tick's are not stranded.
     expect(await watch(t0 + STATUS_COUNT_EVERY_MS)).toMatchObject({ stranded: 2, strandedAtLeast: false });
-    clients.destroy();
   });
 
   // status49-tick-queue: locally the tick queue is a work queue, and a message in it made `stranded` 0 like any other:
   // a feed's ticks, or a hold's held ones, ended every run of refreshes, though a tick moves none of that work.
   it('judges stranded on the queues that move the work, not the local tick queue', async () => {
-    const { clients, names, deployment, put } = await setUp();
+    const { clients, names, deployment, put, workMessage } = await setUp();
     const t0 = Date.now();
     await put({ ...queued('p1:0', t0), tickKey: 'ETH-USD#6' });
     const watch = statusWatcher(deployment, undefined, withdrawalChecker());
@@ -888,14 +846,11 @@ describe('status --watch and replay --hold: the stranded look (moto, real SDK)',
     expect(await watch(t0 + STATUS_COUNT_EVERY_MS)).toMatchObject({ stranded: 1, drained: false });
     expect(await collectLiquidationWork(deployment)).toMatchObject({ stranded: 1 });
     // A message in the liquidations' queue still moves it.
-    await clients.sqs.send(
-      new SendMessageCommand({ QueueUrl: names.queues.liquidations.url, MessageBody: '{}' }),
-    );
+    await workMessage();
     expect(await watch(t0 + STATUS_COUNT_EVERY_MS + 2_000)).toMatchObject({
       stranded: 0,
       strandedForSeconds: null,
     });
-    clients.destroy();
   });
 });
 
@@ -905,15 +860,9 @@ describe('status --watch and replay --hold: what a pending tick leaves out (moto
   // (a slice after the first carries its first slice's tickKey). A tick re-sends none of those (resendStarted: they are
   // their previous slice's to send), so one whose message was lost was never stranded while the tick stayed pending.
   it("calls a pending tick's next slice with no message stranded, its own QUEUED ones not", async () => {
-    const { clients, names, deployment, put } = await setUp();
+    const { deployment, put, tickStarting } = await setUp();
     const t0 = Date.now();
-    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
-    await markets.acceptTick(
-      'ETH-USD',
-      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: t0 },
-      undefined,
-      true,
-    );
+    await tickStarting(t0);
     // Tick 7's own, still starting; and the next slice of one of them it settled, listed under tick 7 too.
     await put(queued('p1:0', t0));
     await put({
@@ -925,7 +874,6 @@ describe('status --watch and replay --hold: what a pending tick leaves out (moto
     expect(await watch(t0 + 6_000)).toMatchObject({ stranded: 1 });
     expect(await watch(t0 + 8_000)).toMatchObject({ stranded: 1, strandedAtLeast: false });
     expect(await collectLiquidationWork(deployment)).toMatchObject({ stranded: 1 });
-    clients.destroy();
   });
 });
 
@@ -935,32 +883,19 @@ describe('status --watch: work sharing a pending tick stamp (moto, real SDK)', (
   // (its tick of the same stamp) too: behind the pending tick's STRANDED_LOOK_MAX QUEUED ones, one of them stranded was
   // never read, said 0 on every refresh between counts.
   it("reads another market's work started at a pending tick's stamp before the tick's own", async () => {
-    const { clients, names, deployment, put } = await setUp();
+    const { deployment, put, tickStarting } = await setUp();
     const t0 = Date.now();
-    const { markets } = createAwsAdapters({ clients, names, clock: systemClock });
-    await markets.acceptTick(
-      'ETH-USD',
-      { sequence: 7, markPrice: parsePrice('1500'), timestampMs: t0 },
-      undefined,
-      true,
-    );
-    const inShard = (shard: number, count: number, prefix: string) => {
-      const ids: string[] = [];
-      for (let i = 0; ids.length < count; i++)
-        if (openShardOf(`${prefix}${i}:0`) === `open#${shard}`) ids.push(`${prefix}${i}:0`);
-      return ids;
-    };
+    await tickStarting(t0);
     // Tick 7's QUEUED ones, STRANDED_LOOK_MAX of them in the first shard; then BTC-USD's tick of the same stamp, done,
     // left one nothing moves, listed after them (moto lists one stamp's keys by id).
-    for (const id of inShard(0, STRANDED_LOOK_MAX, 'p')) await put(queued(id, t0));
-    const [btc] = inShard(0, 1, 'zbtc');
+    for (const id of idsInShard(0, STRANDED_LOOK_MAX, 'p')) await put(queued(id, t0));
+    const [btc] = idsInShard(0, 1, 'zbtc');
     await put({ ...queued(btc!, t0), symbol: 'BTC-USD', tickKey: 'BTC-USD#3' });
     const watch = statusWatcher(deployment, undefined, withdrawalChecker(), atOnce);
     // The count's is exact.
     expect(await watch(t0 + 1_000)).toMatchObject({ stranded: 1, strandedAtLeast: false });
     // Before: 0, the look reading tick 7's 100 alone.
     expect(await watch(t0 + 2_000)).toMatchObject({ stranded: 1, strandedAtLeast: true });
-    clients.destroy();
   });
 
   // review50-ops-probe-bounded: the permission probe (ops50-watch-permission) that failed otherwise than refused failed
@@ -993,7 +928,6 @@ describe('status --watch: work sharing a pending tick stamp (moto, real SDK)', (
     for (let i = 0; i < LOOK_PROBE_TRIES + 2; i++)
       expect(await watch(t0 + i * 2_000)).toMatchObject({ stranded: 0, auctions: { open: 0 } });
     expect(probes).toBe(LOOK_PROBE_TRIES);
-    clients.destroy();
   });
 
   // review50-ops-count-waits-live: the count's Scan waited for the live reads (the markets' pending ticks, which it
@@ -1014,6 +948,5 @@ describe('status --watch: work sharing a pending tick stamp (moto, real SDK)', (
     await collectStatus(deployment, Date.now());
     // Before: the markets answered (and every live read) first.
     expect(order).toEqual(['liquidations asked', 'markets answered']);
-    clients.destroy();
   });
 });
