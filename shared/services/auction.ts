@@ -792,6 +792,8 @@ async function settleFinished(
 ): Promise<AuctionStepOutcome | typeof CONFLICT> {
   // The record each transition leaves is carried too; undefined: read it (first, or after a lost race).
   let liquidation: LiquidationRecord | undefined;
+  // This delivery's own settlement made the record terminal, and sent its follow-ups as it did (applySettlement).
+  let settledHere = false;
   for (let attempt = 0; attempt < 6; attempt++) {
     liquidation ??= await deps.liquidations.get(auction.liquidationId);
     if (!liquidation) throw new LiquidationNotFoundError(`liquidation/not-found: ${auction.liquidationId}`);
@@ -806,8 +808,9 @@ async function settleFinished(
     if (isTerminal(liquidation.state)) {
       // Settled without this step (not expected): the auction still ends, or the step is stale.
       if (carried.pendingWrites && !(await commit(deps, carried.pendingWrites))) return CONFLICT;
-      // A step that settled it may have died before its follow-up: the next slice's message.
-      await sendFollowUps(liquidation, deps);
+      // A step that settled it may have died before its follow-up: the next slice's message. Not this delivery's own
+      // settlement, which sent them: sent again, its next slice was delivered twice (lot52-next-slice-once).
+      if (!settledHere) await sendFollowUps(liquidation, deps);
       if (attempt > 0) {
         // From the liquidation's entry into the auction: a late step moves the curve's start (onTimeCurve).
         const startedAtMs =
@@ -837,6 +840,7 @@ async function settleFinished(
     if (step.done && !isTerminal(step.record.state))
       return { status: 'finished', liquidationState: step.record.state };
     liquidation = step.done ? step.record : step.next;
+    settledHere = step.done;
     // A concurrent writer moved the records: read them again.
     if (!liquidation) carried.position = undefined;
   }
