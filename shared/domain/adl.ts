@@ -2,7 +2,16 @@ import { pnlE16, settleClose } from './accounting.ts';
 import { recordOrSetAside, withLatest } from './latest.ts';
 import { marginE16, wholeMargin } from './margin.ts';
 import type { AdlEvent, AdlEvents, Position, SetAside, Side } from './model.ts';
-import { type BaseE8, div, maxBig, minBig, NOTIONAL_TO_QUOTE, type PriceE8, type QuoteE6 } from './units.ts';
+import {
+  type BaseE8,
+  div,
+  floorToLot,
+  maxBig,
+  minBig,
+  NOTIONAL_TO_QUOTE,
+  type PriceE8,
+  type QuoteE6,
+} from './units.ts';
 
 /**
  * Auto-deleveraging, CEX style: the profitable positions on the other side, ranked by PnL% x effective
@@ -374,6 +383,11 @@ export interface AdlInput {
    */
   readonly ranked: readonly AdlCandidate[];
   readonly mark: PriceE8;
+  /**
+   * The market's lot (absent: one unit). Each counterparty closes whole lots of it, so none is left off the lot (an
+   * exchange fills whole lots only); what is under a lot of the size stays unmatched.
+   */
+  readonly lot?: BaseE8;
 }
 
 export interface AdlFill {
@@ -415,7 +429,8 @@ export interface AdlAllocation {
 type Closable = Pick<AdlCandidate, 'side' | 'size' | 'entryPrice' | 'adlProfitGiven'>;
 
 /**
- * 1. Closes: counterparties take the deleveraged size in rank order, c_j = min(size_j, left).
+ * 1. Closes: counterparties take the deleveraged size in rank order, c_j = min(size_j, left) rounded down to whole
+ *    lots (a counterparty's close of a part under a lot would leave it off the lot; unmatched, that part is carried).
  * 2. Deficit over the closes, as one uniform price would spread it: T = min(D, sum cap_j) with
  *    cap_j = floor(profit of c_j at the mark) less its share of what ADL took before (closedProfitLeft);
  *    g_j = min(cap_j, floor(T c_j / sum c)); the rounding remainder goes to the top-ranked with room left, so
@@ -554,8 +569,9 @@ export function allocateAdl(input: AdlInput): AdlAllocation {
   let sizeLeft = bankruptPosition.size;
   const close: bigint[] = [];
   const cap: bigint[] = [];
+  const lot = input.lot ?? 1n;
   for (const c of ranked) {
-    const take = minBig(c.size, sizeLeft);
+    const take = floorToLot(minBig(c.size, sizeLeft), lot);
     sizeLeft -= take;
     close.push(take);
     cap.push(take === 0n ? 0n : closedProfitLeft(c, take, mark));

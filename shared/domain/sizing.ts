@@ -114,7 +114,7 @@ export function planLiquidationStep(p: MarginPosition, mark: PriceE8, market: Ma
   }
 
   // dustSize is whole lots (config.ts): this counts the rest in lots. A rest under one lot (a position off the lot) no
-  // order could sell: it goes with this slice, to the auction and ADL with the part under a lot, not a slice later.
+  // order could sell: it goes with this slice, to the auction with the part under a lot, not a slice later.
   const rest = q - size;
   if (rest > 0n && (rest < market.dustSize || rest < lot || rest * mark < minSlice16)) {
     return full('sizing/dust-remainder');

@@ -35,9 +35,10 @@ import { type BaseE8, floorToLot, maxBig, minBig, type PriceE8, type QuoteE6 } f
  *             ADL's counterparties' own closes and the trader's close round away go to the fund
  *             (creditCloseRounding)
  *   insurance pays the shortfall within its floor and draw cap (planDebit)
- *   adl       takes the size still open at the mark and the deficit the fund refused (allocateAdl)
- *   (carry)   size ADL cannot take (its counterparties are too few for one transaction, or spent) stays open:
- *             the slice settles what was closed and the rest goes to the position's next slice
+ *   adl       takes the size still open at the mark and the deficit the fund refused (allocateAdl), each
+ *             counterparty closing whole lots of the market's lot
+ *   (carry)   size ADL cannot take (its counterparties are too few for one transaction, or spent, or it is under
+ *             a lot) stays open: the slice settles what was closed and the rest goes to the position's next slice
  *   last resort  when no layer can close anything of the slice (nothing filled within the slippage bound, the
  *             auction found no bid, the other side holds no profit), a market order of its whole lots within the
  *             market's wider lastResortSlippageBound: the fills count as market fills, their shortfall goes to the
@@ -321,6 +322,7 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
       bankruptPosition: { side: position.side, size: left },
       ranked: candidates,
       mark,
+      lot: lotSizeOf(input.market),
     });
     adlSize = probe.closedSize;
     if (marketSize + auctionSize + adlSize === 0n) {
@@ -433,6 +435,7 @@ export function decideWaterfall(input: WaterfallInput): WaterfallDecision {
               bankruptPosition: { side: position.side, size: left },
               ranked: candidates,
               mark,
+              lot: lotSizeOf(input.market),
             });
     }
   }

@@ -44,8 +44,12 @@ export function overdueAtMs(l: LiquidationRecord, config: RiskConfig): number {
     quietUntilMs = lastEventMs + holdSeconds * 1000 + MAX_DELAY_MS;
   }
   if (l.state === 'AUCTION') {
-    // Its first AUCTION event: a last resort after the auction ended writes more events in AUCTION.
-    const auctionStartMs = l.history.find((e) => e.state === 'AUCTION')?.atMs ?? lastEventMs;
+    // Its auction's opening (`lot ...`; a slice under its lot may open one again: auctionAgain), not the events a last
+    // resort after the auction ended writes in AUCTION.
+    const auctionStartMs =
+      l.history.findLast((e) => e.state === 'AUCTION' && e.note?.startsWith('lot '))?.atMs ??
+      l.history.find((e) => e.state === 'AUCTION')?.atMs ??
+      lastEventMs;
     const { tailSeconds, maxResets } = config.auction;
     quietUntilMs = Math.max(
       quietUntilMs,

@@ -87,6 +87,23 @@ describe('overdueAtMs: the longest a state may stay quiet, and the slack', () =>
     }
   });
 
+  it('an auction opened again (a slice under its lot: lot52-sub-lot-auction-again): counted from its last opening', () => {
+    const H = 3_600_000;
+    const l = record({
+      state: 'AUCTION',
+      history: [
+        { atMs: 0, state: 'QUEUED' },
+        { atMs: 1_000, state: 'EXECUTING' },
+        { atMs: 2_000, state: 'AUCTION', note: 'lot 50000' },
+        { atMs: 5 * H, state: 'AUCTION', note: 'lot 50000 again' },
+      ],
+    });
+    // Before: from the first opening, the new auction's run overdue an hour after it opened.
+    expect(overdueAtMs(l, config)).toBe(
+      5 * H + tailSeconds * 1000 * (maxResets + 1) + SQS_MAX_DELAY_MS + OVERDUE_SLACK_MS,
+    );
+  });
+
   it("an auction that ended, its last resort waiting: counted from the auction's start, not a later attempt", () => {
     // Found by the review of session 38: the last AUCTION event was taken as the start, and a last resort after the
     // auction writes its attempts in AUCTION: each put the bound off by three tails.

@@ -10,7 +10,7 @@ import { parseBase } from '../../shared/domain/units.ts';
 import { parseLiquidationMessage } from '../../shared/schemas/messages.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
 import { LAST_RESORT_WAITS } from '../../shared/services/liquidation.ts';
-import { crashOnceAt, createPipeline, withHeldMarks } from '../support/pipeline.ts';
+import { createPipeline, withHeldMarks } from '../support/pipeline.ts';
 
 /**
  * The exchange fills whole lots only: an order under its lot is answered with no fills (integrate50-sub-lot-refused).
@@ -76,7 +76,7 @@ describe('a remainder under the exchange lot, the lot configured (lotSize)', () 
     const letters = p.adapters.liquidationDeadLetters.pending();
     expect(letters.map((m) => parseLiquidationMessage(m.body).liquidationId)).toEqual([rest!.id]);
     expect(p.errors.at(-1)).toMatch(
-      /waterfall\/sub-lot-remainder: .*: 0\.0005 ETH left, under ETH-USD's lot 0\.001; no provider or ADL counterparty took it/,
+      /waterfall\/sub-lot-remainder: .*: 0\.0005 ETH left, under ETH-USD's lot 0\.001; no provider could bid for it, ADL closes its counterparties in whole lots only, and the venue fills whole lots only$/,
     );
     expect(p.errors.some((e) => e.includes('no-liquidity'))).toBe(false);
     expect(p.clock.nowMs() - start).toBeLessThan(15 * 60_000);
@@ -102,15 +102,26 @@ describe('a remainder under the exchange lot, the lot configured (lotSize)', () 
 
     // What the pages say of it.
     expect(flat('docs/VENUE.md')).toContain(
-      'a part under a lot (a position opened before the lot was set, or raised) goes straight to the auction and ADL, which take any size (ADL hands it to a counterparty), and a slice all under a lot that neither takes is dead-lettered within minutes as `waterfall/sub-lot-remainder`, no order placed',
+      'a part under a lot (a position opened before the lot was set, or raised) goes straight to the auction, whose fills take any size (ADL closes its counterparties in whole lots, leaving none of them off the lot: lot52-adl-whole-lots), and a slice all under a lot that the auction does not take is dead-lettered within minutes as `waterfall/sub-lot-remainder`, no order placed; a provider and a redrive then close it, in an auction of its own again if its first ended with no fill',
     );
     const deploy = flat('docs/DEPLOY.md');
     expect(deploy).toContain(
-      "A liquidation dead-lettered as `waterfall/sub-lot-remainder: <liquidationId>: <size> left, under <market>'s lot <lot>`",
+      "A liquidation dead-lettered as `waterfall/sub-lot-remainder: <liquidationId>: <size> left, under <market>'s lot <lot>; <what the auction layer did>, ADL closes its counterparties in whole lots only, and the venue fills whole lots only`",
     );
     expect(deploy).toContain(
-      'is `SETTLING` and goes on to ADL alone): register or restate a provider whose `maxLot` and capital take the size (`backstop seed providers`), then redrive; or ADL, planned again at each redrive, once the other side is in profit',
+      'What takes it is an auction: register or restate a provider whose `maxLot` and capital take the size (`backstop seed providers`), then redrive: the redrive opens an auction for it, again if its own ended with no fill',
     );
+    // Each of the reason's words for what the auction layer did, as the consumer writes them.
+    const freeze = flat('shared/services/liquidation/freeze.ts');
+    for (const said of [
+      'no provider could bid for it',
+      'its auction ended with no provider taking it',
+      'no auction opens once its plan is made (SETTLING)',
+      'the market-only strategy runs no auction',
+    ]) {
+      expect(deploy).toContain(`\`${said}\``);
+      expect(freeze).toContain(`'${said}'`);
+    }
   });
 
   it("a provider takes the part under a lot in the slice's own auction: one liquidation, the position closed", async () => {
@@ -129,22 +140,57 @@ describe('a remainder under the exchange lot, the lot configured (lotSize)', () 
     expect(p.errors).toEqual([]);
   });
 
-  it('an ADL counterparty takes it (a transfer, any size): the position closed', async () => {
+  it('an ADL counterparty in profit does not take it (its close would leave it off the lot): dead-lettered; a provider and a redrive close it', async () => {
     const { p, opened, liquidate } = await subLotLong(LOT);
-    // A short from 200, in profit at 190.
+    // A short of 1 ETH from 200, in profit at 190.
     const short = await p.open('SHORT', '1', '200', '100');
     await liquidate(3600);
-    const all = p.adapters.liquidations.all();
-    expect(all).toHaveLength(1);
-    expect(all[0]!.settlement).toMatchObject({
+    const [first, rest] = p.adapters.liquidations.all();
+    // Before (lot51): ADL closed 0.0005 of the short in the first slice, leaving it 0.9995, off the lot.
+    expect(first?.settlement).toMatchObject({
       marketClosedSize: parseBase('6'),
-      adlClosedSize: parseBase('0.0005'),
-      carriedSize: 0n,
+      adlClosedSize: 0n,
+      carriedSize: parseBase('0.0005'),
     });
+    expect(await p.adapters.positions.get(short.id)).toMatchObject({ size: parseBase('1'), state: 'OPEN' });
+    const letters = p.adapters.liquidationDeadLetters.pending();
+    expect(letters.map((m) => parseLiquidationMessage(m.body).liquidationId)).toEqual([rest!.id]);
+    expect(rest?.context?.settle).toBeUndefined();
+    expect(await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, rest!.id)).toEqual([]);
+
+    await p.provider('lp-dust', '10', '0.05', '0.01');
+    await p.adapters.liquidationQueue.send(letters[0]!.body);
+    await p.drain(3600);
+    expect(await p.adapters.liquidations.get(rest!.id)).toMatchObject({ state: 'SETTLED_AUCTION' });
     expect(await p.adapters.positions.get(opened.id)).toMatchObject({ state: 'CLOSED' });
-    // The counterparty now holds the part under a lot: its own liquidation would hand it on as this one did.
-    expect(await p.adapters.positions.get(short.id)).toMatchObject({ size: parseBase('0.9995') });
-    expect(p.errors).toEqual([]);
+    expect(await p.adapters.positions.get(short.id)).toMatchObject({ size: parseBase('1') });
+  });
+});
+
+describe('a remainder under the lot in the market-only baseline', () => {
+  it('says there is no auction, not that no provider took it', async () => {
+    const p = createPipeline({
+      strategy: 'market-only',
+      config: withLot(LOT),
+      venue: { markets: { 'ETH-USD': { lotSize: parseBase(LOT) } } },
+    });
+    await p.tick('ETH-USD', '200');
+    await p.tick('ETH-USD', '200');
+    await p.open('LONG', '6.0005', '200', '80');
+    await p.tick('ETH-USD', '190');
+    await p.drain(3600).catch(() => undefined);
+    const [first, rest] = p.adapters.liquidations.all();
+    expect(first?.settlement).toMatchObject({
+      marketClosedSize: parseBase('6'),
+      carriedSize: parseBase('0.0005'),
+    });
+    expect(p.adapters.auctions.all()).toEqual([]);
+    const letters = p.adapters.liquidationDeadLetters.pending();
+    expect(letters.map((m) => parseLiquidationMessage(m.body).liquidationId)).toEqual([rest!.id]);
+    // Before: "no provider or ADL counterparty took it", where no auction runs.
+    expect(p.errors.at(-1)).toMatch(
+      /waterfall\/sub-lot-remainder: .*: 0\.0005 ETH left, under ETH-USD's lot 0\.001; the market-only strategy runs no auction, ADL closes its counterparties in whole lots only, and the venue fills whole lots only$/,
+    );
   });
 });
 
@@ -177,21 +223,42 @@ describe('a slice under the lot whose own auction ran and ended with no fill', (
     const letters = p.adapters.liquidationDeadLetters.pending();
     expect(letters.map((m) => parseLiquidationMessage(m.body).liquidationId)).toEqual([slice!.id]);
     expect(p.errors.at(-1)).toMatch(
-      /^liquidations: waterfall\/sub-lot-remainder: .*: 0\.0005 ETH left, under ETH-USD's lot 0\.001/,
+      /^liquidations: waterfall\/sub-lot-remainder: .*: 0\.0005 ETH left, under ETH-USD's lot 0\.001; its auction ended with no provider taking it, /,
     );
     expect(await p.adapters.positions.get(opened.id)).toMatchObject({ state: 'LIQUIDATING' });
 
-    // Redriven once the other side is in profit (a short from 200 at 190), ADL takes it.
+    // Redriven with the other side in profit (a short from 200 at 190): ADL takes none of it (whole lots only), and no
+    // provider can bid: it dead-letters again.
     await p.open('SHORT', '1', '200', '100');
     await p.adapters.liquidationQueue.send(letters[0]!.body);
+    await p.drain(3600).catch(() => undefined);
+    expect(p.adapters.liquidationDeadLetters.pending()).toHaveLength(2);
+    expect(await p.adapters.positions.get(opened.id)).toMatchObject({ state: 'LIQUIDATING' });
+
+    // A provider registered and a redrive: an auction for it again (lot52-sub-lot-auction-again), which closes it.
+    // Before, its auction having run, none opened: nothing could end it.
+    await p.provider('lp-2', '1000', '0.05', '1');
+    await p.adapters.liquidationQueue.send(letters[0]!.body);
     await p.drain(3600);
+    // Sold at the provider's bid, under the bankruptcy price: ADL covers the shortfall (money, no size).
+    const settled = (await p.adapters.liquidations.get(slice!.id))!;
+    expect(settled.state).toMatch(/^SETTLED_/);
+    expect(settled.settlement?.auctionClosedSize).toBe(parseBase('0.0005'));
     expect(await p.adapters.positions.get(opened.id)).toMatchObject({ state: 'CLOSED' });
-    expect((await p.check(1)).violations).toEqual([]);
+    // The same auction, opened again past its old steps, filled by the new provider.
+    const again = (await p.adapters.auctions.get(auction!.id))!;
+    expect(again.fills.map((f) => [f.providerId, f.size])).toEqual([['lp-2', parseBase('0.0005')]]);
+    expect(again.step).toBeGreaterThan(auction!.step + 1);
+    const openings = (await p.adapters.liquidations.get(slice!.id))!.history.filter(
+      (h) => h.state === 'AUCTION',
+    );
+    expect(openings.map((h) => h.note)).toEqual(['lot 50000', 'lot 50000 again']);
+    expect((await p.check(2)).violations).toEqual([]);
   });
 });
 
 describe('a remainder waiting for the book when the lot is configured (a deploy that sets lotSize)', () => {
-  it('places no more last-resort orders: ADL is asked, then it dead-letters as waterfall/sub-lot-remainder; a counterparty in profit, a redrive closes it', async () => {
+  it('places no more last-resort orders and dead-letters as waterfall/sub-lot-remainder; a provider and a redrive close it', async () => {
     const { p, opened, liquidate } = await subLotLong(undefined);
     await liquidate(30 * 60);
     const [, rest] = p.adapters.liquidations.all();
@@ -213,11 +280,17 @@ describe('a remainder waiting for the book when the lot is configured (a deploy 
     // Within its wait for the book (up to 15 minutes by now) and the receives' minutes.
     expect(p.clock.nowMs() - deployed).toBeLessThan(30 * 60_000);
 
-    // A short from 200, in profit at 190: redriven, ADL takes the remainder.
+    // A short from 200, in profit at 190: redriven, ADL takes none of it (whole lots only).
     await p.open('SHORT', '1', '200', '100');
     await p.adapters.liquidationQueue.send(letters[0]!.body);
+    await p.drain(3600).catch(() => undefined);
+    expect(p.adapters.liquidationDeadLetters.pending()).toHaveLength(2);
+    // A provider registered and a redrive: an auction, never opened for it (nobody could bid when it was handed
+    // over), takes it. Before: ADL took it (SETTLED_ADL), the short left off the lot.
+    await p.provider('lp-dust', '10', '0.05', '0.01');
+    await p.adapters.liquidationQueue.send(letters[0]!.body);
     await p.drain(3600);
-    expect(await p.adapters.liquidations.get(rest!.id)).toMatchObject({ state: 'SETTLED_ADL' });
+    expect(await p.adapters.liquidations.get(rest!.id)).toMatchObject({ state: 'SETTLED_AUCTION' });
     expect(await p.adapters.positions.get(opened.id)).toMatchObject({ state: 'CLOSED' });
     expect(p.telemetry.total('LastResortOrders')).toBe(orders);
   });
@@ -277,59 +350,49 @@ describe('a remainder under the exchange lot, the lot not configured (the market
   });
 });
 
-describe('a remainder under the lot whose plan ADL took, made again with nobody left (SETTLING)', () => {
-  it('a provider and a redrive do not take it (no auction once SETTLING); a counterparty in profit and a redrive do, with what the fund already moved', async () => {
-    // A's delivery dies right after the fund's first movement of its plan (its plan froze the short).
-    const crash = crashOnceAt('ledger.apply');
+describe('a remainder under the lot against a counterparty of its very size under the lot', () => {
+  it('is never planned on ADL (no SETTLING, nothing moved in the fund); a provider and a redrive close it', async () => {
+    // Before (lot51): B's plan took the short (a transfer of 0.0005), A's plan took it too, was made again with nobody
+    // left and stayed SETTLING, where no auction opens and what the plan moved stayed in the fund.
     const p = createPipeline({
       config: withLot(LOT),
       venue: { markets: { 'ETH-USD': { lotSize: parseBase(LOT) } } },
-      crashHook: crash.hook,
     });
     await p.fund('20');
-    crash.arm();
     await p.tick('ETH-USD', '200');
     await p.tick('ETH-USD', '200');
-    // Two longs of 0.0005 ETH, opened before the lot, bankrupt at 175; one short of 0.0005 takes one of them.
+    // Two longs of 0.0005 ETH and a short of 0.0005, all opened before the lot; the longs bankrupt at 175.
     const a = await p.open('LONG', '0.0005', '200', '0.01');
     const b = await p.open('LONG', '0.0005', '200', '0.01');
-    await p.open('SHORT', '0.0005', '200', '1');
+    const short = await p.open('SHORT', '0.0005', '200', '1');
     await p.tick('ETH-USD', '175');
     await p.drain(3600).catch(() => undefined);
-    expect(crash.crashed()).toBe(true);
     const of = (id: string) => p.adapters.liquidations.all().find((l) => l.positionId === id)!;
-    expect(of(b.id).state).toBe('SETTLED_ADL');
-    // A, planned again with nobody left: SETTLING, dead-lettered as a remainder under the lot, no order placed.
-    expect(of(a.id).state).toBe('SETTLING');
-    expect(of(a.id).context?.settle?.superseded).toBe(true);
-    expect(of(a.id).context?.auctionId).toBeUndefined();
-    expect(p.errors.at(-1)).toMatch(/waterfall\/sub-lot-remainder: p1:0: 0\.0005 ETH left/);
+    for (const id of [a.id, b.id]) {
+      expect(of(id).state).not.toBe('SETTLING');
+      expect(of(id).context?.settle).toBeUndefined();
+      expect(await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, of(id).id)).toEqual([]);
+    }
+    expect(await p.adapters.positions.get(short.id)).toMatchObject({
+      size: parseBase('0.0005'),
+      state: 'OPEN',
+    });
     const letters = p.adapters.liquidationDeadLetters.pending();
-    expect(letters.map((m) => parseLiquidationMessage(m.body).liquidationId)).toEqual([of(a.id).id]);
-    expect(p.orders.orders.size).toBe(0);
-    // What its plan moved stays in the fund, booked by no settlement.
-    const moved = await p.adapters.ledger.entriesOf(INSURANCE_ACCOUNT, of(a.id).id);
-    expect(moved.length).toBeGreaterThan(0);
-
-    // A provider whose terms take it, and a redrive: no auction starts for a SETTLING slice; it dead-letters again.
-    await p.provider('lp-dust', '10', '0.05', '0.01');
-    await p.adapters.liquidationQueue.send(letters[0]!.body);
-    await p.drain(3600).catch(() => undefined);
-    expect(p.adapters.auctions.all()).toEqual([]);
-    expect(of(a.id).state).toBe('SETTLING');
-    expect(p.adapters.liquidationDeadLetters.pending()).toHaveLength(2);
-
-    // A short in profit at 175, and a redrive: ADL takes it, the fund's earlier movements counted.
-    await p.open('SHORT', '1', '200', '100');
-    await p.adapters.liquidationQueue.send(letters[0]!.body);
-    await p.drain(3600);
-    expect(of(a.id).state).toBe('SETTLED_ADL');
-    expect(await p.adapters.positions.get(a.id)).toMatchObject({ state: 'CLOSED' });
-
-    // What the runbook says of it.
-    expect(flat('docs/DEPLOY.md')).toContain(
-      'What takes it is an auction, if the slice has had none and has not reached `SETTLING` (`liquidations show`: no auction; a slice whose plan ADL took, then made again with nobody left, is `SETTLING` and goes on to ADL alone)',
+    expect(letters.map((m) => parseLiquidationMessage(m.body).liquidationId).sort()).toEqual(
+      [of(a.id).id, of(b.id).id].sort(),
     );
+    expect(p.orders.orders.size).toBe(0);
+
+    // A provider whose terms take them, and a redrive: each has its auction.
+    await p.provider('lp-dust', '10', '0.05', '0.01');
+    for (const letter of letters) await p.adapters.liquidationQueue.send(letter.body);
+    await p.drain(3600);
+    for (const id of [a.id, b.id]) {
+      expect(of(id).state).toMatch(/^SETTLED_/);
+      expect(of(id).settlement?.auctionClosedSize).toBe(parseBase('0.0005'));
+      expect(await p.adapters.positions.get(id)).toMatchObject({ state: 'CLOSED' });
+    }
+    expect((await p.check(2)).violations).toEqual([]);
   }, 60_000);
 });
 
@@ -337,7 +400,7 @@ describe('what the runbook says when nothing takes a remainder under the lot', (
   it('says plainly that it has no terminal state, how to keep it, and what to escalate', () => {
     const deploy = flat('docs/DEPLOY.md');
     expect(deploy).toContain(
-      'Else nothing ends it: such a liquidation has no terminal state, and no command closes it (under a lot, the auction and ADL are the only layers that can).',
+      'else nothing ends it: such a liquidation has no terminal state, and no command closes it (under a lot, the auction is the only layer that can).',
     );
     expect(deploy).toContain(
       'within the 14 days SQS keeps it (a redrive sends it anew; the aging alarm pages again at 7 days held). While it is kept the DLQ alarm stays on and pages no new dead letter',

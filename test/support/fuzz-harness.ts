@@ -212,7 +212,8 @@ export interface LotSpec {
   units: number;
   /**
    * Every how many positions one opens off the lot (as one opened before its market had a lot; 0: none). Its part
-   * under a lot goes to the auction and ADL, and one neither takes ends as `waterfall/sub-lot-remainder`.
+   * under a lot goes to the auction (ADL closes whole lots), and one it does not take ends as
+   * `waterfall/sub-lot-remainder`.
    */
   legacyEvery: number;
 }
@@ -1528,7 +1529,7 @@ export async function runScenario(
     if (open.length > 0 && open.every((l) => (slices.get(l.positionId) ?? 0) >= 100) && !(await p.idle()))
       throw new RunawayError(`slow bleed: ${open.map((l) => `${l.id} ${l.state}`).join(', ')}`);
   }
-  // With a lot: a position's part under it that no provider and no ADL counterparty took ends as
+  // With a lot: a position's part under it that no provider took (ADL closes whole lots) ends as
   // waterfall/sub-lot-remainder, unfinished, its message dead-lettered (docs/DEPLOY.md): only a slice under a lot, of a
   // run that opened positions off the lot.
   const subLot = s.lot ? await subLotRemainders(s.lot, p, config, extra) : new Set<string>();
@@ -1717,8 +1718,8 @@ function watchOrderLots(p: Pipeline, config: RiskConfig, problems: string[]): vo
 /**
  * The liquidations ended as `waterfall/sub-lot-remainder` (their ids), each checked: a slice under its market's lot,
  * in a run that opened positions off the lot. And what whole lots keep whole: every auction fill leaves whole lots
- * (one fill at most takes the part of its lot under one), and with no position opened off the lot, every position,
- * slice and fill is whole lots and none ends so.
+ * (one fill at most takes the part of its lot under one), a position once on the lot stays on it, and with no
+ * position opened off the lot, every position, slice and fill is whole lots and none ends so.
  */
 async function subLotRemainders(
   lot: LotSpec,
@@ -1734,12 +1735,13 @@ async function subLotRemainders(
     problems.push(
       `${[...ever].join(', ')} ended as waterfall/sub-lot-remainder, no position opened off the lot`,
     );
-  // Unfinished, and the last error about it says so: a slice all under its market's lot.
+  // Unfinished, and the last error about it says so: a slice all under its market's lot. A copy of its message that
+  // found another delivery holding its lease (liquidation/busy) says nothing of how it ended.
   const ended = new Set<string>();
   for (const l of p.adapters.liquidations.all()) {
     if (/^(SETTLED_|CANCELLED)/.test(l.state) || !ever.has(l.id)) continue;
     const about = new RegExp(`\\b${l.id}\\b`);
-    const last = p.errors.findLast((e) => about.test(e));
+    const last = p.errors.findLast((e) => about.test(e) && !e.includes('liquidation/busy: '));
     if (last === undefined || subLotOf(last) !== l.id) continue;
     ended.add(l.id);
     if (!(l.remainingSize > 0n && l.remainingSize < lotOf(l.symbol)))
@@ -1753,6 +1755,16 @@ async function subLotRemainders(
     if (offLot.length > 1 || offLot.some((f) => f.size % unit !== a.lot % unit))
       problems.push(
         `auction ${a.id} of ${a.lot}: fills ${a.fills.map((f) => f.size).join(', ')} leave no whole lots of ${unit}`,
+      );
+  }
+  // ADL closes whole lots of its counterparties and every other close leaves whole lots: a position once on the lot
+  // stays on it (lot52-adl-whole-lots: a counterparty was handed a slice's part under a lot).
+  for (const [id, history] of p.observer.positionHistory) {
+    const on = history.find((pos) => pos.size % lotOf(pos.symbol) === 0n);
+    const off = on && history.slice(history.indexOf(on)).find((pos) => pos.size % lotOf(pos.symbol) !== 0n);
+    if (on && off)
+      problems.push(
+        `position ${id} v${off.version} of ${off.size}, off the lot after v${on.version} of ${on.size}`,
       );
   }
   if (!legacy) {

@@ -836,3 +836,82 @@ describe('ADL: in whole lots when every position is', () => {
     );
   });
 });
+
+describe("ADL: whole lots of the market's lot, whatever the sizes (lot52-adl-whole-lots)", () => {
+  const short = (id: string, size: bigint) => ({
+    id,
+    side: 'SHORT' as const,
+    size,
+    entryPrice: price('2500'),
+    collateral: usd('100'),
+  });
+  const L = base('0.001');
+
+  it('a part under a lot goes to no counterparty: it stays unmatched', () => {
+    const take = (size: string, lot?: bigint) =>
+      allocateAdl({
+        deficit: 0n,
+        bankruptPosition: { side: 'LONG', size: base(size) },
+        ranked: [short('s1', base('0.6')), short('s2', base('1'))],
+        mark: MARK,
+        ...(lot === undefined ? {} : { lot }),
+      });
+    // s2 ranks first (the higher leverage).
+    const a = take('1.6005', L);
+    expect(a.fills.map((f) => [f.id, f.size])).toEqual([
+      ['s2', base('1')],
+      ['s1', base('0.6')],
+    ]);
+    expect(a).toMatchObject({ closedSize: base('1.6'), unmatchedSize: base('0.0005') });
+    expect(take('1.0005', L).fills.map((f) => [f.id, f.size])).toEqual([['s2', base('1')]]);
+    // Before: s1 closed 0.0005 and was left at 0.5995, off the lot. Without a lot, or of one unit, as ever.
+    expect(take('1.0005').fills.map((f) => [f.id, f.size])).toEqual([
+      ['s2', base('1')],
+      ['s1', base('0.0005')],
+    ]);
+    expect(take('1.0005', 1n)).toEqual(take('1.0005'));
+    // All under a lot: nobody closes.
+    expect(take('0.0005', L)).toMatchObject({ fills: [], closedSize: 0n, unmatchedSize: base('0.0005') });
+  });
+
+  it("closes whole lots of each counterparty, so none's part under a lot changes, and carries the rest", () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n ** 6n }),
+        fc.bigInt({ min: 1n, max: 10n ** 9n }),
+        fc.bigInt({ min: 0n, max: usd('10000') }),
+        fc.array(
+          fc.record({
+            size: fc.bigInt({ min: 0n, max: 10n ** 9n }),
+            entry: fc.bigInt({ min: price('2001'), max: price('3000') }),
+            collateral: fc.bigInt({ min: 0n, max: usd('5000') }),
+          }),
+          { maxLength: 8 },
+        ),
+        (lot, size, deficit, shorts) => {
+          const ranked = shorts.map((s, i) => ({
+            id: `s${i}`,
+            side: 'SHORT' as const,
+            size: s.size,
+            entryPrice: s.entry,
+            collateral: s.collateral,
+          }));
+          const input = { deficit, bankruptPosition: { side: 'LONG' as const, size }, ranked, mark: MARK };
+          const a = allocateAdl({ ...input, lot });
+          for (const f of a.fills) {
+            expect(f.size % lot).toBe(0n);
+            expect(f.size).toBeLessThanOrEqual(ranked.find((c) => c.id === f.id)!.size);
+          }
+          expect(a.closedSize + a.unmatchedSize).toBe(size);
+          // What is carried is under a lot, or what the counterparties' whole lots could not take.
+          const room = ranked.reduce((t, c) => t + (c.size - (c.size % lot)), 0n);
+          expect(a.unmatchedSize < lot || a.closedSize === room).toBe(true);
+          expect(a.covered + a.uncovered).toBe(deficit);
+          // One unit is no lot.
+          expect(allocateAdl({ ...input, lot: 1n })).toEqual(allocateAdl(input));
+        },
+      ),
+      RUNS,
+    );
+  });
+});

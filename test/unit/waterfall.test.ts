@@ -843,6 +843,36 @@ describe('the last resort in whole lots of the market', () => {
   });
 });
 
+describe("ADL in whole lots of the market's lot (lot52-adl-whole-lots)", () => {
+  // A long at 2000 whose market and auction closed nothing of the slice, ADL's shorts in profit at 1840.
+  const adlOnly = (size: string, lotSize?: bigint) =>
+    decideWaterfall(
+      input({
+        position: { side: 'LONG', size: base(size), entryPrice: price('2000'), collateral: usd('200') },
+        market: { liquidationFee: ppm('0.01'), ...(lotSize === undefined ? {} : { lotSize }) },
+        marketResult: { fills: [] },
+        auctionResult: { fills: [], finished: true },
+        adlCandidates: shorts,
+      }),
+    );
+
+  it("closes its counterparties' whole lots and carries the slice's part under a lot", () => {
+    const d = adlOnly('1.0005', base('0.001'));
+    expect(d).toMatchObject({ next: 'settle', terminal: 'SETTLED_ADL', carriedSize: base('0.0005') });
+    expect(d.adl?.fills.map((f) => f.size)).toEqual([base('1')]);
+    // Before: the short closed 1.0005, left at 0.9995, off the lot. With one unit, as ever.
+    expect(adlOnly('1.0005').adl?.fills.map((f) => f.size)).toEqual([base('1.0005')]);
+    expect(adlOnly('1.0005', 1n)).toEqual(adlOnly('1.0005'));
+  });
+
+  it('takes none of a slice all under a lot, its counterparties in profit: waterfall/sub-lot-remainder', () => {
+    const d = adlOnly('0.0005', base('0.001'));
+    expect(d).toMatchObject({ next: 'escalate', reason: 'waterfall/sub-lot-remainder', movements: [] });
+    // Before: SETTLED_ADL, the short closing 0.0005.
+    expect(adlOnly('0.0005')).toMatchObject({ next: 'settle', terminal: 'SETTLED_ADL' });
+  });
+});
+
 describe('a deficit ADL does not socialize (the market-only baseline)', () => {
   // Half sold at 1500 (the rest left to ADL at the mark 1700), an empty fund: the shortfall is all refused.
   const thin = (socializeDeficit?: boolean) =>

@@ -4,10 +4,18 @@
  */
 
 import { startPrice } from '../../domain/auction.ts';
+import { lotSizeOf, marketConfig } from '../../domain/config.ts';
 import type { PriceE8 } from '../../domain/units.ts';
 import type { AuctionRecord, LiquidationRecord, PositionRecord } from '../../ports/index.ts';
 import { closeDirection, type LiquidationContext, type SettlementDeps } from '../context.ts';
-import { type AuctionOpening, coverWake, dueIn, providersUnchangedSince, sendStep } from '../sleeping.ts';
+import {
+  type AuctionOpening,
+  coverWake,
+  dueIn,
+  planOpening,
+  providersUnchangedSince,
+  sendStep,
+} from '../sleeping.ts';
 import { outcomeRecorded } from './lease.ts';
 import { type Carried, commitOrSkip, type Step, sumSize, withHistory } from './step.ts';
 
@@ -43,7 +51,8 @@ export function openingAuction(
 /**
  * Starts the auction of what the market left. Its first step is planned here (planOpening): a new auction
  * opens beyond the mark, where no bid stands, so the step message goes out for the step its best bid makes
- * due and the auction sleeps until then, woken sooner by a tick that reaches its wake mark.
+ * due and the auction sleeps until then, woken sooner by a tick that reaches its wake mark. `replacing`: the
+ * slice's auction that ended with no fill, opened again (auctionAgain).
  */
 export async function startAuction(
   liquidation: LiquidationRecord,
@@ -52,6 +61,7 @@ export async function startAuction(
   plan: Exclude<AuctionOpening, { kind: 'no-bidder' }>,
   deps: SettlementDeps,
   carried: Carried,
+  replacing?: AuctionRecord,
 ): Promise<Step> {
   const { market } = carried;
   const sleep = plan.kind === 'sleep' ? plan.sleep : undefined;
@@ -59,18 +69,27 @@ export async function startAuction(
     ...opening,
     ...(sleep?.wakeMark === undefined ? {} : { wakeMark: sleep.wakeMark }),
     stepDueAtMs: dueIn(sleep?.delaySeconds ?? 0, deps),
+    // Its steps numbered on past the one it replaces: no message of that auction takes a step of this one.
+    ...(replacing ? { step: replacing.step + 1, version: replacing.version + 1 } : {}),
   };
+  // A wait for the book ends here: no message carries it on (the auction step settles what comes after).
+  const { lastResortWait: _, ...going } = outcomeRecorded(context);
   const inAuction: LiquidationRecord = {
-    ...withHistory(liquidation, 'AUCTION', opening.startedAtMs, `lot ${opening.lot}`),
+    ...withHistory(
+      liquidation,
+      'AUCTION',
+      opening.startedAtMs,
+      `lot ${opening.lot}${replacing ? ' again' : ''}`,
+    ),
     remainingSize: opening.lot,
-    context: { ...outcomeRecorded(context), auctionId: auction.id },
+    context: { ...going, auctionId: auction.id },
   };
   // A first sleep, planned on the providers listed, checks none changed since.
   const committed = await commitOrSkip(
     deps,
     [
       { kind: 'liquidation', record: inAuction, expectedVersion: liquidation.version },
-      { kind: 'auction', record: auction, expectedVersion: undefined },
+      { kind: 'auction', record: auction, expectedVersion: replacing?.version },
     ],
     sleep ? providersUnchangedSince(liquidation.symbol, market) : undefined,
   );
@@ -92,4 +111,44 @@ export async function ensureAuctionScheduled(
   if (auction?.state === 'RUNNING') {
     await sendStep(auction, 0, deps);
   }
+}
+
+/**
+ * A slice all under its lot that nothing closed and whose plan moved no money: only a provider takes it (no order
+ * sells it, and ADL closes its counterparties in whole lots). When its auction ended with no fill, or it has had none
+ * and waits for the book (its lot set since), an auction opens for it again once a provider can bid: a registered
+ * provider and a redrive end it (lot52-sub-lot-auction-again). Not in the delivery whose step just ended that auction
+ * (`ending`), whose providers could not bid. Undefined: no auction now.
+ */
+export async function auctionAgain(
+  liquidation: LiquidationRecord,
+  context: LiquidationContext,
+  position: PositionRecord,
+  auction: AuctionRecord | undefined,
+  mark: PriceE8,
+  deps: SettlementDeps,
+  carried: Carried,
+  ending: boolean,
+): Promise<Step | undefined> {
+  if (
+    ending ||
+    deps.strategy === 'market-only' ||
+    context.settle ||
+    context.lastResortOrder ||
+    sumSize(liquidation.marketFills) > 0n ||
+    context.plannedSize >= lotSizeOf(marketConfig(deps.config, liquidation.symbol)) ||
+    (auction && (auction.state === 'RUNNING' || auction.fills.length > 0))
+  )
+    return undefined;
+  const opening = openingAuction(liquidation, context, position, mark, deps);
+  carried.market ??= await deps.markets.get(liquidation.symbol);
+  const plan = planOpening(
+    opening,
+    mark,
+    deps.clock.nowMs(),
+    deps.config,
+    await deps.providers.list(liquidation.symbol),
+  );
+  if (plan.kind === 'no-bidder') return undefined;
+  return startAuction(liquidation, context, opening, plan, deps, carried, auction);
 }

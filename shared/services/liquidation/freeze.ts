@@ -104,7 +104,17 @@ export async function freeze(
   let counterparties: Map<string, PositionRecord> | undefined;
   let adlExhausted = false;
   const closedSize = sumSize(liquidation.marketFills) + sumSize(base.auctionFills);
+  const market = marketConfig(deps.config, liquidation.symbol);
   if (
+    decision.next === 'load-adl-candidates' &&
+    closedSize + sumSize(lastResortFills ?? []) === 0n &&
+    context.plannedSize < lotSizeOf(market)
+  ) {
+    // A slice all under its lot that nothing closed: ADL closes its counterparties in whole lots (allocateAdl), so
+    // it takes none of it, whoever is in profit. Its queue is not read (it escalates: waterfall/sub-lot-remainder).
+    candidates = [];
+    decision = decide(insurance, candidates, lastResortFills);
+  } else if (
     decision.next === 'load-adl-candidates' &&
     deps.strategy === 'market-only' &&
     closedSize === context.plannedSize
@@ -159,11 +169,7 @@ export async function freeze(
       // The auction's end, written with the plan (an ending step's writes), lands first: thrown without it, the
       // auction stayed RUNNING and its step failed on every receive.
       if (!(await flushPending(deps, carried))) return { done: false };
-      throw subLotRemainder(
-        liquidation,
-        context.plannedSize - closedSize,
-        marketConfig(deps.config, liquidation.symbol),
-      );
+      throw subLotRemainder(liquidation, context, context.plannedSize - closedSize, market, deps);
     }
     throw new LiquidationStuckError(`${decision.reason ?? 'waterfall/escalate'}: ${liquidation.id}`);
   }
@@ -219,18 +225,33 @@ export async function freeze(
 }
 
 /**
- * A slice under its market's lot that no provider or ADL counterparty took: the venue fills whole lots only, so no
- * order sells it. It fails at once (retried, then dead-lettered), where last-resort orders answered with no fills
- * waited about 4 hours for a book that was there (review50-integrate-sub-lot-stuck).
+ * A slice under its market's lot that nothing took: the venue fills whole lots only, so no order sells it, and ADL
+ * closes whole lots of its counterparties. It fails at once (retried, then dead-lettered), where last-resort orders
+ * answered with no fills waited about 4 hours for a book that was there (review50-integrate-sub-lot-stuck). The
+ * reason says what the auction layer did, as it happened (lot52-sub-lot-reason).
  */
 function subLotRemainder(
   liquidation: LiquidationRecord,
+  context: LiquidationContext,
   left: BaseE8,
   market: MarketConfig,
+  deps: SettlementDeps,
 ): SubLotRemainderError {
   return new SubLotRemainderError(
-    `waterfall/sub-lot-remainder: ${liquidation.id}: ${formatBase(left)} ${baseOf(market.symbol)} left, under ${market.symbol}'s lot ${formatBase(lotSizeOf(market))}; no provider or ADL counterparty took it, and the venue fills whole lots only`,
+    `waterfall/sub-lot-remainder: ${liquidation.id}: ${formatBase(left)} ${baseOf(market.symbol)} left, under ${market.symbol}'s lot ${formatBase(lotSizeOf(market))}; ${auctionOutcome(liquidation, context, deps)}, ADL closes its counterparties in whole lots only, and the venue fills whole lots only`,
   );
+}
+
+/** What the auction layer did for a slice nothing took. */
+function auctionOutcome(
+  liquidation: LiquidationRecord,
+  context: LiquidationContext,
+  deps: SettlementDeps,
+): string {
+  if (deps.strategy === 'market-only') return 'the market-only strategy runs no auction';
+  if (context.auctionId !== undefined) return 'its auction ended with no provider taking it';
+  if (liquidation.state === 'SETTLING') return 'no auction opens once its plan is made (SETTLING)';
+  return 'no provider could bid for it';
 }
 
 /**

@@ -32,7 +32,7 @@ import { type LiquidationContext, oppositeSide, type SettlementDeps } from '../c
 import { liquidationIdOf, NEXT_SLICE_NOTE, withLiquidationPrice } from '../margin-check.ts';
 import { planOpening } from '../sleeping.ts';
 import { adlRounds, deleverage, roundsFollow } from './adl-rounds.ts';
-import { ensureAuctionScheduled, openingAuction, startAuction } from './auction-start.ts';
+import { auctionAgain, ensureAuctionScheduled, openingAuction, startAuction } from './auction-start.ts';
 import { LiquidationStuckError } from './errors.ts';
 import { sendNextSlice } from './follow-ups.ts';
 import {
@@ -94,6 +94,8 @@ export async function decideAndSettle(
     });
     return { done: true, record: liquidation };
   }
+  // This delivery's step just ended the slice's auction (its writes go with the first transition below).
+  const ending = carried.pendingWrites !== undefined;
   // Every outcome below commits on this record's version: a lease taken after this read fails that commit.
   if ((await awaitLeaseHolder(liquidation, deps, carried)) === 'moved') return { done: false };
   const live = await loadPosition(liquidation, deps, carried);
@@ -150,6 +152,9 @@ export async function decideAndSettle(
     // needed). A new attempt still comes only after an order that filled nothing, so a fill of a concurrent
     // delivery is never skipped.
     if (!(await flushPending(deps, carried))) return { done: false };
+    // Under its lot (a lot set or raised since the wait began), only a provider takes it: an auction first.
+    const again = await auctionAgain(liquidation, context, position, auction, mark, deps, carried, ending);
+    if (again) return again;
     // A position healthy again while it waits is still sold (not cancelled as a queued one would be): measured on
     // the crash replay, cancelling it gave back positions that the next leg down liquidated deeper, at a loss
     // the fund and ADL paid (docs/RELIABILITY.md, last-resort-recovered).
@@ -164,7 +169,8 @@ export async function decideAndSettle(
     }
     const left = context.plannedSize - sumSize(liquidation.marketFills) - sumSize(auctionFills);
     // Whole lots (the decision's lastResortSize). A lot set or raised since the wait began may leave none: no order
-    // sells that, ADL alone may take it (planned again, it ends as waterfall/sub-lot-remainder if ADL does not).
+    // sells that, nor ADL (whole lots), and no provider could bid (auctionAgain): planned again, it ends as
+    // waterfall/sub-lot-remainder.
     const wholeLots = floorToLot(left, lotSizeOf(market));
     if (wholeLots === 0n && !context.lastResortOrder) return planWithTheFund();
     const placed = await lastResort(liquidation, context, wholeLots, mark, deps, carried);
@@ -227,6 +233,10 @@ export async function decideAndSettle(
   // auction's), not the mark of now: a delivery that applied the fee and died comes back at another mark, and
   // must plan the same fee (the ledger refuses a key applied with another amount).
   const storedRestMark = auction?.endedAtMark ?? context.executionMark;
+  // A slice under its lot whose auction ended with no fill: only a provider takes it, in an auction of its own again.
+  const again =
+    auction && (await auctionAgain(liquidation, context, position, auction, mark, deps, carried, ending));
+  if (again) return again;
   let decision = decide(NO_FUND, undefined, undefined, storedRestMark);
   if (decision.next === 'start-auction') {
     const opening = openingAuction(liquidation, context, position, mark, deps);
