@@ -590,6 +590,10 @@ export interface LiquidationContext {
    * within the item's write unit): no decision reads it. Absent: claimed before session 51.
    */
   readonly claimed?: string;
+  /**
+   * Its auction's id, always auctionIdOf(its id): written by the auction's start until session 52, which derives it
+   * instead (cost52-auction-id-derived). No decision reads it; `liquidations show` prefers it when present.
+   */
   readonly auctionId?: string;
   /**
    * The mark the settlement valued a slice's rest at, recorded with it (absent before session 39: executionMark):

@@ -12,7 +12,7 @@ import type {
   ProviderRecord,
 } from '../../shared/ports/index.ts';
 import { INSURANCE_ACCOUNT } from '../../shared/services/context.ts';
-import { recordFigures } from '../support/invariants.ts';
+import { recordFigures, startedAuctionId } from '../support/invariants.ts';
 import { createPipeline, syntheticBook } from '../support/pipeline.ts';
 
 /**
@@ -186,7 +186,8 @@ describe('two markets crashing at once (ETH and BTC, 12-13 March 2020)', () => {
         within(l.symbol, l.triggerMark, `${l.id} trigger`);
         if (l.context) within(l.symbol, l.context.executionMark, `${l.id} execution mark`);
         for (const f of l.marketFills) within(l.symbol, f.price, `${l.id} market fill`);
-        const auction = l.context?.auctionId ? auctions.get(l.context.auctionId) : undefined;
+        const auctionId = startedAuctionId(l);
+        const auction = auctionId ? auctions.get(auctionId) : undefined;
         if (auction && auction.symbol !== l.symbol) problems.push(`${l.id}: auction of ${auction.symbol}`);
       }
       for (const a of auctions.values()) {

@@ -23,6 +23,7 @@ import {
   checkSettlement,
   checkVenueOrders,
   journalFlows,
+  startedAuctionId,
 } from './invariants.ts';
 
 /**
@@ -206,10 +207,11 @@ export async function checkStoredInvariants(input: StoredCheckInput): Promise<St
           `settle: ${l.id} froze ${frozen.size}/${frozen.collateral}, the slices before left ${before.size}/${before.collateral}`,
         );
       let auction: AuctionRecord | undefined;
-      if (context.auctionId) {
-        auction = await adapters.auctions.get(context.auctionId);
+      const auctionId = startedAuctionId(l);
+      if (auctionId) {
+        auction = await adapters.auctions.get(auctionId);
         if (auction) auctions.set(auction.id, auction);
-        else fail(`settle: ${l.id}'s auction ${context.auctionId} is not stored`);
+        else fail(`settle: ${l.id}'s auction ${auctionId} is not stored`);
       }
       const checked = checkSettlement(l, context, before, auction, config);
       for (const problem of checked.problems) fail(problem);

@@ -40,7 +40,7 @@ import {
   VenueError,
 } from '../../shared/ports/index.ts';
 import type { LiquidationContext } from '../../shared/services/context.ts';
-import { MAX_FILLS_PER_ORDER } from '../../shared/services/liquidation.ts';
+import { auctionIdOf, MAX_FILLS_PER_ORDER } from '../../shared/services/liquidation.ts';
 import { NEXT_SLICE_NOTE } from '../../shared/services/margin-check.ts';
 import { reconcileAccount } from '../../shared/services/reconcile.ts';
 
@@ -119,6 +119,13 @@ export class CountingVenue implements Venue {
     return answer;
   }
 }
+
+/**
+ * The auction a liquidation started, if it started one: the context named it until session 52, which derives it
+ * (auctionIdOf: cost52-auction-id-derived); a liquidation that reached AUCTION has it.
+ */
+export const startedAuctionId = (l: LiquidationRecord): string | undefined =>
+  l.context?.auctionId ?? (l.history.some((e) => e.state === 'AUCTION') ? auctionIdOf(l.id) : undefined);
 
 /**
  * Logs every write of an embedded bundle by patching its stores' write paths (positions.write and createMany,
@@ -952,7 +959,8 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
       fail(`settle: ${l.id} has no context`);
       continue;
     }
-    const auction = context.auctionId ? auctions.get(context.auctionId) : undefined;
+    const auctionId = startedAuctionId(l);
+    const auction = auctionId ? auctions.get(auctionId) : undefined;
     // What each counterparty's close rounded away (E16): its exact margin and closed profit at the mark, less the
     // whole units it kept (a counterparty is solvent: the close floors).
     const adlMark = context.settle?.mark ?? context.executionMark;
@@ -1164,7 +1172,7 @@ export async function checkInvariants(input: CheckInput): Promise<InvariantRepor
     const list = openLiquidationOf.get(l.positionId) ?? [];
     list.push(l.id);
     openLiquidationOf.set(l.positionId, list);
-    const auctionId = l.context?.auctionId;
+    const auctionId = startedAuctionId(l);
     const auction: AuctionRecord | undefined = auctionId ? auctions.get(auctionId) : undefined;
     const progressing =
       pendingLiquidations.has(l.id) ||

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Item } from '../../shared/adapters/aws/codec.ts';
 import { CorruptItemError } from '../../shared/adapters/aws/codec.ts';
+import { itemBytes } from '../../shared/adapters/aws/item-size.ts';
 import { liquidationFromItem, liquidationItem } from '../../shared/adapters/aws/liquidations.ts';
 import { formatBase, formatQuote, parseBase, parsePrice, parseQuote } from '../../shared/domain/units.ts';
 import { SETTLEMENT_UNITS, type SettlementAmounts } from '../../shared/domain/waterfall.ts';
@@ -85,6 +86,31 @@ describe('liquidation items: settlement amounts', () => {
       lastResortClosedSize: 0n,
       carriedSize: 0n,
     });
+  });
+
+  // cost52-settlement-zeros: a settled liquidation's item, which every write rewrites whole, passed 1 KB with a real
+  // exchange's ids; every version since the fence reads the two amounts absent as 0 (the test above).
+  it('writes the last resort and carried sizes only when not 0: 37 bytes less, read back the same', () => {
+    const item = liquidationItem(RECORD);
+    expect(Object.keys(item.settlement!.M!)).not.toContain('lastResortClosedSize');
+    expect(Object.keys(item.settlement!.M!)).not.toContain('carriedSize');
+    // The other amounts are written at 0 (versions before this one require them).
+    expect(item.settlement?.M?.adlClosedSize).toEqual({ N: '0' });
+    expect(item.settlement?.M?.badDebt).toEqual({ N: '0' });
+    expect(liquidationFromItem(item)).toEqual(RECORD);
+    const withZeros = withSettlement({
+      ...item.settlement!.M!,
+      lastResortClosedSize: { N: '0' },
+      carriedSize: { N: '0' },
+    });
+    expect(itemBytes(withZeros) - itemBytes(item)).toBe(37);
+    expect(liquidationFromItem(withZeros)).toEqual(RECORD);
+    const carried = { ...RECORD, settlement: { ...SETTLEMENT, lastResortClosedSize: 1n, carriedSize: 2n } };
+    expect(liquidationItem(carried).settlement?.M).toMatchObject({
+      lastResortClosedSize: { N: '1' },
+      carriedSize: { N: '2' },
+    });
+    expect(liquidationFromItem(liquidationItem(carried))).toEqual(carried);
   });
 
   it('refuses a settlement with an amount missing, not a number, or finer than its unit', () => {

@@ -66,7 +66,7 @@ import {
   retryingConflicts,
   S,
 } from './codec.ts';
-import { liquidationItem, SETTLEMENT_KEYS } from './record-items.ts';
+import { liquidationItem, SETTLEMENT_KEYS, SETTLEMENT_KEYS_ADDED } from './record-items.ts';
 
 export { liquidationItem };
 
@@ -135,15 +135,6 @@ export function checkLiquidationId(id: string): void {
     );
   }
 }
-
-/**
- * Settlement amounts the first versions did not write (before 27f9b99, 2 December): 0 when absent, as they were
- * then (no last resort, nothing carried). Every other amount is required.
- */
-const SETTLEMENT_KEYS_ADDED: ReadonlySet<keyof SettlementAmounts> = new Set([
-  'lastResortClosedSize',
-  'carriedSize',
-]);
 
 /** Scaled integers; decimal strings (what versions before typed settlements wrote) are parsed in their unit. */
 export function readSettlement(m: Item): SettlementAmounts {

@@ -169,7 +169,7 @@ export async function freeze(
       // The auction's end, written with the plan (an ending step's writes), lands first: thrown without it, the
       // auction stayed RUNNING and its step failed on every receive.
       if (!(await flushPending(deps, carried))) return { done: false };
-      throw subLotRemainder(liquidation, context, context.plannedSize - closedSize, market, deps);
+      throw subLotRemainder(liquidation, context.plannedSize - closedSize, market, deps);
     }
     throw new LiquidationStuckError(`${decision.reason ?? 'waterfall/escalate'}: ${liquidation.id}`);
   }
@@ -232,24 +232,21 @@ export async function freeze(
  */
 function subLotRemainder(
   liquidation: LiquidationRecord,
-  context: LiquidationContext,
   left: BaseE8,
   market: MarketConfig,
   deps: SettlementDeps,
 ): SubLotRemainderError {
   return new SubLotRemainderError(
-    `waterfall/sub-lot-remainder: ${liquidation.id}: ${formatBase(left)} ${baseOf(market.symbol)} left, under ${market.symbol}'s lot ${formatBase(lotSizeOf(market))}; ${auctionOutcome(liquidation, context, deps)}, ADL closes its counterparties in whole lots only, and the venue fills whole lots only`,
+    `waterfall/sub-lot-remainder: ${liquidation.id}: ${formatBase(left)} ${baseOf(market.symbol)} left, under ${market.symbol}'s lot ${formatBase(lotSizeOf(market))}; ${auctionOutcome(liquidation, deps)}, ADL closes its counterparties in whole lots only, and the venue fills whole lots only`,
   );
 }
 
 /** What the auction layer did for a slice nothing took. */
-function auctionOutcome(
-  liquidation: LiquidationRecord,
-  context: LiquidationContext,
-  deps: SettlementDeps,
-): string {
+function auctionOutcome(liquidation: LiquidationRecord, deps: SettlementDeps): string {
   if (deps.strategy === 'market-only') return 'the market-only strategy runs no auction';
-  if (context.auctionId !== undefined) return 'its auction ended with no provider taking it';
+  // Its history, not its context: the context no longer names the auction (cost52-auction-id-derived).
+  if (liquidation.history.some((h) => h.state === 'AUCTION'))
+    return 'its auction ended with no provider taking it';
   if (liquidation.state === 'SETTLING') return 'no auction opens once its plan is made (SETTLING)';
   return 'no provider could bid for it';
 }
