@@ -2,6 +2,7 @@ import { instrumentAwsClients } from '../shared/lambda/wiring.ts';
 import { MotoNotInstalledError, SETUP_HINT, startMoto } from '../shared/local/moto.ts';
 import { type ApiCallsResult, benchAwsCalls } from './aws.ts';
 import { CapacityMeter } from './capacity.ts';
+import type { BenchIds } from './ids.ts';
 import { benchLatency, type LatencyResult } from './latency.ts';
 
 /**
@@ -35,7 +36,11 @@ async function withMoto<T>(run: (endpoint: string) => Promise<T>): Promise<T> {
 
 const stagePrefix = (): string => `b${Date.now().toString(36)}`;
 
-export function runApiCalls(sizes: AwsSizes, log: (line: string) => void): Promise<ApiCallsResult> {
+export function runApiCalls(
+  sizes: AwsSizes,
+  ids: BenchIds,
+  log: (line: string) => void,
+): Promise<ApiCallsResult> {
   return withMoto(async (endpoint) => {
     const meter = new CapacityMeter();
     instrumentAwsClients((clients) => meter.attach(clients));
@@ -47,6 +52,7 @@ export function runApiCalls(sizes: AwsSizes, log: (line: string) => void): Promi
         crossed: sizes.callsCrossed,
         perLayer: sizes.perLayer,
         stagePrefix: stagePrefix(),
+        ids,
         log,
       });
     } finally {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   DEFAULT_RISK_CONFIG,
   DEFAULT_RISK_CONFIG_INPUT,
@@ -8,6 +9,7 @@ import { BASE_SCALE, PRICE_SCALE, QUOTE_SCALE } from '../shared/domain/units.ts'
 import { withLiquidationPrice } from '../shared/services/margin-check.ts';
 import type { FunctionId } from '../shared/topology.ts';
 import { addUsage, type CapacityMeter, diffUsage, EMPTY_USAGE, totalCalls, type Usage } from './capacity.ts';
+import { type BenchIds, IDS_ASSUMED } from './ids.ts';
 import { AWS_PRICES, type CostBreakdown, costOf, scaleCost, type UnitWork } from './pricing.ts';
 import { BenchStage, ladder, markFor, memoryOf, SYMBOL } from './stage.ts';
 import { significant } from './timing.ts';
@@ -25,6 +27,8 @@ import { significant } from './timing.ts';
  */
 
 export interface ApiCallsResult {
+  /** The ids the records and ticks carried (BENCH_IDS; absent: a run before session 52, the tests' short ids). */
+  readonly ids?: BenchIds;
   readonly tickNoCross: number;
   readonly tickPerCrossed: number;
   readonly liquidationMarket: number;
@@ -91,6 +95,8 @@ export interface AwsCallsOptions {
   /** Liquidations per waterfall layer stage. */
   readonly perLayer: number;
   readonly stagePrefix: string;
+  /** The records' ids and the ticks' numbers: a real exchange's or the tests' (BENCH_IDS). */
+  readonly ids: BenchIds;
   readonly log?: (line: string) => void;
 }
 
@@ -212,12 +218,16 @@ const BENCH_INDEX_SHARDS = 4;
 
 /** Ticks crossing nothing in a market with BENCH_INDEX_SHARDS index shards. */
 async function measureShardedTicks(options: AwsCallsOptions) {
-  const stage = await BenchStage.open(options.endpoint, `${options.stagePrefix}shards`, undefined, {
-    [SYMBOL]: BENCH_INDEX_SHARDS,
-  });
+  const stage = await BenchStage.open(
+    options.endpoint,
+    `${options.stagePrefix}shards`,
+    undefined,
+    { [SYMBOL]: BENCH_INDEX_SHARDS },
+    options.ids,
+  );
   try {
     await stage.openMarket(200n * USD);
-    await stage.seed(ladder('sharded', 40, 195, 190));
+    await stage.seed(ladder('sharded', 40, 195, 190, options.ids));
     const work = await measurePhase(stage, options.meter, async () => {
       for (let i = 0; i < options.noCrossTicks; i++) {
         await stage.putTick(i % 2 === 0 ? 19_990n * (USD / 100n) : 200n * USD);
@@ -238,7 +248,13 @@ async function measureShardedTicks(options: AwsCallsOptions) {
 /** Ticks that cross nothing and ticks that cross k positions, all settled on the market. */
 async function measureTicks(options: AwsCallsOptions) {
   const { meter } = options;
-  const stage = await BenchStage.open(options.endpoint, `${options.stagePrefix}ticks`);
+  const stage = await BenchStage.open(
+    options.endpoint,
+    `${options.stagePrefix}ticks`,
+    undefined,
+    {},
+    options.ids,
+  );
   try {
     await stage.admin({
       action: 'deposit',
@@ -249,7 +265,7 @@ async function measureTicks(options: AwsCallsOptions) {
     await stage.openMarket(200n * USD);
 
     const total = options.crossed.reduce((a, b) => a + b, 0);
-    const book = ladder('calls', total, 195, 190);
+    const book = ladder('calls', total, 195, 190, options.ids);
     await stage.seed(book);
 
     const noCross = await measurePhase(stage, meter, async () => {
@@ -311,12 +327,14 @@ async function measureLayer(options: AwsCallsOptions, layer: Layer) {
     options.endpoint,
     `${options.stagePrefix}${layer}`,
     layer === 'auction' ? NO_MARKET : DEFAULT_RISK_CONFIG_INPUT,
+    {},
+    options.ids,
   );
   try {
     if (layer === 'auction') {
       await stage.admin({
         action: 'registerProvider',
-        id: 'lp-bench',
+        id: options.ids === 'uuid' ? randomUUID() : 'lp-bench',
         capital: '10000000',
         maxDiscount: '0.01',
         maxLot: '1000',
@@ -328,8 +346,8 @@ async function measureLayer(options: AwsCallsOptions, layer: Layer) {
         Array.from({ length: 10 }, (_, i) =>
           withLiquidationPrice(
             {
-              id: `adl-short-${i}`,
-              traderId: `t-adl-short-${i}`,
+              id: options.ids === 'uuid' ? randomUUID() : `adl-short-${i}`,
+              traderId: options.ids === 'uuid' ? randomUUID() : `t-adl-short-${i}`,
               symbol: SYMBOL,
               side: 'SHORT',
               size: 5n * BASE_SCALE,
@@ -352,7 +370,7 @@ async function measureLayer(options: AwsCallsOptions, layer: Layer) {
     }
     const resting = 200n * USD;
     await stage.openMarket(resting);
-    const book = ladder(layer, k, 192, 190);
+    const book = ladder(layer, k, 192, 190, options.ids);
     const sequences: number[] = [];
     const settles: PhaseWork[] = [];
     for (const position of book) {
@@ -468,6 +486,7 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
   }
 
   return {
+    ids: options.ids,
     tickNoCross: significant(ticks.tickNoCross),
     tickPerCrossed: significant(tickPerCrossed),
     liquidationMarket: layers.market.perLiquidation,
@@ -492,7 +511,7 @@ export async function benchAwsCalls(options: AwsCallsOptions): Promise<ApiCallsR
     },
     cost: {
       prices: AWS_PRICES,
-      assumptions: COST_ASSUMPTIONS,
+      assumptions: [IDS_ASSUMED[options.ids], ...COST_ASSUMPTIONS],
       perMillionTicks: scaleCost(costOf(noCrossUnit), 1_000_000),
       perThousandLiquidations: costs,
     },

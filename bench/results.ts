@@ -1,4 +1,5 @@
 import type { ApiCallsResult, Layer } from './aws.ts';
+import { IDS_ASSUMED } from './ids.ts';
 import type { LatencyResult } from './latency.ts';
 import { CODE_LAYER_MEANING, CODE_LAYERS, type CodeLayer } from './layers.ts';
 import type { MachineInfo } from './machine.ts';
@@ -178,6 +179,9 @@ export function renderMarkdown(r: BenchResults): string {
   if (!a) out.push('Not run (BENCH_SKIP_AWS=1).', '');
   else {
     out.push(
+      // A run before session 52 carried the tests' short ids.
+      `Ids: ${IDS_ASSUMED[a.ids ?? 'short']}.`,
+      '',
       '| unit | calls | of which |',
       '|---|---:|---|',
       `| tick crossing nothing | ${a.tickNoCross} | ${ops(a.detail.tickNoCrossByOperation)} |`,
@@ -193,7 +197,7 @@ export function renderMarkdown(r: BenchResults): string {
       const l = a.detail.layers[layer];
       if (!l) continue; // results of a run before the ADL row existed
       out.push(
-        `| liquidation settled by ${LAYER_NAME[layer]} | ${l.perLiquidation} | tick share ${l.tickSharePerLiquidation} + settlement ${l.settleCallsPerLiquidation}: ${ops(l.byOperation)} |`,
+        `| liquidation settled by ${LAYER_NAME[layer]} | ${l.perLiquidation} | tick share ${l.tickSharePerLiquidation} + settlement ${l.settleCallsPerLiquidation}: ${ops(l.byOperation)}; the settlement's units ${l.readUnits} read, ${l.writeUnits} write |`,
       );
     }
     out.push(

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BENCH_IDS, type BenchIds } from './ids.ts';
 import { machineInfo, withEndLoad } from './machine.ts';
 import { benchEvaluations, benchMarginCheck } from './margin.ts';
 import { benchReplay, ETH_LEGS, type ReplayScalePoint, scalePointOf } from './replay.ts';
@@ -16,6 +17,8 @@ import { significant } from './timing.ts';
  *   BENCH_OUT_DIR=dir   where to write the results (default: this folder; a short run: <tmpdir>/backstop-bench-short)
  *   BENCH_PARTS=a,b     run only these parts (margin, replay, calls, latency); the others keep their previous
  *                       results in the output folder, each part dated in machine.parts
+ *   BENCH_IDS=uuid      part 3's records carry a real exchange's ids (UUIDs, 8-digit tick numbers: the default);
+ *                       `short` the tests' (`calls-00003`, ticks from 1), as part 3 measured before session 52
  *   BENCH_SKIP_AWS=1    skip parts 3 and 4 (they start a moto server: bash scripts/setup-emulator.sh)
  *   BENCH_DATA_DIR=dir  the price files (default: ../shared/data beside the repository)
  *   BENCH_REPLAY_SERIAL=1  replay the legs one after the other (default: one worker thread per leg)
@@ -99,6 +102,14 @@ function selectedParts(env: NodeJS.ProcessEnv): Part[] {
   return env.BENCH_SKIP_AWS === '1' ? parts.filter((p) => p !== 'calls' && p !== 'latency') : parts;
 }
 
+/** The ids part 3's records carry (BENCH_IDS, default uuid: what a real deployment's items weigh). */
+export function benchIdsOf(env: NodeJS.ProcessEnv): BenchIds {
+  const asked = env.BENCH_IDS?.trim() || 'uuid';
+  if (!BENCH_IDS.includes(asked as BenchIds))
+    throw new Error(`bench/bad-ids: ${asked} (ids: ${BENCH_IDS.join(', ')})`);
+  return asked as BenchIds;
+}
+
 /**
  * Runs the selected parts in order and writes results.json after each one, so a failure keeps what was measured;
  * parts not run keep their previous results (same mode), each with the date it was measured. Returns the failures.
@@ -107,6 +118,7 @@ export async function runBenchmarks(env: NodeJS.ProcessEnv, outDir: string): Pro
   const short = env.BENCH_SHORT === '1';
   const sizes = short ? SHORT : FULL;
   const parts = selectedParts(env);
+  const ids = benchIdsOf(env);
   const machine = machineInfo(short ? 'short' : 'full', new Date());
   log(
     `${machine.mode} run of ${parts.join(', ')} on ${machine.cpu}, ${machine.cores} cores, load ${machine.loadAverageStart.join(' ')}`,
@@ -130,7 +142,7 @@ export async function runBenchmarks(env: NodeJS.ProcessEnv, outDir: string): Pro
 
   for (const part of parts) {
     try {
-      await runPart(part, sizes, env, machine.cores, results);
+      await runPart(part, sizes, env, machine.cores, ids, results);
       results.machine.parts[part] = {
         date: new Date().toISOString(),
         loadAverage: loadAverage(),
@@ -148,7 +160,14 @@ export async function runBenchmarks(env: NodeJS.ProcessEnv, outDir: string): Pro
   return failures;
 }
 
-async function runPart(part: Part, sizes: Sizes, env: NodeJS.ProcessEnv, cores: number, results: Results) {
+async function runPart(
+  part: Part,
+  sizes: Sizes,
+  env: NodeJS.ProcessEnv,
+  cores: number,
+  ids: BenchIds,
+  results: Results,
+) {
   switch (part) {
     case 'margin': {
       // First: it wants the quietest process (no emulator, small heap, no Lambda modules loaded).
@@ -197,7 +216,7 @@ async function runPart(part: Part, sizes: Sizes, env: NodeJS.ProcessEnv, cores: 
       // Loaded only now: the Lambda modules bring Powertools' tracer, whose async hooks slow every await of the
       // in-process parts about threefold.
       const aws = await import('./aws-run.ts');
-      results.apiCalls = await aws.runApiCalls(sizes, log);
+      results.apiCalls = await aws.runApiCalls(sizes, ids, log);
       return;
     }
     case 'latency': {

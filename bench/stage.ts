@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   type AwsAdapters,
   createAwsAdapters,
@@ -25,6 +26,7 @@ import type { PositionRecord } from '../shared/ports/index.ts';
 import { createLocalRunner, type LambdaHandler } from '../shared/runner/index.ts';
 import { withLiquidationPrice } from '../shared/services/margin-check.ts';
 import { FUNCTIONS, type FunctionId } from '../shared/topology.ts';
+import { type BenchIds, benchId, sequenceBefore } from './ids.ts';
 
 /**
  * One local stage on the emulator for the AWS benchmarks: resources from the topology and the project's handlers,
@@ -51,7 +53,7 @@ const withHeldMarks = (config: RiskConfigInput): RiskConfigInput => ({
 });
 
 export class BenchStage {
-  #sequence = 0;
+  #sequence: number;
   /** Invocations that failed (and were retried) in this stage's phases. */
   failedInvocations = 0;
   readonly #timings = new Map<FunctionId, { count: number; totalMs: number }>();
@@ -62,7 +64,9 @@ export class BenchStage {
     readonly stack: LocalStack,
     readonly name: string,
     positionIndexShards: Readonly<Record<string, MarketShards>>,
+    ids: BenchIds,
   ) {
+    this.#sequence = sequenceBefore(ids);
     this.adapters = createAwsAdapters({
       clients: stack.clients,
       names: stack.names,
@@ -82,6 +86,7 @@ export class BenchStage {
     stage: string,
     config?: RiskConfigInput,
     positionIndexShards: Readonly<Record<string, MarketShards>> = {},
+    ids: BenchIds = 'short',
   ): Promise<BenchStage> {
     const stack = await startLocalStack({
       endpoint,
@@ -92,7 +97,7 @@ export class BenchStage {
     });
     // Phases run their own runners; the stack's would take every message.
     await stack.runner.stop();
-    return new BenchStage(stack, stage, positionIndexShards);
+    return new BenchStage(stack, stage, positionIndexShards, ids);
   }
 
   /** Invocations and their total wall time per function since the stage opened. */
@@ -201,9 +206,15 @@ export const memoryOf = (id: FunctionId): number => FUNCTIONS.find((f) => f.id =
 
 /**
  * `count` longs of 1 ETH entered at 200 USD whose liquidation prices step evenly from `topUsd` down to
- * `bottomUsd` (collateral = 200 - (1 - m) * L), most endangered first.
+ * `bottomUsd` (collateral = 200 - (1 - m) * L), most endangered first; ids as `ids` says.
  */
-export function ladder(prefix: string, count: number, topUsd: number, bottomUsd: number): PositionRecord[] {
+export function ladder(
+  prefix: string,
+  count: number,
+  topUsd: number,
+  bottomUsd: number,
+  ids: BenchIds = 'short',
+): PositionRecord[] {
   // Floats only place the targets; the records are exact (withLiquidationPrice).
   const m = Number(marketConfig(DEFAULT_RISK_CONFIG, SYMBOL).maintenanceMargin) / 1e6;
   const out: PositionRecord[] = [];
@@ -213,8 +224,8 @@ export function ladder(prefix: string, count: number, topUsd: number, bottomUsd:
     out.push(
       withLiquidationPrice(
         {
-          id: `${prefix}-${String(i).padStart(5, '0')}`,
-          traderId: `t-${prefix}-${i}`,
+          id: benchId(ids, prefix, i),
+          traderId: ids === 'uuid' ? randomUUID() : `t-${prefix}-${i}`,
           symbol: SYMBOL,
           side: 'LONG',
           size: BASE_SCALE,

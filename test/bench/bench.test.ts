@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { markCrossing, restingMark, syntheticBook } from '../../bench/book.ts';
 import { CODE_LAYERS } from '../../bench/layers.ts';
 import { type BenchResults, renderMarkdown } from '../../bench/results.ts';
-import { defaultOutDir } from '../../bench/run.ts';
+import { benchIdsOf, defaultOutDir } from '../../bench/run.ts';
 import { itemBytes } from '../../shared/adapters/aws/item-size.ts';
 import { createEmbeddedAdapters } from '../../shared/adapters/embedded/index.ts';
 
@@ -221,6 +221,23 @@ describe('benchmark building blocks', () => {
     // A list: 3 bytes + 1 per element + elements.
     expect(itemBytes({ l: { L: [{ S: 'ab' }, { BOOL: true }] } })).toBe(1 + 3 + (1 + 2) + (1 + 1));
     expect(itemBytes(undefined)).toBe(0);
+  });
+});
+
+describe('the ids part 3 runs with (cost52-real-ids)', () => {
+  it("is a real exchange's unless BENCH_IDS says the tests' short ones, and RESULTS.md says which", () => {
+    expect(benchIdsOf({})).toBe('uuid');
+    expect(benchIdsOf({ BENCH_IDS: 'short' })).toBe('short');
+    expect(() => benchIdsOf({ BENCH_IDS: 'long' })).toThrow('bench/bad-ids: long (ids: uuid, short)');
+    expect(results.apiCalls!.ids).toBe('uuid');
+    expect(markdown).toContain("Ids: a real exchange's ids (BENCH_IDS=uuid)");
+    const market = results.apiCalls!.detail.layers.market;
+    expect(markdown).toContain(
+      `the settlement's units ${market.readUnits} read, ${market.writeUnits} write |`,
+    );
+    // Results of a run before session 52 carry no ids: they were the short ones.
+    const { ids: _ids, ...before } = results.apiCalls!;
+    expect(renderMarkdown({ ...results, apiCalls: before })).toContain("Ids: the tests' short ids");
   });
 });
 
