@@ -928,4 +928,40 @@ describe("docs/DEPLOY.md's session 52 upgrade note against the code", () => {
       expect(note).toContain(id);
     }
   });
+
+  // review52-lot-upgrade-note: the paragraph on the exchange's lot names the dead letter's reasons, the reopened
+  // auction's history note and what an older watch alarms on as the code has them.
+  it("names the lot's dead-letter reasons, a reopened auction's note and the watch's alarm as the code has them", () => {
+    const freeze = read('shared/services/liquidation/freeze.ts');
+    for (const outcome of [
+      'no provider could bid for it',
+      'its auction ended with no provider taking it',
+      'no auction opens once its plan is made (SETTLING)',
+      'the market-only strategy runs no auction',
+    ]) {
+      expect(freeze).toContain(`return '${outcome}';`);
+      expect(note).toContain(`\`${outcome}\``);
+    }
+    const tail = 'ADL closes its counterparties in whole lots only, and the venue fills whole lots only';
+    expect(freeze).toContain(`${tail}\``);
+    expect(note).toContain(`\`${tail}\``);
+    // The words session 51 wrote, which a match must stop expecting.
+    expect(freeze).not.toContain('no provider or ADL counterparty took it');
+    expect(note).toContain('where it said `no provider or ADL counterparty took it`');
+    expect(read('shared/services/liquidation/auction-start.ts')).toContain(
+      `\`lot \${opening.lot}\${replacing ? ' again' : ''}\``,
+    );
+    expect(note).toContain('noted `lot N again` (N: its size in 1e-8 units)');
+    expect(read('shared/metrics.ts')).toContain("name: 'LiquidationsOverdue'");
+    expect(note).toContain('(`LiquidationsOverdue`)');
+    expect(note).toContain('`tailSeconds` x (`maxResets` + 1)');
+    expect(read('shared/services/liquidation-watch.ts')).toContain(
+      'auctionStartMs + tailSeconds * 1000 * (maxResets + 1)',
+    );
+    const rows = read('docs/RELIABILITY.md');
+    for (const id of ['lot52-adl-whole-lots', 'lot52-sub-lot-auction-again', 'lot52-sub-lot-reason']) {
+      expect(rows).toContain(`| ${id} |`);
+      expect(note).toContain(id);
+    }
+  });
 });

@@ -98,7 +98,7 @@ export async function claim(
   const step = deps.strategy === 'market-only' ? undefined : planLiquidationStep(position, mark, market);
   const plannedSize = step?.size ?? position.size;
   // The venue fills whole lots only: a part under one (a position opened before its market had a lot) goes straight
-  // on to the auction and ADL, and a slice all under one places no order.
+  // on to the auction (ADL closes whole lots of its counterparties only), and a slice all under one places no order.
   const marketOrderSize = floorToLot(plannedSize, lotSizeOf(market));
   const direction = closeDirection(position.side);
   const slip = deps.strategy === 'market-only' ? PPM_SCALE - 1n : market.slippageBound;
