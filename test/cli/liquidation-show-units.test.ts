@@ -101,6 +101,30 @@ const settledByAdl = (candidateSize: string): LiquidationRecord => ({
   version: 4,
 });
 
+/** The market closed the 10, s1 (1 ETH, 1 USD of collateral) covered 3 of the deficit, two ADL rounds followed. */
+function settledWithRounds(): LiquidationRecord {
+  const base = settledByAdl('1');
+  return {
+    ...base,
+    settlement: {
+      ...base.settlement!,
+      marketClosedSize: parseBase('10'),
+      adlClosedSize: 0n,
+      insurancePaid: 0n,
+      adlCovered: parseQuote('3'),
+      badDebt: parseQuote('47'),
+    },
+    context: {
+      ...base.context!,
+      settle: {
+        ...base.context!.settle!,
+        candidates: [{ ...base.context!.settle!.candidates![0]!, collateral: parseQuote('1') }],
+      },
+      adlRounds: 2,
+    },
+  };
+}
+
 describe('adlClosesOf', () => {
   it("gives the plan's counterparties when they give the settlement's amounts", () => {
     const { fills, note } = adlClosesOf(settledByAdl('10'));
@@ -118,26 +142,7 @@ describe('adlClosesOf', () => {
 
   it('gives those of the settlement alone when rounds followed it (their counterparties are not recorded)', () => {
     // The market closed the 10 (ADL closes no size); s1, 1 ETH with 1 USD of collateral, gives what its haircut can.
-    const base = settledByAdl('1');
-    const record: LiquidationRecord = {
-      ...base,
-      settlement: {
-        ...base.settlement!,
-        marketClosedSize: parseBase('10'),
-        adlClosedSize: 0n,
-        insurancePaid: 0n,
-        adlCovered: parseQuote('3'),
-        badDebt: parseQuote('47'),
-      },
-      context: {
-        ...base.context!,
-        settle: {
-          ...base.context!.settle!,
-          candidates: [{ ...base.context!.settle!.candidates![0]!, collateral: parseQuote('1') }],
-        },
-        adlRounds: 2,
-      },
-    };
+    const record = settledWithRounds();
     const { fills, note } = adlClosesOf(record);
     expect(note).toBeUndefined();
     expect(fills).toEqual([expect.objectContaining({ id: 's1', size: 0n, pnlGiven: parseQuote('1') })]);
@@ -1197,26 +1202,7 @@ describe('support52: answering traders, round two', () => {
 
   it("review52-support-adl-rank-rounds: a rank is among its settlement's counterparties, not the later rounds'", async () => {
     // The market closed the 10; s1's haircut covered 3 of the deficit and two ADL rounds took from others after.
-    const base = settledByAdl('1');
-    const record: LiquidationRecord = {
-      ...base,
-      settlement: {
-        ...base.settlement!,
-        marketClosedSize: parseBase('10'),
-        adlClosedSize: 0n,
-        insurancePaid: 0n,
-        adlCovered: parseQuote('3'),
-        badDebt: parseQuote('47'),
-      },
-      context: {
-        ...base.context!,
-        settle: {
-          ...base.context!.settle!,
-          candidates: [{ ...base.context!.settle!.candidates![0]!, collateral: parseQuote('1') }],
-        },
-        adlRounds: 2,
-      },
-    };
+    const record = settledWithRounds();
     const p1: PositionRecord = {
       id: 'p1',
       traderId: 't-p1',
